@@ -1,0 +1,230 @@
+"""The `portal` command: Flask's own commands plus db, demo, plugins, outbox and translations."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from portal.config import ROOT
+from portal.db import db
+
+MIGRATIONS = ROOT / "migrations"
+TRANSLATIONS = ROOT / "translations"
+
+
+def alembic_config(url: str | None = None):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option(
+        "sqlalchemy.url", (url or current_app.config["DATABASE_URL"]).replace("%", "%%")
+    )
+    return cfg
+
+
+def upgrade_database(url: str | None = None, revision: str = "head") -> None:
+    from alembic import command
+
+    if (url or current_app.config["DATABASE_URL"]).startswith("sqlite:///"):
+        Path((url or current_app.config["DATABASE_URL"])[len("sqlite:///") :]).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    command.upgrade(alembic_config(url), revision)
+
+
+@click.group("db")
+def db_group():
+    """Database schema (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision):
+    """Bring the database up to date."""
+    upgrade_database(revision=revision)
+    click.echo(f"Database is at {revision}.")
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True)
+@with_appcontext
+def db_revision(message):
+    """Write a new migration from the difference between models and database."""
+    from alembic import command
+
+    command.revision(alembic_config(), message=message, autogenerate=True)
+
+
+@click.group("demo")
+def demo_group():
+    """Demo data."""
+
+
+@demo_group.command("load")
+@with_appcontext
+def demo_load():
+    """Load the demo data (running it twice changes nothing) and print the demo accounts."""
+    from portal.demo import load_demo
+
+    accounts = load_demo(db.session)
+    db.session.commit()
+    click.echo("Demo accounts (email / password / role):")
+    for email, password, role in accounts:
+        click.echo(f"  {email} / {password} / {role}")
+
+
+@click.group("plugins")
+def plugins_group():
+    """Plugins per event."""
+
+
+def _event(slug: str):
+    from portal.events.models import Event
+
+    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    if event is None:
+        raise click.ClickException(f"No event with the slug {slug!r}.")
+    return event
+
+
+@plugins_group.command("list")
+@click.option("--event", "slug", help="Show which plugins are on for this event.")
+@with_appcontext
+def plugins_list(slug):
+    """List installed plugins (and whether each is on for an event)."""
+    from portal import plugins
+
+    enabled = plugins.enabled_names(_event(slug)) if slug else set()
+    for name, module in plugins.installed().items():
+        state = ("on" if name in enabled else "off") if slug else ""
+        click.echo(f"{name:20} {state:4} {module.description}".rstrip())
+
+
+@plugins_group.command("enable")
+@click.argument("plugin")
+@click.option("--event", "slug", required=True)
+@with_appcontext
+def plugins_enable(plugin, slug):
+    """Switch a plugin on for an event."""
+    from portal.organiser.services import set_plugin_enabled
+
+    try:
+        set_plugin_enabled(db.session, _event(slug), plugin, True, actor=None)
+    except KeyError as exc:
+        raise click.ClickException(f"No plugin named {plugin!r}.") from exc
+    db.session.commit()
+    click.echo(f"{plugin} is on for {slug}.")
+
+
+@plugins_group.command("disable")
+@click.argument("plugin")
+@click.option("--event", "slug", required=True)
+@with_appcontext
+def plugins_disable(plugin, slug):
+    """Switch a plugin off for an event."""
+    from portal.organiser.services import set_plugin_enabled
+
+    try:
+        set_plugin_enabled(db.session, _event(slug), plugin, False, actor=None)
+    except KeyError as exc:
+        raise click.ClickException(f"No plugin named {plugin!r}.") from exc
+    db.session.commit()
+    click.echo(f"{plugin} is off for {slug}.")
+
+
+@click.group("outbox")
+def outbox_group():
+    """Outgoing email."""
+
+
+@outbox_group.command("send")
+@click.option("--limit", default=100, show_default=True)
+@with_appcontext
+def outbox_send(limit):
+    """Deliver due emails over SMTP (failed ones are retried with back-off)."""
+    from portal.mail.services import send_due
+
+    sent, failed = send_due(db.session, limit=limit)
+    click.echo(f"sent {sent}, postponed {failed}")
+
+
+@click.group("translations")
+def translations_group():
+    """The Japanese catalogue (English is the source language)."""
+
+
+def _pybabel(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "babel.messages.frontend", *args], check=True, cwd=ROOT)
+
+
+@translations_group.command("extract")
+def translations_extract():
+    """Extract messages and update translations/ja."""
+    _pybabel(
+        "extract",
+        "-F",
+        "babel.cfg",
+        "-k",
+        "_l",
+        "-k",
+        "lazy_gettext",
+        "--no-location",
+        "--sort-output",
+        "-o",
+        "translations/messages.pot",
+        ".",
+    )
+    _pybabel(
+        "update",
+        "-i",
+        "translations/messages.pot",
+        "-d",
+        "translations",
+        "-l",
+        "ja",
+        "--no-fuzzy-matching",
+        "--ignore-obsolete",
+    )
+
+
+@translations_group.command("compile")
+def translations_compile():
+    """Compile the catalogue (.po → .mo)."""
+    _pybabel("compile", "-d", "translations", "--use-fuzzy")
+
+
+@translations_group.command("check")
+def translations_check():
+    """Fail when any message lacks a Japanese translation or is fuzzy."""
+    from portal.translations_check import problems
+
+    found = problems()
+    for problem in found:
+        click.echo(problem)
+    if found:
+        raise click.ClickException(f"{len(found)} problem(s) in the Japanese catalogue.")
+    click.echo("Japanese catalogue complete.")
+
+
+def register(app: Flask) -> None:
+    for group in (db_group, demo_group, plugins_group, outbox_group, translations_group):
+        app.cli.add_command(group)
+
+
+def _create_app():
+    from portal.app import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+def main():
+    """Manage the portal."""

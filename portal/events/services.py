@@ -1,0 +1,96 @@
+"""Queries and state changes for series and events."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session, selectinload
+
+from portal import audit
+from portal.db import utcnow
+from portal.events.models import Event, EventStatus, Series, Talk
+
+STATUS_LABELS = {
+    EventStatus.draft: _l("Draft"),
+    EventStatus.open: _l("Open for registration"),
+    EventStatus.closed: _l("Registration closed"),
+    EventStatus.cancelled: _l("Cancelled"),
+}
+
+FORMAT_LABELS = {
+    "onsite": _l("On site"),
+    "online": _l("Online"),
+    "hybrid": _l("Hybrid (on site and online)"),
+}
+
+# Which status an event may move to from each status.
+STATUS_MOVES = {
+    EventStatus.draft: {EventStatus.open, EventStatus.cancelled},
+    EventStatus.open: {EventStatus.closed, EventStatus.cancelled},
+    EventStatus.closed: {EventStatus.open, EventStatus.cancelled},
+    EventStatus.cancelled: set(),
+}
+
+
+class StatusChangeError(ValueError):
+    pass
+
+
+def visible_events(user=None) -> sa.Select:
+    """Events a visitor may see: everything but drafts (organisers also see their drafts)."""
+    stmt = sa.select(Event)
+    if user is not None and getattr(user, "is_authenticated", False) and user.is_admin:
+        return stmt
+    if user is not None and getattr(user, "is_authenticated", False) and user.is_organiser:
+        series_ids = [r.series_id for r in user.roles if r.series_id is not None]
+        return stmt.where(
+            sa.or_(Event.status != EventStatus.draft, Event.series_id.in_(series_ids))
+        )
+    return stmt.where(Event.status != EventStatus.draft)
+
+
+def upcoming_events(session: Session, user=None, limit: int = 20) -> list[Event]:
+    stmt = (
+        visible_events(user).where(Event.ends_at >= utcnow()).order_by(Event.starts_at).limit(limit)
+    )
+    return list(session.scalars(stmt).unique())
+
+
+def series_events(series: Series, user=None, upcoming: bool = True) -> sa.Select:
+    stmt = visible_events(user).where(Event.series_id == series.id)
+    if upcoming:
+        return stmt.where(Event.ends_at >= utcnow()).order_by(Event.starts_at)
+    return stmt.where(Event.ends_at < utcnow()).order_by(Event.starts_at.desc())
+
+
+def event_with_programme(session: Session, slug: str) -> Event | None:
+    return (
+        session.scalars(
+            sa.select(Event)
+            .where(Event.slug == slug)
+            .options(selectinload(Event.talks).joinedload(Talk.speaker))
+        )
+        .unique()
+        .first()
+    )
+
+
+def can_view(event: Event, user) -> bool:
+    if event.status != EventStatus.draft:
+        return True
+    return bool(getattr(user, "is_authenticated", False) and user.is_organiser_of(event.series))
+
+
+def change_status(
+    session: Session, event: Event, new: EventStatus, actor, reason: str = ""
+) -> None:
+    """The one way an event's status changes: checked, audited."""
+    old = event.status
+    if new == old:
+        return
+    if new not in STATUS_MOVES[old]:
+        raise StatusChangeError(f"{old} → {new}")
+    event.status = new
+    audit.record(
+        session, actor, "event", event.id, "status", old=old.value, new=new.value, reason=reason
+    )

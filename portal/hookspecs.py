@@ -1,0 +1,49 @@
+"""Every plugin hook, each with a one-line docstring. Documented in docs/plugins.md.
+
+App-wide hooks run for every installed plugin. Event-scoped hooks (marked "event-scoped")
+run only for the plugins an organiser enabled on that event; call them through
+``portal.plugins.event_hooks(event)``. Hooks return data; they do not reach into the app.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("portal")
+hookimpl = pluggy.HookimplMarker("portal")
+
+
+# -- app-wide --------------------------------------------------------------------------------
+
+
+@hookspec
+def blueprints():
+    """Return Flask blueprints to mount on the app (app-wide)."""
+
+
+@hookspec
+def cli_commands():
+    """Return click commands to add under the ``portal`` command (app-wide)."""
+
+
+@hookspec(firstresult=True)
+def member_status(user, series):
+    """Return True or False if this plugin knows whether the user belongs to a member company of the series, else None (app-wide, first answer wins)."""
+
+
+# -- event-scoped ----------------------------------------------------------------------------
+
+
+@hookspec
+def event_tabs(event, user):
+    """Return a list of ``portal.plugins.Tab`` links shown on the event page (event-scoped)."""
+
+
+@hookspec
+def event_sections(event, user):
+    """Return a list of HTML blocks (Markup) appended to the event page (event-scoped)."""
+
+
+@hookspec
+def dashboard_panels(event, user):
+    """Return a list of HTML blocks (Markup) for the organiser's event dashboard (event-scoped)."""

@@ -1,0 +1,196 @@
+"""Languages: which one a visitor reads, bilingual text, and dates, money and names.
+
+Fallback order for bilingual text (written down once, used everywhere):
+the reader's language, then the given default (usually the series' default language),
+then whichever language has a value. An empty string counts as missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from babel.dates import format_date as babel_format_date
+from babel.dates import format_datetime as babel_format_datetime
+from babel.dates import format_time as babel_format_time
+from babel.numbers import format_currency, get_currency_precision
+from flask import g, has_request_context, request
+from flask_babel import get_locale
+
+LANGUAGES = ("ja", "en")
+DEFAULT_LANGUAGE = "ja"
+
+
+def other_language(lang: str) -> str:
+    return "en" if lang == "ja" else "ja"
+
+
+def current_language() -> str:
+    """The language of the page being rendered (or of an email being written)."""
+    locale = get_locale()
+    lang = locale.language if locale is not None else DEFAULT_LANGUAGE
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def select_locale() -> str:
+    """flask-babel's locale selector: URL prefix, then the user's choice, then the browser."""
+    if "lang_code" in g:
+        return g.lang_code
+    from flask_login import current_user
+
+    if getattr(current_user, "is_authenticated", False):
+        preferred = getattr(current_user, "preferred_language", None)
+        if preferred in LANGUAGES:
+            return preferred
+    if has_request_context():
+        return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
+    return DEFAULT_LANGUAGE
+
+
+@dataclass(frozen=True)
+class BilingualText:
+    """One text in Japanese and English, as users enter it (titles, descriptions, bios)."""
+
+    ja: str = ""
+    en: str = ""
+
+    def get(self, lang: str | None = None, default: str | None = None) -> str:
+        lang = lang or current_language()
+        for candidate in (lang, default, *LANGUAGES):
+            if candidate in LANGUAGES and getattr(self, candidate):
+                return getattr(self, candidate)
+        return ""
+
+    def has(self, lang: str) -> bool:
+        return bool(getattr(self, lang, ""))
+
+    def __str__(self) -> str:
+        return self.get()
+
+    def __bool__(self) -> bool:
+        return bool(self.ja or self.en)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"ja": self.ja, "en": self.en}
+
+    @classmethod
+    def of(cls, value) -> BilingualText:
+        if isinstance(value, BilingualText):
+            return value
+        if isinstance(value, dict):
+            return cls(ja=value.get("ja") or "", en=value.get("en") or "")
+        if value is None:
+            return cls()
+        return cls(ja=str(value), en=str(value))
+
+
+class Bilingual(sa.TypeDecorator):
+    """Column type storing a BilingualText as JSON ``{"ja": ..., "en": ...}``."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        return BilingualText.of(value).as_dict()
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else BilingualText.of(value)
+
+
+# -- dates and times -------------------------------------------------------------------------
+
+
+def _locale(lang: str | None) -> str:
+    return lang or current_language()
+
+
+def format_date(value: datetime, tz: str | None = None, lang: str | None = None) -> str:
+    """2020年11月6日(金) / Friday 6 November 2020, in the given time zone."""
+    if value is None:
+        return ""
+    if tz and isinstance(value, datetime):
+        value = value.astimezone(ZoneInfo(tz))
+    lang = _locale(lang)
+    if lang == "ja":
+        return babel_format_date(value, "y年M月d日(E)", locale="ja")
+    return babel_format_date(value, "EEEE d MMMM y", locale="en_GB")
+
+
+def format_short_date(value: datetime, tz: str | None = None, lang: str | None = None) -> str:
+    """2020年11月6日 / 6 November 2020."""
+    if value is None:
+        return ""
+    if tz and isinstance(value, datetime):
+        value = value.astimezone(ZoneInfo(tz))
+    lang = _locale(lang)
+    if lang == "ja":
+        return babel_format_date(value, "y年M月d日", locale="ja")
+    return babel_format_date(value, "d MMMM y", locale="en_GB")
+
+
+def format_time(value: datetime, tz: str | None = None, lang: str | None = None) -> str:
+    """13:30 with the zone's abbreviation where it helps (JST, EST)."""
+    if value is None:
+        return ""
+    zone = ZoneInfo(tz) if tz else None
+    if zone:
+        value = value.astimezone(zone)
+    return babel_format_time(value, "HH:mm", locale=_locale(lang))
+
+
+def format_datetime(value: datetime, tz: str | None = None, lang: str | None = None) -> str:
+    if value is None:
+        return ""
+    zone = ZoneInfo(tz) if tz else None
+    if zone:
+        value = value.astimezone(zone)
+    lang = _locale(lang)
+    pattern = "y年M月d日 HH:mm" if lang == "ja" else "d MMMM y, HH:mm"
+    text = babel_format_datetime(value, pattern, locale="ja" if lang == "ja" else "en_GB")
+    if zone:
+        text += " " + (value.tzname() or "")
+    return text
+
+
+# -- money -----------------------------------------------------------------------------------
+
+
+def minor_units(currency: str) -> int:
+    """Digits after the decimal point: JPY 0, USD 2."""
+    return get_currency_precision(currency.upper())
+
+
+def to_minor(amount: Decimal | int | str, currency: str) -> int:
+    return int((Decimal(str(amount)) * (10 ** minor_units(currency))).to_integral_value())
+
+
+def from_minor(amount: int, currency: str) -> Decimal:
+    return Decimal(amount) / (10 ** minor_units(currency))
+
+
+def format_money(amount_minor: int, currency: str, lang: str | None = None) -> str:
+    """¥5,000 / $250.00 — amounts are integer minor units (JPY has none)."""
+    lang = _locale(lang)
+    value = from_minor(amount_minor, currency)
+    locale = "ja_JP" if lang == "ja" else "en_US"
+    text = format_currency(value, currency.upper(), locale=locale)
+    return text.replace("￥", "¥")
+
+
+# -- personal names --------------------------------------------------------------------------
+
+
+def format_person_name(person, lang: str | None = None) -> str:
+    """Family name first in Japanese (山田 太郎); the romanised name in English (Taro Yamada)."""
+    if person is None:
+        return ""
+    lang = _locale(lang)
+    native = " ".join(p for p in (person.family_name, person.given_name) if p)
+    if lang == "ja":
+        return native or (person.romanized_name or "")
+    return person.romanized_name or native

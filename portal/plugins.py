@@ -1,0 +1,134 @@
+"""The plugin host: pluggy's manager, which plugins are on for an event, and their settings.
+
+A plugin is a module (built-in ones live in ``plugins/``; third-party ones are found through
+the entry-point group ``portal.plugins``) with hook implementations and four attributes:
+``name``, ``label`` and ``description`` (lazy-translated) and ``default_settings`` (a dict).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+import pluggy
+import sqlalchemy as sa
+from flask import abort, current_app, g
+from markupsafe import Markup
+
+from portal import hookspecs
+
+BUILTIN_PLUGINS = ("plugins.calendar",)
+
+
+@dataclass(frozen=True)
+class Tab:
+    """A link on the event page."""
+
+    label: str
+    url: str
+    plugin: str = ""
+
+
+def make_plugin_manager(extra: tuple[str, ...] = ()) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("portal")
+    pm.add_hookspecs(hookspecs)
+    for dotted in (*BUILTIN_PLUGINS, *extra):
+        module = importlib.import_module(dotted)
+        pm.register(module, name=module.name)
+    pm.load_setuptools_entrypoints("portal.plugins")
+    return pm
+
+
+def manager() -> pluggy.PluginManager:
+    return current_app.extensions["portal_plugins"]
+
+
+def installed() -> dict[str, ModuleType]:
+    """Installed plugins by name, in registration order."""
+    pm = manager()
+    return {pm.get_name(p): p for p in pm.get_plugins() if pm.get_name(p)}
+
+
+def _rows(event) -> dict:
+    from portal.db import db
+    from portal.events.models import EventPlugin
+
+    cache = g.setdefault("_event_plugins", {})
+    if event.id not in cache:
+        rows = db.session.scalars(sa.select(EventPlugin).where(EventPlugin.event_id == event.id))
+        cache[event.id] = {row.plugin: row for row in rows}
+    return cache[event.id]
+
+
+def forget(event) -> None:
+    """Drop the per-request cache after enabling or disabling a plugin."""
+    g.setdefault("_event_plugins", {}).pop(event.id, None)
+    g.setdefault("_event_hooks", {}).pop(event.id, None)
+
+
+def enabled_names(event) -> set[str]:
+    names = installed()
+    return {name for name, row in _rows(event).items() if row.enabled and name in names}
+
+
+def is_enabled(event, name: str) -> bool:
+    return name in enabled_names(event)
+
+
+def require_enabled(event, name: str) -> None:
+    """A disabled plugin's pages answer 404 for that event."""
+    if not is_enabled(event, name):
+        abort(404)
+
+
+def settings(event, name: str) -> dict:
+    """The plugin's settings for the event: stored values over its declared defaults."""
+    plugin = installed().get(name)
+    defaults = dict(getattr(plugin, "default_settings", {}) or {})
+    row = _rows(event).get(name)
+    if row is not None and row.settings:
+        defaults.update(row.settings)
+    return defaults
+
+
+class EventHooks:
+    """Event-scoped hook callers: only the plugins enabled on the event take part."""
+
+    def __init__(self, event):
+        pm = manager()
+        enabled = enabled_names(event)
+        self._pm = pm
+        self._removed = [p for name, p in installed().items() if name not in enabled]
+
+    def __getattr__(self, hook_name: str):
+        return self._pm.subset_hook_caller(hook_name, remove_plugins=self._removed)
+
+
+def event_hooks(event) -> EventHooks:
+    cache = g.setdefault("_event_hooks", {})
+    if event.id not in cache:
+        cache[event.id] = EventHooks(event)
+    return cache[event.id]
+
+
+def collect(results) -> list:
+    """Flatten the per-plugin lists a hook returns (None results are skipped)."""
+    flat: list = []
+    for result in results or []:
+        if result is None:
+            continue
+        if isinstance(result, list | tuple):
+            flat.extend(r for r in result if r is not None)
+        else:
+            flat.append(result)
+    return flat
+
+
+def call_event_hook(hook_name: str, event, **kwargs) -> list:
+    """Call an event-scoped hook and flatten its results: the Jinja helper ``event_hook``."""
+    return collect(getattr(event_hooks(event), hook_name)(event=event, **kwargs))
+
+
+def render_blocks(blocks) -> Markup:
+    return Markup("\n").join(Markup(b) for b in blocks)

@@ -1,0 +1,122 @@
+"""Fixtures: an app on SQLite (default) or PostgreSQL (PORTAL_TEST_DATABASE_URL), a real SMTP
+server (aiosmtpd), a live server for the browser tests, and small factories."""
+
+from __future__ import annotations
+
+import os
+import threading
+from email import message_from_bytes, policy
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from werkzeug.serving import make_server
+
+from portal.app import create_app
+from portal.db import make_engine
+from portal.models import load_all_models
+
+metadata = load_all_models()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    url = os.environ.get("PORTAL_TEST_DATABASE_URL")
+    if not url:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    engine = make_engine(url)
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    engine.dispose()
+    return url
+
+
+def _empty_all_tables(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(table.delete())
+    engine.dispose()
+
+
+class SMTPRecorder:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append(message)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    handler = SMTPRecorder()
+    controller = Controller(handler, hostname="127.0.0.1", port=0)
+    controller.start()
+    handler.port = controller.server.sockets[0].getsockname()[1]
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture
+def app_config(database_url, tmp_path):
+    return {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret",
+        "WTF_CSRF_ENABLED": False,
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": 1,  # nothing listens here unless a test starts smtp_server
+        "BASE_URL": "http://localhost",
+        "SERVER_NAME": None,
+        "UPLOAD_FOLDER": str(tmp_path / "uploads"),
+    }
+
+
+@pytest.fixture
+def app(app_config, database_url):
+    app = create_app(app_config)
+    yield app
+    app.extensions["portal_db"]["engine"].dispose()
+    _empty_all_tables(database_url)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def session(app):
+    """The database session of an app context held open for the test."""
+    from portal.db import db
+
+    with app.app_context():
+        yield db.session
+
+
+@pytest.fixture
+def live_server(app_config, database_url, smtp_server):
+    """The portal served on a free loopback port in a thread, with CSRF on as in production."""
+    config = dict(app_config, WTF_CSRF_ENABLED=True, MAIL_PORT=smtp_server.port, TESTING=False)
+    app = create_app(config)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    app.config["BASE_URL"] = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.app = app
+    server.url = app.config["BASE_URL"]
+    yield server
+    server.shutdown()
+    app.extensions["portal_db"]["engine"].dispose()
+    _empty_all_tables(database_url)
