@@ -47,3 +47,38 @@ def event_sections(event, user):
 @hookspec
 def dashboard_panels(event, user):
     """Return a list of HTML blocks (Markup) for the organiser's event dashboard (event-scoped)."""
+
+
+@hookspec
+def registration_fields(event):
+    """Return extra fields for the event's registration form, as ``portal.registration.types.RegistrationField`` (event-scoped)."""
+
+
+@hookspec
+def price_lines(registration):
+    """Return fee lines (``portal.registration.types.PriceLine``) this plugin adds to a registration (event-scoped)."""
+
+
+@hookspec
+def payment_methods(event, registration):
+    """Return ways to pay (``portal.registration.types.PaymentMethod``) offered for a registration (event-scoped)."""
+
+
+@hookspec
+def registration_changed(registration, old, new):
+    """React to a registration's state change from ``old`` to ``new``; returns nothing (event-scoped)."""
+
+
+@hookspec
+def talk_links(talk, user):
+    """Return a list of ``portal.plugins.Tab`` links shown beside a talk, e.g. its slides (event-scoped, the talk's event)."""
+
+
+@hookspec
+def personal_data(person):
+    """Return a dict of what this plugin stores about a person, for their data download (app-wide)."""
+
+
+@hookspec
+def forget_person(person):
+    """Erase or anonymise what this plugin stores about a person who deleted their account (app-wide)."""

@@ -1,24 +1,25 @@
-"""Imports every model so that Base.metadata knows all tables (Alembic, tests)."""
+"""Imports every model so that Base.metadata knows all tables (Alembic, tests).
+
+Models live in ``portal/<area>/models.py`` and ``plugins/<plugin>/models.py``; both are found
+by looking, so a new area or plugin needs no entry here.
+"""
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import pkgutil
 
-from portal.accounts.models import LoginAttempt, Person, User, UserRole  # noqa: F401
-from portal.audit import AuditEntry  # noqa: F401
 from portal.db import Base
-from portal.events.models import Event, EventPlugin, Series, Talk  # noqa: F401
-from portal.mail.models import OutboxEmail  # noqa: F401
-
-CORE_MODEL_MODULES: tuple[str, ...] = ()
 
 
 def load_all_models():
     """Import core and built-in plugin models; returns Base.metadata."""
-    from portal.plugins import BUILTIN_PLUGINS
+    import portal.audit  # noqa: F401  (the audit log lives in one module)
+    from portal.plugins import builtin_plugins
 
-    for dotted in (*CORE_MODEL_MODULES, *(f"{p}.models" for p in BUILTIN_PLUGINS)):
-        if importlib.util.find_spec(dotted) is not None:
-            importlib.import_module(dotted)
+    areas = [f"portal.{m.name}" for m in pkgutil.iter_modules(portal.__path__) if m.ispkg]
+    for package in (*areas, *builtin_plugins()):
+        module = importlib.import_module(package)
+        if any(m.name == "models" for m in pkgutil.iter_modules(module.__path__)):
+            importlib.import_module(f"{package}.models")
     return Base.metadata

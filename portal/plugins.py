@@ -8,6 +8,7 @@ the entry-point group ``portal.plugins``) with hook implementations and four att
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -18,7 +19,13 @@ from markupsafe import Markup
 
 from portal import hookspecs
 
-BUILTIN_PLUGINS = ("plugins.calendar",)
+
+def builtin_plugins() -> tuple[str, ...]:
+    """Every package in ``plugins/`` is a built-in plugin, registered in name order."""
+    import plugins as builtin
+
+    found = sorted(m.name for m in pkgutil.iter_modules(builtin.__path__) if m.ispkg)
+    return tuple(f"plugins.{name}" for name in found)
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,7 @@ class Tab:
 def make_plugin_manager(extra: tuple[str, ...] = ()) -> pluggy.PluginManager:
     pm = pluggy.PluginManager("portal")
     pm.add_hookspecs(hookspecs)
-    for dotted in (*BUILTIN_PLUGINS, *extra):
+    for dotted in (*builtin_plugins(), *extra):
         module = importlib.import_module(dotted)
         pm.register(module, name=module.name)
     pm.load_setuptools_entrypoints("portal.plugins")
