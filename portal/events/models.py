@@ -121,6 +121,8 @@ class Talk(Base):
     speaker_id: Mapped[int | None] = mapped_column(sa.ForeignKey("people.id"), index=True)
     title: Mapped[BilingualText] = mapped_column(Bilingual())
     abstract: Mapped[BilingualText] = mapped_column(Bilingual(), default=BilingualText)
+    # The speaker's self-introduction for this occasion (else their profile's one is used).
+    self_introduction: Mapped[BilingualText] = mapped_column(Bilingual(), default=BilingualText)
     language: Mapped[str] = mapped_column(sa.String(2), default="ja")
     position: Mapped[int] = mapped_column(default=0)
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
