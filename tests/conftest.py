@@ -4,6 +4,7 @@ server (aiosmtpd), a live server for the browser tests, and small factories."""
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from email import message_from_bytes, policy
 
@@ -17,6 +18,23 @@ from portal.db import make_engine
 from portal.models import load_all_models
 
 metadata = load_all_models()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_translations():
+    """Tests read the Japanese catalogue as users do: compile it when the .po is newer."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    from portal.config import ROOT
+
+    po = ROOT / "translations" / "ja" / "LC_MESSAGES" / "messages.po"
+    mo = po.with_suffix(".mo")
+    if po.exists() and (not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime):
+        with po.open("rb") as f:
+            catalog = read_po(f, locale="ja")
+        with mo.open("wb") as f:
+            write_mo(f, catalog)
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +61,12 @@ def _empty_all_tables(url: str) -> None:
     engine.dispose()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class SMTPRecorder:
     def __init__(self):
         self.messages = []
@@ -56,9 +80,9 @@ class SMTPRecorder:
 @pytest.fixture
 def smtp_server():
     handler = SMTPRecorder()
-    controller = Controller(handler, hostname="127.0.0.1", port=0)
+    handler.port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
     controller.start()
-    handler.port = controller.server.sockets[0].getsockname()[1]
     yield handler
     controller.stop()
 
