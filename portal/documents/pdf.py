@@ -1,0 +1,160 @@
+"""Receipts and invoices as PDF, in the document's language.
+
+Japanese text uses reportlab's built-in CID fonts (HeiseiKakuGo-W5, HeiseiMin-W3), which need
+no font files.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+from zoneinfo import ZoneInfo
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfgen.canvas import Canvas
+
+from portal.documents.models import Document, DocumentKind
+from portal.i18n import format_money, format_short_date
+
+GOTHIC = "HeiseiKakuGo-W5"
+MINCHO = "HeiseiMin-W3"
+_registered = False
+
+
+def _fonts() -> None:
+    global _registered
+    if not _registered:
+        pdfmetrics.registerFont(UnicodeCIDFont(GOTHIC))
+        pdfmetrics.registerFont(UnicodeCIDFont(MINCHO))
+        _registered = True
+
+
+def _title(document: Document) -> str:
+    if document.is_cancellation:
+        return _("Cancellation") if document.kind == DocumentKind.receipt else _("Credit note")
+    return _("Receipt") if document.kind == DocumentKind.receipt else _("Invoice")
+
+
+def render_pdf(document: Document) -> bytes:
+    """The document as a one-page A4 PDF in its own language."""
+    _fonts()
+    lang = document.language
+    tz = document.series.timezone
+    buffer = BytesIO()
+    canvas = Canvas(buffer, pagesize=A4)
+    width, height = A4
+    issuer = document.issuer or {}
+    with force_locale(lang):
+        canvas.setTitle(f"{_title(document)} {document.reference}")
+        y = height - 30 * mm
+        canvas.setFont(MINCHO, 22)
+        canvas.drawCentredString(width / 2, y, _title(document))
+        canvas.setFont(GOTHIC, 10)
+        y -= 12 * mm
+        canvas.drawRightString(width - 20 * mm, y, _("No. %(number)s", number=document.reference))
+        y -= 5 * mm
+        canvas.drawRightString(
+            width - 20 * mm,
+            y,
+            _("Date of issue: %(date)s", date=format_short_date(document.issued_at, tz, lang)),
+        )
+        if document.replaces is not None:
+            y -= 5 * mm
+            canvas.drawRightString(
+                width - 20 * mm,
+                y,
+                _("This document replaces No. %(number)s.", number=document.replaces.reference),
+            )
+
+        y -= 14 * mm
+        canvas.setFont(GOTHIC, 14)
+        recipient = document.recipient_company or document.recipient_name
+        if document.recipient_company and document.recipient_name:
+            recipient = f"{document.recipient_company} {document.recipient_name}"
+        # Translators: the addressee of a receipt or invoice; Japanese adds the honorific 様.
+        canvas.drawString(20 * mm, y, _("%(recipient)s", recipient=recipient))
+        canvas.line(20 * mm, y - 2 * mm, 120 * mm, y - 2 * mm)
+        if document.recipient_address:
+            y -= 7 * mm
+            canvas.setFont(GOTHIC, 9)
+            canvas.drawString(20 * mm, y, document.recipient_address[:90])
+
+        y -= 16 * mm
+        canvas.setFont(GOTHIC, 18)
+        total = format_money(document.total_minor, document.currency, lang)
+        label = _("Amount received") if document.kind == DocumentKind.receipt else _("Amount due")
+        canvas.drawString(20 * mm, y, f"{label}  {total}")
+        canvas.setFont(GOTHIC, 10)
+        y -= 7 * mm
+        if document.tax_rate:
+            canvas.drawString(
+                20 * mm,
+                y,
+                _(
+                    "(including consumption tax %(rate)s%%: %(tax)s)",
+                    rate=document.tax_rate,
+                    tax=format_money(document.tax_minor, document.currency, lang),
+                ),
+            )
+            y -= 6 * mm
+        if document.purpose:
+            canvas.drawString(20 * mm, y, _("For: %(purpose)s", purpose=document.purpose)[:100])
+            y -= 6 * mm
+        if document.kind == DocumentKind.receipt and document.paid_at:
+            canvas.drawString(
+                20 * mm,
+                y,
+                _("Paid on %(date)s", date=format_short_date(document.paid_at, tz, lang)),
+            )
+            y -= 6 * mm
+        if document.kind == DocumentKind.invoice and document.due_date:
+            canvas.drawString(
+                20 * mm,
+                y,
+                _("Payment due by %(date)s", date=format_short_date(document.due_date, tz, lang)),
+            )
+            y -= 6 * mm
+
+        y -= 6 * mm
+        canvas.setFont(GOTHIC, 10)
+        canvas.drawString(20 * mm, y, _("Details"))
+        canvas.line(20 * mm, y - 2 * mm, width - 20 * mm, y - 2 * mm)
+        for line in document.lines:
+            y -= 7 * mm
+            canvas.drawString(22 * mm, y, str(line["label"])[:70])
+            canvas.drawRightString(
+                width - 22 * mm, y, format_money(int(line["amount_minor"]), document.currency, lang)
+            )
+        y -= 4 * mm
+        canvas.line(20 * mm, y, width - 20 * mm, y)
+
+        y -= 18 * mm
+        canvas.setFont(GOTHIC, 10)
+        name = issuer.get("name") if lang == "ja" else issuer.get("name_en")
+        address = issuer.get("address") if lang == "ja" else issuer.get("address_en")
+        x = width - 95 * mm
+        canvas.drawString(x, y, _("Issuer"))
+        for text in (
+            name,
+            address,
+            _("Registration number: %(number)s", number=issuer.get("registration_number"))
+            if issuer.get("registration_number")
+            else "",
+            _("Bank account: %(account)s", account=issuer.get("bank_account"))
+            if document.kind == DocumentKind.invoice and issuer.get("bank_account")
+            else "",
+        ):
+            if text:
+                y -= 6 * mm
+                canvas.drawString(x, y, str(text)[:60])
+    canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
+
+
+def local_date(document: Document):
+    return document.issued_at.astimezone(ZoneInfo(document.series.timezone)).date()
