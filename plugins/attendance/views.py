@@ -1,0 +1,212 @@
+"""The statistics page of a series, its chart and CSV, and saving a meeting's counted figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import sqlalchemy as sa
+from babel.numbers import format_decimal
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+from markupsafe import Markup
+
+from plugins.attendance import services
+from plugins.attendance.chart import participants_svg
+from portal.db import db
+from portal.events.models import Event, Series
+from portal.i18n import current_language
+
+bp = Blueprint("attendance", __name__, url_prefix="/<lang_code>", template_folder="templates")
+
+
+def format_number(value) -> str:
+    """1,857 — or a dash where the figure is not known."""
+    if value is None:
+        return "–"
+    return format_decimal(value, locale="ja_JP" if current_language() == "ja" else "en_US")
+
+
+def fiscal_year_label(year: int) -> str:
+    return _("FY%(year)s", year=year)
+
+
+def meeting_label(number) -> str:
+    return _("No. %(number)s", number=number) if number is not None else ""
+
+
+def _series_or_404(slug: str) -> Series:
+    from plugins.attendance import default_settings
+
+    series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
+    if series is None:
+        abort(404)
+    if not services.can_see_statistics(db.session, series, current_user, default_settings):
+        if not current_user.is_authenticated:
+            abort(current_app.login_manager.unauthorized())  # organisers: log in first
+        abort(404)
+    return series
+
+
+def _year_arg() -> int | None:
+    raw = request.args.get("fy", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def _statistics(slug: str):
+    series = _series_or_404(slug)
+    return series, services.series_statistics(db.session, series, year=_year_arg())
+
+
+def _chart_title(stats) -> str:
+    if stats.selected_year is not None:
+        return _("Participants per meeting, %(year)s", year=fiscal_year_label(stats.selected_year))
+    return _("Participants per meeting")
+
+
+@bp.get("/series/<slug>/statistics")
+def statistics(slug: str):
+    series, stats = _statistics(slug)
+    grouped = request.args.get("group") == "fy"
+    svg = participants_svg(stats.rows, _chart_title(stats)) if stats.rows else ""
+    return render_template(
+        "attendance/statistics.html",
+        series=series,
+        stats=stats,
+        grouped=grouped,
+        chart=Markup(svg),
+        num=format_number,
+        fiscal_year_label=fiscal_year_label,
+        meeting_label=meeting_label,
+        is_organiser=services.is_organiser(current_user, series),
+    )
+
+
+@bp.get("/series/<slug>/statistics/chart.svg")
+def chart_svg(slug: str):
+    series, stats = _statistics(slug)
+    svg = '<?xml version="1.0" encoding="utf-8"?>\n' + participants_svg(
+        stats.rows, _chart_title(stats)
+    )
+    return Response(svg, mimetype="image/svg+xml")
+
+
+def csv_table(stats) -> str:
+    """The table as CSV text in the reader's language (the view adds the BOM)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            _("Meeting"),
+            _("Date"),
+            _("Fiscal year"),
+            _("Registered"),
+            _("Participants"),
+            _("Company"),
+            _("University"),
+            _("Government and other"),
+            _("On site"),
+            _("Online"),
+            _("Cumulative participants"),
+            _("Cancelled"),
+            _("Note"),
+        ]
+    )
+
+    def cell(value):
+        return "" if value is None else value
+
+    for row in stats.rows:
+        f = row.figures
+        writer.writerow(
+            [
+                cell(row.number),
+                row.day.isoformat(),
+                fiscal_year_label(row.fiscal_year),
+                f.registered,
+                f.participants,
+                f.company,
+                f.university,
+                f.government_other,
+                cell(f.onsite_participants),
+                cell(f.online_participants),
+                row.cumulative,
+                _("Cancelled") if f.cancelled else "",
+                f.note,
+            ]
+        )
+    t = stats.totals
+    writer.writerow(
+        [
+            _("Total"),
+            "",
+            "",
+            "",
+            t.participants,
+            t.company,
+            t.university,
+            t.government_other,
+            cell(t.onsite_participants),
+            cell(t.online_participants),
+            t.cumulative,
+            t.cancelled or "",
+            "",
+        ]
+    )
+    return out.getvalue()
+
+
+@bp.get("/series/<slug>/statistics.csv")
+def statistics_csv(slug: str):
+    series, stats = _statistics(slug)
+    suffix = f"-fy{stats.selected_year}" if stats.selected_year is not None else ""
+    body = "\ufeff" + csv_table(stats)
+    return Response(
+        body.encode("utf-8"),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="attendance-{series.slug}{suffix}-{current_language()}.csv"'
+            )
+        },
+    )
+
+
+@bp.post("/events/<slug>/attendance/record")
+def record(slug: str):
+    """Save the figures counted from registrations as the meeting's reported figures."""
+    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    if event is None or not services.is_organiser(current_user, event.series):
+        abort(404)
+    from portal import plugins
+
+    plugins.require_enabled(event, services.PLUGIN)
+    try:
+        row, outcome = services.record_from_registrations(db.session, event, actor=current_user)
+    except services.NoFigures:
+        flash(_("There are no registrations to count for this meeting yet."), "error")
+    else:
+        db.session.commit()
+        flash(
+            _(
+                "The figures of %(event)s are saved: %(participants)s participants.",
+                event=event.t("title"),
+                participants=format_number(row.participants),
+            ),
+            "success",
+        )
+    target = request.form.get("next", "")
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("attendance.statistics", slug=event.series.slug)
+    return redirect(target)
