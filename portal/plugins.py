@@ -68,6 +68,22 @@ def _rows(event) -> dict:
     return cache[event.id]
 
 
+def preload(events) -> None:
+    """Load the plugin rows of many events in one query (pages calling hooks per list row)."""
+    from portal.db import db
+    from portal.events.models import EventPlugin
+
+    cache = g.setdefault("_event_plugins", {})
+    ids = {e.id for e in events if e.id not in cache}
+    if not ids:
+        return
+    for event_id in ids:
+        cache[event_id] = {}
+    rows = db.session.scalars(sa.select(EventPlugin).where(EventPlugin.event_id.in_(ids)))
+    for row in rows:
+        cache[row.event_id][row.plugin] = row
+
+
 def forget(event) -> None:
     """Drop the per-request cache after enabling or disabling a plugin."""
     g.setdefault("_event_plugins", {}).pop(event.id, None)
