@@ -1,0 +1,1 @@
+"""Registration: fee categories, capacity with a waiting list, hybrid attendance."""
