@@ -24,6 +24,15 @@ def tr(value, default: str | None = None) -> str:
     return i18n.BilingualText.of(value).get(i18n.current_language(), default)
 
 
+def talk_links(talk, event=None) -> list:
+    """Links beside a talk (the event-scoped hook ``talk_links(talk, user)``, which takes no
+    ``event`` argument): only the plugins enabled on the talk's event answer."""
+    from flask_login import current_user
+
+    event = event if event is not None else talk.event
+    return plugins.collect(plugins.event_hooks(event).talk_links(talk=talk, user=current_user))
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         tr=tr,
@@ -43,6 +52,7 @@ def init_app(app: Flask) -> None:
             "lang_switch_url": lang_switch_url,
             "event_hook": plugins.call_event_hook,
             "render_blocks": plugins.render_blocks,
+            "talk_links": talk_links,
             "LANGUAGES": i18n.LANGUAGES,
             "in_lang_prefix": "lang_code" in g,
         }
