@@ -39,10 +39,15 @@ def _title(document: Document) -> str:
     return _("Receipt") if document.kind == DocumentKind.receipt else _("Invoice")
 
 
-def render_pdf(document: Document) -> bytes:
-    """The document as a one-page A4 PDF in its own language."""
+def render_pdf(document: Document, language: str | None = None) -> bytes:
+    """The document as a one-page A4 PDF in its own language.
+
+    ``language`` renders the same stored document with the fixed labels (title, dates, issuer
+    name and address) in another language; the stored content (recipient, purpose, lines,
+    amounts, number) is printed as issued, so the document does not change.
+    """
     _fonts()
-    lang = document.language
+    lang = language or document.language
     tz = document.series.timezone
     buffer = BytesIO()
     canvas = Canvas(buffer, pagesize=A4)
