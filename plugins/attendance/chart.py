@@ -77,6 +77,15 @@ def _nice_step(raw: float) -> float:
     return 10 * magnitude
 
 
+def _without_scripts(root):
+    """Drop pygal's script elements: the SVG works inline without running any script."""
+    for parent in list(root.iter()):
+        for child in list(parent):
+            if isinstance(child.tag, str) and child.tag.rsplit("}", 1)[-1] == "script":
+                parent.remove(child)
+    return root
+
+
 def _unsplit(figures) -> bool:
     return figures.onsite_participants is None and figures.online_participants is None
 
@@ -106,6 +115,7 @@ def participants_chart(rows, title: str = "") -> BarsAndLine:
         stroke_style={"width": 2},
         value_formatter=lambda v: format_decimal(round(v), locale=locale),
     )
+    chart.add_xml_filter(_without_scripts)
     chart.x_labels = [str(r.number) if r.number is not None else "" for r in rows]
     onsite = [r.figures.onsite_participants or 0 for r in rows]
     online = [r.figures.online_participants or 0 for r in rows]

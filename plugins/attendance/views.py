@@ -22,7 +22,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
 
-from plugins.attendance import services
+from plugins.attendance import default_settings, services
 from plugins.attendance.chart import participants_svg
 from portal.db import db
 from portal.events.models import Event, Series
@@ -43,12 +43,10 @@ def fiscal_year_label(year: int) -> str:
 
 
 def meeting_label(number) -> str:
-    return _("No. %(number)s", number=number) if number is not None else ""
+    return _("Meeting %(number)s", number=number) if number is not None else ""
 
 
 def _series_or_404(slug: str) -> Series:
-    from plugins.attendance import default_settings
-
     series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
     if series is None:
         abort(404)
@@ -79,6 +77,7 @@ def _chart_title(stats) -> str:
 def statistics(slug: str):
     series, stats = _statistics(slug)
     grouped = request.args.get("group") == "fy"
+    organiser = services.is_organiser(current_user, series)
     svg = participants_svg(stats.rows, _chart_title(stats)) if stats.rows else ""
     return render_template(
         "attendance/statistics.html",
@@ -89,7 +88,8 @@ def statistics(slug: str):
         num=format_number,
         fiscal_year_label=fiscal_year_label,
         meeting_label=meeting_label,
-        is_organiser=services.is_organiser(current_user, series),
+        is_organiser=organiser,
+        is_public=organiser and services.statistics_public(db.session, series, default_settings),
     )
 
 
@@ -115,7 +115,7 @@ def csv_table(stats) -> str:
             _("Participants"),
             _("Company"),
             _("University"),
-            _("Government and other"),
+            _("Government & other"),
             _("On site"),
             _("Online"),
             _("Cumulative participants"),

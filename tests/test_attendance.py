@@ -1,0 +1,583 @@
+"""The attendance plugin: statistics per series and fiscal year, the page, chart, CSV and hooks."""
+
+from __future__ import annotations
+
+import csv
+import io
+from contextlib import contextmanager
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from plugins.attendance import services
+from plugins.attendance.importer import import_attendance, read_text
+from plugins.attendance.models import MeetingAttendance
+from portal import plugins
+from portal.config import ROOT
+from portal.db import db, utcnow
+from portal.events.models import EventPlugin, EventStatus, Series
+from tests import factories as f
+
+REAL_FILE = ROOT.parent / "shared/domain/data/study_group_attendance.csv"
+
+
+def _import_real_file(session, **series_kw):
+    series = f.series(session, slug="study-group", **series_kw)
+    import_attendance(session, read_text(REAL_FILE), series)
+    session.flush()
+    return series
+
+
+def _log_in(client, user_id: str) -> None:
+    with client.session_transaction() as s:
+        s["_user_id"] = user_id
+        s["_fresh"] = True
+
+
+@contextmanager
+def _context(app):
+    """Set up rows in an app context of their own (requests then get fresh sessions)."""
+    with app.app_context():
+        yield db.session
+        db.session.commit()
+
+
+@contextmanager
+def _request(app, lang: str = "en"):
+    """A request context for calling hooks, as a page under /<lang>/ would have it."""
+    from flask import g
+
+    with app.test_request_context(f"/{lang}/"):
+        g.lang_code = lang
+        yield
+
+
+@contextmanager
+def count_queries(app):
+    statements: list[str] = []
+
+    def before(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    engine = app.extensions["portal_db"]["engine"]
+    sa.event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+
+
+# -- fiscal years and the statistics of a series ---------------------------------------------
+
+
+def test_fiscal_year_runs_from_april_to_march():
+    assert services.fiscal_year(date(2019, 4, 1)) == 2019
+    assert services.fiscal_year(date(2020, 1, 10)) == 2019
+    assert services.fiscal_year(date(2020, 3, 31)) == 2019
+    assert services.fiscal_year(date(2020, 4, 1)) == 2020
+
+
+def test_statistics_of_the_real_file(app, session):
+    series = _import_real_file(session)
+
+    stats = services.series_statistics(session, series)
+
+    assert len(stats.rows) == 23
+    assert [r.number for r in stats.rows][:3] == [1, 2, 3]
+    assert [r.number for r in stats.rows][-3:] == [91, 92, 93]
+    by_number = {r.number: r for r in stats.rows}
+    assert by_number[10].cumulative == 359
+    assert by_number[89].cumulative == 2116
+    assert by_number[90].cumulative == 2116  # cancelled: nothing added
+    assert by_number[93].cumulative == 2954
+    assert by_number[90].fiscal_year == 2019  # March 2020 belongs to 2019年度
+    t = stats.totals
+    assert (t.meetings, t.cancelled, t.participants) == (22, 1, 2954)
+    assert (t.company, t.university, t.government_other) == (1966, 642, 336)
+    assert (t.onsite_participants, t.online_participants, t.cumulative) == (2116, 838, 2954)
+    assert t.average == 134
+    assert stats.missing == [(11, 80)]
+    assert [
+        (fy.year, fy.meetings, fy.cancelled, fy.participants, fy.online_participants, fy.cumulative)
+        for fy in stats.fiscal_years
+    ] == [
+        (2002, 4, 0, 146, 0, 146),
+        (2003, 5, 0, 172, 0, 318),
+        (2004, 1, 0, 41, 0, 359),
+        (2018, 5, 0, 940, 0, 1299),
+        (2019, 4, 1, 817, 0, 2116),
+        (2020, 3, 0, 838, 838, 2954),
+    ]
+    assert [r.number for r in stats.rows if not r.figures.adds_up] == [92]
+
+
+def test_statistics_of_one_fiscal_year(app, session):
+    series = _import_real_file(session)
+
+    stats = services.series_statistics(session, series, year=2019)
+
+    assert stats.selected_year == 2019
+    assert [r.number for r in stats.rows] == [86, 87, 88, 89, 90]
+    assert (stats.totals.meetings, stats.totals.participants, stats.totals.cumulative) == (
+        4,
+        817,
+        2116,
+    )
+    assert stats.missing == []
+    assert len(stats.fiscal_years) == 6
+    assert services.series_statistics(session, series, year=1990).selected_year is None
+
+
+def test_statistics_leave_out_drafts_and_meetings_without_figures(app, session):
+    series = f.series(session)
+    f.event(session, series, status=EventStatus.draft, starts_at=f.at(2020, 5, 1, 5))
+    f.event(session, series, status=EventStatus.closed, starts_at=f.at(2020, 6, 1, 5))
+    cancelled = f.event(session, series, status=EventStatus.cancelled, starts_at=f.at(2020, 7, 1))
+    held = f.event(session, series, status=EventStatus.closed, starts_at=f.at(2020, 8, 1, 5))
+    services.save_figures(session, held, services.Figures(registered=50, participants=40))
+
+    stats = services.series_statistics(session, series)
+
+    assert [r.event.id for r in stats.rows] == [cancelled.id, held.id]
+    assert stats.rows[0].figures.cancelled is True
+    assert stats.totals.participants == 40
+
+
+def test_save_figures_twice_changes_nothing(app, session):
+    event = f.event(session, status=EventStatus.closed)
+    figures = services.Figures(registered=10, participants=8, company=8, onsite_participants=8)
+
+    row, first = services.save_figures(session, event, figures)
+    _, second = services.save_figures(session, event, figures)
+    _, third = services.save_figures(
+        session, event, services.Figures(registered=10, participants=9, company=9)
+    )
+
+    assert (first, second, third) == ("created", "unchanged", "changed")
+    assert row.participants == 9
+    assert row.onsite_participants is None
+
+
+# -- who may see the page ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def imported(app):
+    """The real file imported; an organiser of the series, a member, an administrator."""
+    with _context(app) as session:
+        series = _import_real_file(session)
+        other = f.series(session)
+        ids = {
+            "organiser": f.user(session, roles=(("organiser", series),)).get_id(),
+            "other_organiser": f.user(session, roles=(("organiser", other),)).get_id(),
+            "member": f.user(session, roles=(("member", series),)).get_id(),
+            "admin": f.user(session, is_admin=True).get_id(),
+        }
+    return ids
+
+
+def test_statistics_page_is_for_organisers_by_default(client, imported):
+    url = "/en/series/study-group/statistics"
+    anonymous = client.get(url)
+    assert anonymous.status_code == 302
+    assert "/en/account/login" in anonymous.headers["Location"]
+    for who, status in (
+        ("member", 404),
+        ("other_organiser", 404),
+        ("organiser", 200),
+        ("admin", 200),
+    ):
+        _log_in(client, imported[who])
+        assert client.get(url).status_code == status, who
+        assert client.get(url + ".csv").status_code == status, who
+        assert client.get(url + "/chart.svg").status_code == status, who
+    assert client.get("/en/series/no-such-series/statistics").status_code == 404
+
+
+def test_statistics_page_is_public_when_the_latest_enabled_event_says_so(app, client, imported):
+    with _context(app) as session:
+        series = session.scalar(sa.select(Series).where(Series.slug == "study-group"))
+        older = f.event(session, series, number=200, starts_at=f.at(2021, 1, 8, 5))
+        newer = f.event(session, series, number=201, starts_at=f.at(2021, 3, 5, 5))
+        f.enable(session, older, "attendance", public=True)
+        newest_plugin = f.enable(session, newer, "attendance")
+        newest_plugin_id = newest_plugin.id
+    url = "/ja/series/study-group/statistics"
+    assert client.get(url).status_code == 302  # the latest meeting with the plugin is private
+
+    with _context(app) as session:
+        session.get(EventPlugin, newest_plugin_id).settings = {"public": True}
+    page = client.get(url)
+    assert page.status_code == 200
+    assert "2,954" in page.text
+    assert client.get("/en/series/study-group/statistics.csv").status_code == 200
+
+
+# -- the page, the chart and the CSV -----------------------------------------------------------
+
+
+def test_hook_blueprints_attendance_statistics_page_in_english(client, imported):
+    _log_in(client, imported["organiser"])
+
+    page = client.get("/en/series/study-group/statistics")
+
+    assert page.status_code == 200
+    text = page.text
+    assert "<h1>Attendance statistics</h1>" in text
+    assert "Meeting 93" in text and "6 November 2020" in text
+    assert "2,502" in text  # registered at meeting 93
+    assert "Cancelled" in text
+    assert "FY2019 (April 2019 – March 2020)" in text
+    assert "2,954" in text and "1,966" in text and "2,116" in text
+    assert "22 meetings held" in text and "1 cancelled" in text
+    assert "No figures are recorded for meetings 11–80." in text
+    assert "The sectors add up to 304." in text  # meeting 92, kept as reported
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in text
+    assert "Cumulative participants" in text
+    assert "<script" not in text.split("<svg", 1)[1].split("</svg>", 1)[0]
+
+
+def test_statistics_page_in_japanese(client, imported):
+    _log_in(client, imported["organiser"])
+
+    page = client.get("/ja/series/study-group/statistics")
+
+    assert page.status_code == 200
+    assert '<html lang="ja">' in page.text
+    assert "2020年11月6日" in page.text
+    assert "2,954" in page.text
+
+
+def test_statistics_page_grouped_and_filtered_by_fiscal_year(client, imported):
+    _log_in(client, imported["organiser"])
+
+    grouped = client.get("/en/series/study-group/statistics?group=fy")
+    one_year = client.get("/en/series/study-group/statistics?fy=2019")
+    nonsense = client.get("/en/series/study-group/statistics?fy=abc")
+
+    assert grouped.text.count('<tr class="subtotal">') == 6
+    assert "4 meetings held" in grouped.text
+    assert one_year.status_code == 200
+    assert "Meeting 86" in one_year.text and "Meeting 85" not in one_year.text
+    assert "Participants per meeting · FY2019" in one_year.text
+    assert nonsense.status_code == 200 and "Meeting 1<" in nonsense.text
+
+
+def test_statistics_csv_has_a_bom_and_headers_in_the_reader_language(client, imported):
+    _log_in(client, imported["organiser"])
+
+    response = client.get("/en/series/study-group/statistics.csv")
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert response.data.startswith(b"\xef\xbb\xbf")
+    assert 'filename="attendance-study-group-en.csv"' in response.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
+    assert rows[0] == [
+        "Meeting",
+        "Date",
+        "Fiscal year",
+        "Registered",
+        "Participants",
+        "Company",
+        "University",
+        "Government & other",
+        "On site",
+        "Online",
+        "Cumulative participants",
+        "Cancelled",
+        "Note",
+    ]
+    assert len(rows) == 25  # header, 23 meetings, totals
+    assert rows[1] == [
+        "1",
+        "2002-09-20",
+        "FY2002",
+        "47",
+        "43",
+        "19",
+        "23",
+        "1",
+        "43",
+        "0",
+        "43",
+        "",
+        "",
+    ]
+    assert rows[20] == [
+        "90",
+        "2020-03-06",
+        "FY2019",
+        "2224",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "2116",
+        "Cancelled",
+        "cancelled because of COVID-19",
+    ]
+    assert rows[-1] == [
+        "Total",
+        "",
+        "",
+        "",
+        "2954",
+        "1966",
+        "642",
+        "336",
+        "2116",
+        "838",
+        "2954",
+        "1",
+        "",
+    ]
+
+    year = client.get("/en/series/study-group/statistics.csv?fy=2020")
+    assert 'filename="attendance-study-group-fy2020-en.csv"' in year.headers["Content-Disposition"]
+    assert len(list(csv.reader(io.StringIO(year.data.decode("utf-8-sig"))))) == 5
+
+    ja = client.get("/ja/series/study-group/statistics.csv")
+    assert ja.data.startswith(b"\xef\xbb\xbf")
+    assert 'filename="attendance-study-group-ja.csv"' in ja.headers["Content-Disposition"]
+
+
+def test_chart_svg_has_bars_and_a_cumulative_line_on_a_second_axis(client, imported):
+    _log_in(client, imported["organiser"])
+
+    response = client.get("/en/series/study-group/statistics/chart.svg")
+
+    assert response.status_code == 200
+    assert response.mimetype == "image/svg+xml"
+    svg = response.text
+    assert svg.startswith('<?xml version="1.0" encoding="utf-8"?>')
+    assert 'class="axis y2' in svg  # the right-hand axis
+    assert svg.count('class="line reactive nofill"') == 1  # the cumulative line
+    assert "On site" in svg and "Online" in svg and "Cumulative participants" in svg
+    # one bar per meeting in each of the two stacked series (on site, online)
+    assert svg.count('class="rect reactive tooltip-trigger"') == 23 + 23
+    assert "2,954" in svg  # the last cumulative value in the tooltips
+
+
+def test_statistics_page_queries_stay_constant(app, client):
+    with _context(app) as session:
+        series = f.series(session, slug="study-group")
+        organiser = f.user(session, roles=(("organiser", series),))
+        user_id = organiser.get_id()
+        # a past meeting without saved figures: counted live from registrations
+        f.event(session, series, status=EventStatus.closed, starts_at=f.at(2001, 1, 1, 5))
+        series_id = series.id
+
+    def add_meetings(start, stop):
+        with _context(app) as session:
+            for n in range(start, stop):
+                event = f.event(
+                    session,
+                    session.get(Series, series_id),
+                    number=n,
+                    status=EventStatus.closed,
+                    starts_at=f.at(2002, 1, 1, 5) + timedelta(days=60 * n),
+                )
+                online = n * 2 if n % 3 == 0 else 0
+                services.save_figures(
+                    session,
+                    event,
+                    services.Figures(
+                        registered=100 + n,
+                        participants=n * 2,
+                        company=n,
+                        university=n,
+                        online_participants=online,
+                        onsite_participants=n * 2 - online,
+                    ),
+                )
+
+    _log_in(client, user_id)
+    counts = {}
+    for start, stop in ((1, 11), (11, 41)):
+        add_meetings(start, stop)
+        with count_queries(app) as statements:
+            page = client.get("/en/series/study-group/statistics")
+        assert page.status_code == 200
+        counts[stop - 1] = len(statements)
+    assert "Meeting 40" in page.text
+    assert counts[10] == counts[40]
+
+
+# -- hooks ------------------------------------------------------------------------------------
+
+
+def _past_event_with_figures(session, **figures):
+    series = f.series(session)
+    event = f.event(session, series, status=EventStatus.closed, starts_at=f.at(2020, 9, 25, 5))
+    values = dict(registered=2474, participants=314, company=230, university=30)
+    values.update(government_other=44, online_participants=314, onsite_participants=0)
+    values.update(figures)
+    services.save_figures(session, event, services.Figures(**values))
+    return series, event
+
+
+def test_hook_dashboard_panels_attendance(app, session):
+    series, event = _past_event_with_figures(session)
+    organiser = f.user(session, roles=(("organiser", series),))
+    member = f.user(session)
+    with _request(app):
+        assert plugins.call_event_hook("dashboard_panels", event, user=organiser) == []
+        f.enable(session, event, "attendance")
+        plugins.forget(event)
+        panels = plugins.call_event_hook("dashboard_panels", event, user=organiser)
+        assert plugins.call_event_hook("dashboard_panels", event, user=member) == []
+    assert len(panels) == 1
+    html = str(panels[0])
+    assert 'data-plugin="attendance"' in html
+    assert "2,474" in html and "314" in html and "230" in html
+    assert "The sectors add up to 304, not to the 314 participants" in html
+    assert f"/en/series/{series.slug}/statistics" in html
+
+
+def test_hook_event_sections_attendance(app, session):
+    series, event = _past_event_with_figures(session)
+    upcoming = f.event(session, series)
+    services.save_figures(session, upcoming, services.Figures(registered=5))
+    anonymous = None
+    with _request(app):
+        f.enable(session, event, "attendance")
+        f.enable(session, upcoming, "attendance", public=True)
+        plugins.forget(event)
+        assert plugins.call_event_hook("event_sections", event, user=anonymous) == []
+        assert plugins.call_event_hook("event_sections", upcoming, user=anonymous) == []
+        session.scalar(sa.select(EventPlugin).where(EventPlugin.event_id == event.id)).settings = {
+            "public": True
+        }
+        plugins.forget(event)
+        sections = plugins.call_event_hook("event_sections", event, user=anonymous)
+    assert len(sections) == 1
+    html = str(sections[0])
+    assert "<h2>Attendance figures</h2>" in html
+    assert "<dd>314</dd>" in html and "<dd>2,474</dd>" in html
+
+
+def test_hook_event_sections_attendance_on_the_event_page(app, client):
+    with _context(app) as session:
+        _, event = _past_event_with_figures(session)
+        f.enable(session, event, "attendance", public=True)
+        slug = event.slug
+    page = client.get(f"/en/events/{slug}/")
+    assert page.status_code == 200
+    assert 'data-plugin="attendance"' in page.text
+    assert "<dd>2,474</dd>" in page.text
+
+
+def test_hook_event_tabs_attendance(app, session):
+    series, event = _past_event_with_figures(session)
+    organiser = f.user(session, roles=(("organiser", series),))
+    f.enable(session, event, "attendance")
+    with _request(app):
+        assert plugins.call_event_hook("event_tabs", event, user=None) == []
+        tabs = plugins.call_event_hook("event_tabs", event, user=organiser)
+    assert [(t.label, t.url, t.plugin) for t in tabs] == [
+        ("Attendance statistics", f"/en/series/{series.slug}/statistics", "attendance")
+    ]
+
+
+def test_hook_cli_commands_attendance_record_without_registrations(app, runner, session):
+    event = f.event(session, status=EventStatus.closed)
+    session.commit()
+    result = runner.invoke(args=["attendance", "record", "--event", event.slug])
+    assert result.exit_code == 1
+    assert f"{event.slug} has no registrations to count." in result.output
+
+
+# -- figures from the portal's registrations --------------------------------------------------
+
+
+def _registrations(session, event, *specs):
+    """specs: (state, mode, sector) for one registration each."""
+    models = pytest.importorskip("portal.registration.models")
+    for state, mode, sector in specs:
+        person = f.person(session, sector=sector)
+        session.add(
+            models.Registration(
+                event_id=event.id,
+                person_id=person.id,
+                attendance_mode=mode,
+                state=state,
+                currency="JPY",
+            )
+        )
+    session.flush()
+
+
+SPECS = (
+    ("attended", "onsite", "company"),
+    ("attended", "onsite", "company"),
+    ("attended", "online", "university"),
+    ("attended", "online", None),  # sector not known
+    ("confirmed", "onsite", "government_other"),  # did not come
+    ("waitlisted", "onsite", "company"),
+    ("pending_payment", "online", "company"),
+    ("cancelled", "online", "university"),
+)
+
+
+def test_figures_from_registrations(app, session):
+    event = f.event(session, status=EventStatus.closed, starts_at=utcnow() - timedelta(days=2))
+    assert services.figures_from_registrations(session, event) is None
+    _registrations(session, event, *SPECS)
+
+    figures = services.figures_from_registrations(session, event)
+
+    assert figures == services.Figures(
+        registered=7,
+        participants=4,
+        company=2,
+        university=1,
+        government_other=0,
+        online_participants=2,
+        onsite_participants=2,
+        cancelled=False,
+        source="portal",
+    )
+    assert figures.adds_up is False
+
+
+def test_live_figures_show_in_statistics_until_saved(app, client):
+    pytest.importorskip("portal.registration.models")
+    with _context(app) as session:
+        series = f.series(session)
+        organiser = f.user(session, roles=(("organiser", series),))
+        event = f.event(
+            session, series, status=EventStatus.closed, starts_at=utcnow() - timedelta(days=2)
+        )
+        _registrations(session, event, *SPECS)
+        f.enable(session, event, "attendance")
+        user_id, slug, series_slug = organiser.get_id(), event.slug, series.slug
+    _log_in(client, user_id)
+
+    before = client.get(f"/en/series/{series_slug}/statistics")
+    assert before.status_code == 200
+    assert "1 meeting held" in before.text
+    assert '<td class="num">7</td>' in before.text
+
+    saved = client.post(f"/en/events/{slug}/attendance/record")
+    assert saved.status_code == 302
+    with app.app_context():
+        row = db.session.scalar(sa.select(MeetingAttendance))
+        assert (row.source.value, row.registered, row.participants) == ("portal", 7, 4)
+        assert (row.onsite_participants, row.online_participants) == (2, 2)
+    again = client.post(f"/en/events/{slug}/attendance/record", data={"next": "/en/"})
+    assert again.headers["Location"] == "/en/"
+
+
+def test_record_is_for_organisers_of_the_series_only(app, client):
+    with _context(app) as session:
+        event = f.event(session, status=EventStatus.closed)
+        f.enable(session, event, "attendance")
+        member = f.user(session)
+        slug, user_id = event.slug, member.get_id()
+    assert client.post(f"/en/events/{slug}/attendance/record").status_code == 404
+    _log_in(client, user_id)
+    assert client.post(f"/en/events/{slug}/attendance/record").status_code == 404
