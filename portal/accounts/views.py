@@ -1,39 +1,358 @@
-"""Accounts (minimal: log in and out; the accounts area completes this)."""
+"""Accounts pages: sign up, verify, log in and out, reset password, profile, personal data.
 
-import sqlalchemy as sa
-from flask import Blueprint, redirect, render_template, request, url_for
+Views parse the form, call one service function, commit once and render.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy.exc import IntegrityError
 
-from portal.accounts.models import User
-from portal.accounts.passwords import verify_password
+from portal.accounts import forms, services
+from portal.accounts.tokens import TokenError
 from portal.db import db
 
 bp = Blueprint("accounts", __name__, url_prefix="/<lang_code>/account")
 
+SIGNUP_SENT_TEMPLATE = "accounts/check_email.html"
+
+
+@bp.context_processor
+def _accounts_globals():
+    return {"min_password_length": services.MIN_PASSWORD_LENGTH}
+
+
+def _error_messages() -> dict[str, str]:
+    return {
+        "wrong_password": _("The password is not correct."),
+        "same_email": _("This is already your email address."),
+        "email_taken": _("This email address already belongs to another account."),
+        "password_length": _(
+            "The password must be at least %(min)d characters long.",
+            min=services.MIN_PASSWORD_LENGTH,
+        ),
+        "already_verified": _("Your email address is already confirmed."),
+    }
+
+
+def _show_error(form, error: services.AccountError) -> None:
+    message = _error_messages().get(error.code, _("The request could not be understood."))
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None:
+        field.errors = [*field.errors, message]
+    else:
+        flash(message, "error")
+
+
+def _token_message(error: TokenError) -> str:
+    if error.expired:
+        return _("This link has expired. Please ask for a new one.")
+    return _("This link is not valid any more. Please ask for a new one.")
+
+
+# -- sign up and verification ----------------------------------------------------------------
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup():
+    if current_user.is_authenticated:
+        return redirect(url_for("accounts.profile"))
+    form = forms.SignupForm()
+    if form.validate_on_submit():
+        email = services.normalise_email(form.email.data)
+        try:
+            services.sign_up(
+                db.session, email=email, password=form.password.data, **form.person_data()
+            )
+            db.session.commit()
+        except IntegrityError:
+            # Someone signed up with the same address at the same moment: say the same thing.
+            db.session.rollback()
+        return render_template(SIGNUP_SENT_TEMPLATE, email=email)
+    return render_template("accounts/signup.html", form=form), 400 if form.errors else 200
+
+
+@bp.get("/verify/<token>")
+def verify_email(token: str):
+    try:
+        services.verify_email(db.session, token)
+    except TokenError as error:
+        db.session.rollback()
+        return render_template("accounts/link_problem.html", message=_token_message(error)), 400
+    db.session.commit()
+    flash(_("Thank you. Your email address is confirmed."), "success")
+    if current_user.is_authenticated:
+        return redirect(url_for("accounts.profile"))
+    return redirect(url_for("accounts.login"))
+
+
+@bp.post("/verify/resend")
+@login_required
+def resend_verification():
+    form = forms.EmptyForm()
+    if form.validate_on_submit():
+        try:
+            services.send_verification(db.session, current_user)
+        except services.AccountError:
+            flash(_("Your email address is already confirmed."), "info")
+        else:
+            db.session.commit()
+            flash(
+                _("We sent a new confirmation email to %(email)s.", email=current_user.email),
+                "success",
+            )
+    target = request.form.get("next")
+    return redirect(target if services.is_safe_next(target) else url_for("accounts.profile"))
+
+
+# -- log in and out --------------------------------------------------------------------------
+
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    if request.method == "POST":
-        email = request.form.get("email", "").strip().lower()
-        user = db.session.scalar(sa.select(User).where(User.email == email))
-        if user and verify_password(user.password_hash, request.form.get("password", "")):
-            login_user(user)
-            return redirect(url_for("events.home"))
-    return render_template("accounts/login.html")
+    form = forms.LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(_next_or_home(form.next.data))
+    if form.validate_on_submit():
+        try:
+            user = services.authenticate(
+                db.session, form.email.data, form.password.data, request.remote_addr or ""
+            )
+        except services.RateLimited:
+            db.session.rollback()
+            window = int(current_app.config.get("LOGIN_RATE_WINDOW") or 300)
+            flash(
+                _(
+                    "Too many failed attempts. Please wait %(minutes)d minutes and try again.",
+                    minutes=max(1, (window + 59) // 60),
+                ),
+                "error",
+            )
+            return render_template("accounts/login.html", form=form), 429
+        db.session.commit()
+        if user is None:
+            form.password.errors = [_("The email address or the password is not correct.")]
+            return render_template("accounts/login.html", form=form), 400
+        login_user(user, remember=bool(form.remember.data))
+        if not user.is_verified:
+            flash(
+                _(
+                    "Please confirm your email address with the link we sent to %(email)s.",
+                    email=user.email,
+                ),
+                "info",
+            )
+        return redirect(_next_or_home(form.next.data))
+    return render_template("accounts/login.html", form=form), 400 if form.errors else 200
+
+
+def _next_or_home(target: str | None) -> str:
+    return target if services.is_safe_next(target) else url_for("events.home")
 
 
 @bp.post("/logout")
 def logout():
     logout_user()
+    flash(_("You have logged out."), "info")
     return redirect(url_for("events.home"))
 
 
-@bp.get("/signup")
-def signup():
-    return render_template("accounts/login.html")
+# -- password reset --------------------------------------------------------------------------
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+def forgot_password():
+    form = forms.ForgotPasswordForm()
+    if form.validate_on_submit():
+        services.request_password_reset(db.session, form.email.data)
+        db.session.commit()
+        return render_template(
+            "accounts/check_email.html",
+            email=services.normalise_email(form.email.data),
+            reset=True,
+        )
+    return render_template("accounts/forgot_password.html", form=form), (
+        400 if form.errors else 200
+    )
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    form = forms.ResetPasswordForm()
+    try:
+        services.user_for_reset(db.session, token)
+    except TokenError as error:
+        return render_template(
+            "accounts/link_problem.html", message=_token_message(error), reset=True
+        ), 400
+    if form.validate_on_submit():
+        try:
+            services.reset_password(db.session, token, form.password.data)
+        except TokenError as error:
+            db.session.rollback()
+            return render_template(
+                "accounts/link_problem.html", message=_token_message(error), reset=True
+            ), 400
+        db.session.commit()
+        logout_user()
+        flash(_("Your password has been changed. Please log in with the new one."), "success")
+        return redirect(url_for("accounts.login"))
+    return render_template("accounts/reset_password.html", form=form), (400 if form.errors else 200)
+
+
+# -- profile ---------------------------------------------------------------------------------
+
+
+def _profile_page(status: int = 200, **forms_given):
+    user = current_user
+    page_forms = {
+        "profile_form": forms.ProfileForm(obj=user.person, prefix="profile", formdata=None),
+        "email_form": forms.ChangeEmailForm(prefix="email", formdata=None),
+        "password_form": forms.ChangePasswordForm(prefix="password", formdata=None),
+        "delete_form": forms.DeleteAccountForm(prefix="delete", formdata=None),
+    }
+    page_forms.update(forms_given)
+    return render_template(
+        "accounts/profile.html",
+        user=user,
+        person=user.person,
+        sector_labels=forms.SECTOR_LABELS,
+        language_labels=forms.LANGUAGE_LABELS,
+        country_name=forms.country_name,
+        **page_forms,
+    ), status
 
 
 @bp.get("/profile")
 @login_required
 def profile():
-    return render_template("accounts/login.html", user=current_user)
+    return _profile_page()
+
+
+@bp.post("/profile")
+@login_required
+def update_profile():
+    form = forms.ProfileForm(prefix="profile")
+    if not form.validate_on_submit():
+        return _profile_page(400, profile_form=form)
+    services.update_profile(db.session, current_user, **form.person_data())
+    db.session.commit()
+    flash(_("Your profile has been saved."), "success")
+    return redirect(url_for("accounts.profile"))
+
+
+@bp.post("/profile/email")
+@login_required
+def change_email():
+    form = forms.ChangeEmailForm(prefix="email")
+    if form.validate_on_submit():
+        try:
+            services.request_email_change(
+                db.session, current_user, form.email.data, form.password.data
+            )
+        except services.AccountError as error:
+            db.session.rollback()
+            _show_error(form, error)
+        else:
+            db.session.commit()
+            flash(
+                _(
+                    "We sent a link to %(email)s. Your address changes when you follow it.",
+                    email=services.normalise_email(form.email.data),
+                ),
+                "success",
+            )
+            return redirect(url_for("accounts.profile"))
+    return _profile_page(400, email_form=form)
+
+
+@bp.get("/profile/email/<token>")
+@login_required
+def confirm_email_change(token: str):
+    try:
+        services.confirm_email_change(db.session, current_user, token)
+    except TokenError as error:
+        db.session.rollback()
+        if not error.expired:
+            # Another account's link, or a used one: nothing to see here.
+            abort(404)
+        return render_template("accounts/link_problem.html", message=_token_message(error)), 400
+    except services.AccountError:
+        db.session.rollback()
+        flash(_("This email address already belongs to another account."), "error")
+        return redirect(url_for("accounts.profile"))
+    db.session.commit()
+    flash(_("Your email address has been changed."), "success")
+    return redirect(url_for("accounts.profile"))
+
+
+@bp.post("/profile/password")
+@login_required
+def change_password():
+    form = forms.ChangePasswordForm(prefix="password")
+    if form.validate_on_submit():
+        user = current_user._get_current_object()
+        try:
+            services.change_password(
+                db.session, user, form.current_password.data, form.password.data
+            )
+        except services.AccountError as error:
+            db.session.rollback()
+            _show_error(form, error)
+        else:
+            db.session.commit()
+            # This session stays logged in under the new password version; others end.
+            remembered = request.cookies.get(
+                current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+            )
+            login_user(user, remember=bool(remembered))
+            flash(_("Your password has been changed."), "success")
+            return redirect(url_for("accounts.profile"))
+    return _profile_page(400, password_form=form)
+
+
+# -- personal data ---------------------------------------------------------------------------
+
+
+@bp.get("/profile/data.json")
+@login_required
+def download_data():
+    data = services.personal_data(db.session, current_user)
+    body = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="my-data.json"'},
+    )
+
+
+@bp.post("/profile/delete")
+@login_required
+def delete_account():
+    form = forms.DeleteAccountForm(prefix="delete")
+    if form.validate_on_submit():
+        user = current_user._get_current_object()
+        if services.check_password(user, form.password.data):
+            services.delete_account(db.session, user)
+            db.session.commit()
+            logout_user()
+            flash(_("Your account has been deleted."), "success")
+            return redirect(url_for("events.home"))
+        form.password.errors = [_("The password is not correct.")]
+    return _profile_page(400, delete_form=form)

@@ -1,0 +1,523 @@
+"""Accounts: sign up, verify, log in, reset and change passwords and addresses, personal data.
+
+Every state change is one function here. It checks what it must, changes rows, writes an
+audit entry (without personal details), queues emails in the person's preferred language and
+does not commit: the view commits once, so the change and its emails land together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from urllib.parse import unquote, urlsplit
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from portal import audit, plugins
+from portal.accounts import tokens
+from portal.accounts.models import LoginAttempt, Person, Sector, User
+from portal.accounts.passwords import hash_password, needs_rehash, verify_password
+from portal.audit import AuditEntry
+from portal.db import utcnow
+from portal.i18n import LANGUAGES, BilingualText
+from portal.mail.models import OutboxEmail
+from portal.mail.services import queue_email
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1000
+
+# The person's own details that the profile page edits (and the sign-up form fills in).
+PERSON_FIELDS = (
+    "family_name",
+    "given_name",
+    "family_name_kana",
+    "given_name_kana",
+    "romanized_name",
+    "affiliation",
+    "sector",
+    "country",
+    "preferred_language",
+)
+
+
+class AccountError(ValueError):
+    """A state change that is not allowed; ``field`` names the form field to show it on."""
+
+    def __init__(self, code: str, field: str | None = None):
+        super().__init__(code)
+        self.code = code
+        self.field = field
+
+
+class RateLimited(Exception):
+    """Too many failed log-ins for this address or from this remote address."""
+
+
+def normalise_email(email: str | None) -> str:
+    return (email or "").strip().lower()
+
+
+# -- links -----------------------------------------------------------------------------------
+
+
+def is_safe_next(url: str | None) -> bool:
+    """True only for a path on this site ("/ja/account/profile?x=1"); never another host.
+
+    Rejects absolute URLs, scheme-relative ones (//host), backslashes (browsers read
+    "/\\host" as "//host"), schemes (javascript:), control characters and whitespace
+    (browsers drop tabs and newlines, so "/\\t/host" becomes "//host"), also when
+    percent-encoded.
+    """
+    if not isinstance(url, str) or not url or len(url) > 2048:
+        return False
+    if any(ord(c) < 0x21 or ord(c) > 0x7E for c in url):
+        return False
+    decoded = unquote(url)
+    if any(c.isspace() or not c.isprintable() for c in decoded):
+        return False
+    for candidate in (url, decoded):
+        if "\\" in candidate:
+            return False
+        if not candidate.startswith("/") or candidate.startswith("//"):
+            return False
+        parts = urlsplit(candidate)
+        if parts.scheme or parts.netloc:
+            return False
+    return True
+
+
+def external_url(endpoint: str, **values) -> str:
+    """An absolute link for an email: BASE_URL plus the path (works outside a request too)."""
+    path = current_app.url_map.bind("localhost").build(endpoint, values)
+    return current_app.config["BASE_URL"].rstrip("/") + path
+
+
+def _fingerprint(email: str) -> str:
+    """A short digest of an address: links name it without showing it in server logs."""
+    return hashlib.sha256(email.encode()).hexdigest()[:20]
+
+
+def _language(person: Person) -> str:
+    return person.preferred_language if person.preferred_language in LANGUAGES else "ja"
+
+
+# -- sign up and verification ----------------------------------------------------------------
+
+
+def sign_up(session: Session, email: str, password: str, **person_fields) -> User | None:
+    """Create a Person and an unverified User and send the verification link.
+
+    If the address already has an account, nothing is created (the page says the same thing)
+    and the owner gets a "you already have an account" email instead. Returns the new user,
+    or None in that case.
+    """
+    email = normalise_email(email)
+    _check_new_password(password)
+    existing = session.scalar(sa.select(User).where(User.email == email))
+    if existing is not None:
+        person = existing.person
+        queue_email(
+            session,
+            existing.email,
+            "accounts/already_registered",
+            _language(person),
+            person=person,
+            login_url=external_url("accounts.login", lang_code=_language(person)),
+            reset_url=external_url("accounts.forgot_password", lang_code=_language(person)),
+        )
+        audit.record(session, None, "user", existing.id, "account.signup_repeated")
+        return None
+    person = Person(email=email, **_person_values(person_fields))
+    session.add(person)
+    session.flush()
+    user = User(person_id=person.id, email=email, password_hash=hash_password(password))
+    user.person = person
+    session.add(user)
+    session.flush()
+    audit.record(session, user, "user", user.id, "account.created")
+    send_verification(session, user)
+    return user
+
+
+def send_verification(session: Session, user: User) -> None:
+    """Queue the verification email (again) with a fresh signed link."""
+    if user.is_verified:
+        raise AccountError("already_verified")
+    lang = _language(user.person)
+    token = tokens.make_token(tokens.VERIFY_EMAIL, {"u": user.id, "e": _fingerprint(user.email)})
+    queue_email(
+        session,
+        user.email,
+        "accounts/verify_email",
+        lang,
+        person=user.person,
+        link=external_url("accounts.verify_email", lang_code=lang, token=token),
+        hours=int(tokens.MAX_AGE[tokens.VERIFY_EMAIL].total_seconds() // 3600),
+    )
+
+
+def verify_email(session: Session, token: str) -> User:
+    """Mark the address verified. Raises TokenError for a bad, expired or outdated link."""
+    payload = tokens.read_token(tokens.VERIFY_EMAIL, token)
+    user = _user_from_payload(session, payload)
+    if user is None or _fingerprint(user.email) != payload.get("e"):
+        raise tokens.TokenError()
+    if not user.is_verified:
+        user.email_verified_at = utcnow()
+        audit.record(session, user, "user", user.id, "email.verified")
+    return user
+
+
+# -- log in ----------------------------------------------------------------------------------
+
+
+_dummy_hash: str | None = None
+
+
+def _equalise_timing(password: str) -> None:
+    # Unknown addresses take as long as known ones, so timing does not reveal accounts.
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = hash_password("not-a-real-password")
+    verify_password(_dummy_hash, password)
+
+
+def _rate_window() -> tuple[int, datetime]:
+    cfg = current_app.config
+    limit = int(cfg.get("LOGIN_RATE_LIMIT") or 5)
+    window = int(cfg.get("LOGIN_RATE_WINDOW") or 300)
+    return limit, utcnow() - timedelta(seconds=window)
+
+
+def login_blocked(session: Session, email: str, remote_addr: str) -> bool:
+    """True after LOGIN_RATE_LIMIT failures for the email or from the address in the window."""
+    limit, since = _rate_window()
+    recent = sa.select(sa.func.count(LoginAttempt.id)).where(LoginAttempt.attempted_at > since)
+    by_email = session.scalar(recent.where(LoginAttempt.email == normalise_email(email)))
+    by_addr = session.scalar(recent.where(LoginAttempt.remote_addr == remote_addr))
+    return by_email >= limit or by_addr >= limit
+
+
+def authenticate(session: Session, email: str, password: str, remote_addr: str) -> User | None:
+    """The user if the password is right; None (and a failed attempt recorded) if not.
+
+    Raises RateLimited when too many attempts failed recently. A success clears the failed
+    attempts for the address, rehashes the password when the hash parameters changed and
+    records the time of the log-in.
+    """
+    email = normalise_email(email)
+    remote_addr = (remote_addr or "")[:64]
+    if login_blocked(session, email, remote_addr):
+        raise RateLimited()
+    user = session.scalar(sa.select(User).where(User.email == email)) if email else None
+    if user is None:
+        _equalise_timing(password)
+        ok = False
+    else:
+        ok = verify_password(user.password_hash, password)
+    if not ok:
+        _, since = _rate_window()
+        session.execute(sa.delete(LoginAttempt).where(LoginAttempt.attempted_at <= since))
+        session.add(LoginAttempt(email=email[:254], remote_addr=remote_addr))
+        return None
+    session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == email))
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    return user
+
+
+# -- passwords -------------------------------------------------------------------------------
+
+
+def _check_new_password(password: str) -> None:
+    if not MIN_PASSWORD_LENGTH <= len(password or "") <= MAX_PASSWORD_LENGTH:
+        raise AccountError("password_length", "password")
+
+
+def _set_password(user: User, password: str) -> None:
+    _check_new_password(password)
+    user.password_hash = hash_password(password)
+    # Sessions remember the password version to the second (User.get_id), so make sure the
+    # new version differs from the old one even when both fall in the same second.
+    now = utcnow()
+    old = user.password_changed_at
+    if old is not None and int(now.timestamp()) <= int(old.timestamp()):
+        now = old.replace(microsecond=0) + timedelta(seconds=1)
+    user.password_changed_at = now
+
+
+def _password_stamp(user: User) -> str:
+    return user.password_changed_at.isoformat()
+
+
+def request_password_reset(session: Session, email: str) -> None:
+    """Email a reset link if the address has an account; do nothing otherwise (same page)."""
+    user = session.scalar(sa.select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        return
+    lang = _language(user.person)
+    token = tokens.make_token(tokens.RESET_PASSWORD, {"u": user.id, "p": _password_stamp(user)})
+    queue_email(
+        session,
+        user.email,
+        "accounts/reset_password",
+        lang,
+        person=user.person,
+        link=external_url("accounts.reset_password", lang_code=lang, token=token),
+        minutes=int(tokens.MAX_AGE[tokens.RESET_PASSWORD].total_seconds() // 60),
+    )
+    audit.record(session, None, "user", user.id, "password.reset_requested")
+
+
+def user_for_reset(session: Session, token: str) -> User:
+    """The account a reset link is for; TokenError if it expired, was used or is outdated."""
+    payload = tokens.read_token(tokens.RESET_PASSWORD, token)
+    user = _user_from_payload(session, payload)
+    if user is None or payload.get("p") != _password_stamp(user):
+        raise tokens.TokenError()
+    return user
+
+
+def reset_password(session: Session, token: str, new_password: str) -> User:
+    """Set a new password from a reset link; the link (and every session) stops working."""
+    user = user_for_reset(session, token)
+    _set_password(user, new_password)
+    if not user.is_verified:
+        # Following a link sent to the address proves the person reads it.
+        user.email_verified_at = utcnow()
+    audit.record(session, user, "user", user.id, "password.reset")
+    _notify_password_changed(session, user)
+    return user
+
+
+def change_password(session: Session, user: User, current: str, new_password: str) -> None:
+    """Change the password (the current one is needed); other sessions are logged out."""
+    if not verify_password(user.password_hash, current or ""):
+        raise AccountError("wrong_password", "current_password")
+    _set_password(user, new_password)
+    audit.record(session, user, "user", user.id, "password.changed")
+    _notify_password_changed(session, user)
+
+
+def _notify_password_changed(session: Session, user: User) -> None:
+    lang = _language(user.person)
+    queue_email(
+        session,
+        user.email,
+        "accounts/password_changed",
+        lang,
+        person=user.person,
+        reset_url=external_url("accounts.forgot_password", lang_code=lang),
+    )
+
+
+# -- profile ---------------------------------------------------------------------------------
+
+
+def _person_values(fields: dict) -> dict:
+    values = {}
+    for name in PERSON_FIELDS:
+        if name not in fields:
+            continue
+        value = fields[name]
+        if name == "sector":
+            value = Sector(value) if value else None
+        elif name == "preferred_language":
+            value = value if value in LANGUAGES else "ja"
+        elif name == "country":
+            value = (value or "").upper()[:2]
+        else:
+            value = (value or "").strip()
+        values[name] = value
+    return values
+
+
+def update_profile(session: Session, user: User, **fields) -> list[str]:
+    """Change the person's names, affiliation, sector, country and language; returns what changed."""
+    person = user.person
+    changed = []
+    for name, value in _person_values(fields).items():
+        if getattr(person, name) != value:
+            setattr(person, name, value)
+            changed.append(name)
+    if changed:
+        # Field names only: the audit log keeps no personal details.
+        audit.record(session, user, "person", person.id, "profile.updated", fields=changed)
+    return changed
+
+
+def request_email_change(session: Session, user: User, new_email: str, password: str) -> None:
+    """Send a confirmation link to the new address; the account keeps the old one until then."""
+    if not verify_password(user.password_hash, password or ""):
+        raise AccountError("wrong_password", "password")
+    new_email = normalise_email(new_email)
+    if new_email == user.email:
+        raise AccountError("same_email", "email")
+    lang = _language(user.person)
+    token = tokens.make_token(
+        tokens.CHANGE_EMAIL, {"u": user.id, "old": _fingerprint(user.email), "new": new_email}
+    )
+    queue_email(
+        session,
+        new_email,
+        "accounts/change_email",
+        lang,
+        person=user.person,
+        link=external_url("accounts.confirm_email_change", lang_code=lang, token=token),
+        hours=int(tokens.MAX_AGE[tokens.CHANGE_EMAIL].total_seconds() // 3600),
+    )
+    audit.record(session, user, "user", user.id, "email.change_requested")
+
+
+def confirm_email_change(session: Session, user: User, token: str) -> None:
+    """Switch to the new, now proven, address. The link only works for the account it names.
+
+    Raises TokenError for a bad, expired or outdated link (or another account's link) and
+    AccountError("email_taken") if another account took the address meanwhile.
+    """
+    payload = tokens.read_token(tokens.CHANGE_EMAIL, token)
+    if payload.get("u") != user.id or payload.get("old") != _fingerprint(user.email):
+        raise tokens.TokenError()
+    new_email = normalise_email(payload.get("new"))
+    taken = session.scalar(sa.select(User.id).where(User.email == new_email, User.id != user.id))
+    if taken is not None:
+        raise AccountError("email_taken", "email")
+    old_email = user.email
+    user.email = new_email
+    user.person.email = new_email
+    user.email_verified_at = utcnow()
+    audit.record(session, user, "user", user.id, "email.changed")
+    queue_email(
+        session,
+        old_email,
+        "accounts/email_changed",
+        _language(user.person),
+        person=user.person,
+        new_email=new_email,
+    )
+
+
+# -- personal data ---------------------------------------------------------------------------
+
+
+def _jsonable(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, BilingualText):
+        return value.as_dict()
+    if isinstance(value, Decimal):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def personal_data(session: Session, user: User) -> dict:
+    """Everything stored about the user's person, as JSON-ready data (the "download" button).
+
+    Plugins add theirs through the app-wide ``personal_data`` hook; each plugin's dict is
+    placed under its name in ``plugins``.
+    """
+    person = user.person
+    entries = session.scalars(
+        sa.select(AuditEntry)
+        .where(
+            sa.or_(
+                sa.and_(AuditEntry.subject_type == "person", AuditEntry.subject_id == person.id),
+                sa.and_(AuditEntry.subject_type == "user", AuditEntry.subject_id == user.id),
+            )
+        )
+        .order_by(AuditEntry.at, AuditEntry.id)
+    )
+    from_plugins = {}
+    for impl in plugins.manager().hook.personal_data.get_hookimpls():
+        kwargs = {"person": person} if "person" in impl.argnames else {}
+        result = impl.function(**kwargs)
+        if result is not None:
+            from_plugins[impl.plugin_name] = result
+    data = {
+        "person": {
+            "id": person.id,
+            **{name: getattr(person, name) for name in PERSON_FIELDS},
+            "email": person.email,
+            "created_at": person.created_at,
+        },
+        "user": {
+            "id": user.id,
+            "email": user.email,
+            "email_verified_at": user.email_verified_at,
+            "is_admin": user.is_admin,
+            "created_at": user.created_at,
+            "password_changed_at": user.password_changed_at,
+            "last_login_at": user.last_login_at,
+        },
+        "roles": [{"role": r.role, "series_id": r.series_id} for r in user.roles],
+        "audit": [
+            {
+                "at": e.at,
+                "subject": f"{e.subject_type}:{e.subject_id}",
+                "action": e.action,
+                "by_self": e.actor_id == user.id,
+                "data": e.data,
+            }
+            for e in entries
+        ],
+        "plugins": dict(sorted(from_plugins.items())),
+    }
+    return _jsonable(data)
+
+
+def check_password(user: User, password: str) -> bool:
+    return verify_password(user.password_hash, password or "")
+
+
+def delete_account(session: Session, user: User) -> None:
+    """Delete the account and anonymise the person.
+
+    Every plugin forgets the person first (``forget_person`` hook); then the User and its
+    roles are deleted, the person's names, address and affiliation are blanked (sector and
+    country stay, so statistics still count them), emails to the address are dropped and an
+    audit entry without personal details is written. The view logs the person out.
+    """
+    person = user.person
+    email = user.email
+    plugins.manager().hook.forget_person(person=person)
+    session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == email))
+    session.execute(
+        sa.delete(OutboxEmail).where(OutboxEmail.to_address.in_({email, person.email or email}))
+    )
+    session.delete(user)
+    for name in (
+        "family_name",
+        "given_name",
+        "family_name_kana",
+        "given_name_kana",
+        "romanized_name",
+        "affiliation",
+    ):
+        setattr(person, name, "")
+    person.email = None
+    person.anonymised_at = utcnow()
+    session.flush()
+    audit.record(session, None, "person", person.id, "account.deleted")
+
+
+def _user_from_payload(session: Session, payload: dict) -> User | None:
+    uid = payload.get("u")
+    if not isinstance(uid, int):
+        return None
+    return session.get(User, uid)
