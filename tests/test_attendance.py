@@ -264,7 +264,7 @@ def test_statistics_page_grouped_and_filtered_by_fiscal_year(client, imported):
     assert nonsense.status_code == 200 and "Meeting 1<" in nonsense.text
 
 
-def test_statistics_csv_has_a_bom_and_headers_in_the_reader_language(client, imported):
+def test_statistics_csv_has_a_bom_and_headers_in_the_reader_language(app, client, imported):
     _log_in(client, imported["organiser"])
 
     response = client.get("/en/series/study-group/statistics.csv")
@@ -340,6 +340,11 @@ def test_statistics_csv_has_a_bom_and_headers_in_the_reader_language(client, imp
     assert 'filename="attendance-study-group-fy2020-en.csv"' in year.headers["Content-Disposition"]
     assert len(list(csv.reader(io.StringIO(year.data.decode("utf-8-sig"))))) == 5
 
+    with _context(app) as session:
+        session.scalars(sa.select(MeetingAttendance)).first().note = "=HYPERLINK(1)"
+    first = client.get("/en/series/study-group/statistics.csv").data.decode("utf-8-sig")
+    assert list(csv.reader(io.StringIO(first)))[1][-1] == "'=HYPERLINK(1)"
+
     ja = client.get("/ja/series/study-group/statistics.csv")
     assert ja.data.startswith(b"\xef\xbb\xbf")
     assert 'filename="attendance-study-group-ja.csv"' in ja.headers["Content-Disposition"]
@@ -368,7 +373,9 @@ def test_statistics_page_queries_stay_constant(app, client):
         organiser = f.user(session, roles=(("organiser", series),))
         user_id = organiser.get_id()
         # a past meeting without saved figures: counted live from registrations
-        f.event(session, series, status=EventStatus.closed, starts_at=f.at(2001, 1, 1, 5))
+        f.event(
+            session, series, number=1000, status=EventStatus.closed, starts_at=f.at(2001, 1, 1, 5)
+        )
         series_id = series.id
 
     def add_meetings(start, stop):

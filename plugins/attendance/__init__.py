@@ -40,6 +40,9 @@ description = _l(
     "and the import of past figures."
 )
 default_settings: dict = {"public": False}
+settings_labels = {
+    "public": _l("Show the attendance figures and the statistics of the series to everyone"),
+}
 
 
 @hookimpl

@@ -25,7 +25,13 @@ def _series(slug: str):
 
 @attendance_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--series", "series_slug", default="study-group", show_default=True)
+@click.option(
+    "--series",
+    "series_slug",
+    default="study-group",
+    show_default=True,
+    help="The series (slug) the meetings belong to.",
+)
 @click.option("--dry-run", is_flag=True, help="Check and report, but save nothing.")
 @with_appcontext
 def import_command(file, series_slug, dry_run):

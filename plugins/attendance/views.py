@@ -127,6 +127,10 @@ def csv_table(stats) -> str:
     def cell(value):
         return "" if value is None else value
 
+    def text(value: str) -> str:
+        # A note starting like a formula is kept as text by spreadsheets.
+        return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
     for row in stats.rows:
         f = row.figures
         writer.writerow(
@@ -143,7 +147,7 @@ def csv_table(stats) -> str:
                 cell(f.online_participants),
                 row.cumulative,
                 _("Cancelled") if f.cancelled else "",
-                f.note,
+                text(f.note),
             ]
         )
     t = stats.totals
