@@ -640,3 +640,35 @@ def test_roles_page_messages(app, client, world):
     assert r.status_code == 400
     assert "Organisers and reviewers belong to one series: choose it." in r.text
     assert client.get("/ja/organiser/roles?email=member@example.org").status_code == 200
+
+
+def test_index_counts_registrations_that_are_not_cancelled(app, client, world):
+    from portal.events.models import AttendanceMode
+    from portal.registration.models import Registration, RegistrationState
+
+    with database(app) as s:
+        states = [
+            RegistrationState.confirmed,
+            RegistrationState.confirmed,
+            RegistrationState.waitlisted,
+            RegistrationState.cancelled,
+        ]
+        for state in states:
+            s.add(
+                Registration(
+                    event_id=world["meeting"],
+                    person_id=f.person(s).id,
+                    attendance_mode=AttendanceMode.onsite,
+                    state=state,
+                    currency="JPY",
+                )
+            )
+        s.commit()
+    login(client, world["admin"], app)
+    r = client.get("/en/organiser/")
+    assert '<th scope="col">Registrations</th>' in r.text
+    cells = {}
+    for block in r.text.split("<tr data-event=")[1:]:
+        slug = block.split('"')[1]
+        cells[slug] = block.split('<td class="count">')[1].split("</td>")[0]
+    assert cells == {"meeting-94": "3", "workshop-2027": "0"}
