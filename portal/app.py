@@ -44,6 +44,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     templating.init_app(app)
     for blueprint in (health_bp, events_bp, accounts_bp, organiser_bp):
         app.register_blueprint(blueprint)
+    from portal.registration.views import init_app as init_registration
+
+    init_registration(app)
     for blueprint in plugins.collect(pm.hook.blueprints()):
         app.register_blueprint(blueprint)
 
