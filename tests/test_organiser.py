@@ -672,3 +672,18 @@ def test_index_counts_registrations_that_are_not_cancelled(app, client, world):
         slug = block.split('"')[1]
         cells[slug] = block.split('<td class="count">')[1].split("</td>")[0]
     assert cells == {"meeting-94": "3", "workshop-2027": "0"}
+
+
+def test_event_form_refuses_numbers_and_slugs_the_database_cannot_hold(app, client, world):
+    login(client, world["organiser"], app)
+    r = client.post(
+        "/en/organiser/events/new",
+        data=event_form(
+            world["study"], number="99999999999", capacity_online="12345678901", slug="a" * 81
+        ),
+    )
+    assert r.status_code == 400
+    assert r.text.count("Enter a number no larger than 1000000.") == 2
+    assert "Use at most 80 characters." in r.text
+    with database(app) as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Event)) == 2

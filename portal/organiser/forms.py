@@ -42,6 +42,9 @@ DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
 REQUIRED = _l("Please fill in this field.")
 SLUG_FORMAT = _l("Use only lowercase letters, digits and hyphens, for example study-group-94.")
 NOT_NEGATIVE = _l("Enter a whole number of 0 or more, or leave it empty for no limit.")
+TOO_LARGE = _l("Enter a number no larger than %(max)s.")
+TOO_LONG = _l("Use at most %(max)s characters.")
+MAX_NUMBER = 1_000_000
 
 SERIES_KIND_LABELS = {
     SeriesKind.study_group: _l("Study group (numbered meetings)"),
@@ -97,6 +100,9 @@ def _upper(value):
 def _check_slug(field, model, exclude_id: int | None) -> None:
     if not SLUG_RE.match(field.data or ""):
         raise ValidationError(SLUG_FORMAT)
+    longest = model.__table__.c.slug.type.length
+    if len(field.data) > longest:
+        raise ValidationError(TOO_LONG % {"max": longest})
     stmt = sa.select(model.id).where(model.slug == field.data)
     if exclude_id is not None:
         stmt = stmt.where(model.id != exclude_id)
@@ -196,7 +202,11 @@ class EventForm(FlaskForm):
     series_id = SelectField(_l("Series"), coerce=int)
     number = IntegerField(
         _l("Number (the Nth meeting or edition)"),
-        [Optional(), NumberRange(min=1, message=_l("Enter a whole number of 1 or more."))],
+        [
+            Optional(),
+            NumberRange(min=1, message=_l("Enter a whole number of 1 or more.")),
+            NumberRange(max=MAX_NUMBER, message=TOO_LARGE),
+        ],
     )
     slug = StringField(_l("Slug (used in addresses)"), [InputRequired(REQUIRED)], filters=[_lower])
     title_ja = StringField(_l("Title (Japanese)"), filters=[_strip])
@@ -219,11 +229,19 @@ class EventForm(FlaskForm):
     )
     capacity_onsite = IntegerField(
         _l("Seats on site (empty: no limit)"),
-        [Optional(), NumberRange(min=0, message=NOT_NEGATIVE)],
+        [
+            Optional(),
+            NumberRange(min=0, message=NOT_NEGATIVE),
+            NumberRange(max=MAX_NUMBER, message=TOO_LARGE),
+        ],
     )
     capacity_online = IntegerField(
         _l("Places online (empty: no limit)"),
-        [Optional(), NumberRange(min=0, message=NOT_NEGATIVE)],
+        [
+            Optional(),
+            NumberRange(min=0, message=NOT_NEGATIVE),
+            NumberRange(max=MAX_NUMBER, message=TOO_LARGE),
+        ],
     )
     status = SelectField(_l("Status"), choices=status_choices())
     reason = StringField(_l("Reason for a status change (optional)"), filters=[_strip])
@@ -334,6 +352,7 @@ class TalkForm(FlaskForm):
         [
             InputRequired(REQUIRED),
             NumberRange(min=0, message=_l("Enter a whole number of 0 or more.")),
+            NumberRange(max=MAX_NUMBER, message=TOO_LARGE),
         ],
         default=1,
     )
