@@ -1,0 +1,1 @@
+"""Fakes of network peers (Stripe) for the tests."""
