@@ -23,7 +23,14 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import Email, InputRequired, NumberRange, Optional, ValidationError
+from wtforms.validators import (
+    Email,
+    InputRequired,
+    NumberRange,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
 
 try:  # WTForms 3.3+ wants SelectChoice objects; older versions take (value, label) tuples.
     from wtforms.fields.choices import SelectChoice as _SelectChoice
@@ -83,6 +90,12 @@ def to_local(value: datetime | None, zone: str) -> datetime | None:
     if value is None:
         return None
     return value.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+
+
+def parsed(form, field):
+    """Stop checking a field whose input could not be read (its own message says why)."""
+    if field.process_errors:
+        raise StopValidation()
 
 
 def _strip(value):
@@ -204,6 +217,7 @@ class EventForm(FlaskForm):
         _l("Number (the Nth meeting or edition)"),
         [
             Optional(),
+            parsed,
             NumberRange(min=1, message=_l("Enter a whole number of 1 or more.")),
             NumberRange(max=MAX_NUMBER, message=TOO_LARGE),
         ],
@@ -231,6 +245,7 @@ class EventForm(FlaskForm):
         _l("Seats on site (empty: no limit)"),
         [
             Optional(),
+            parsed,
             NumberRange(min=0, message=NOT_NEGATIVE),
             NumberRange(max=MAX_NUMBER, message=TOO_LARGE),
         ],
@@ -239,6 +254,7 @@ class EventForm(FlaskForm):
         _l("Places online (empty: no limit)"),
         [
             Optional(),
+            parsed,
             NumberRange(min=0, message=NOT_NEGATIVE),
             NumberRange(max=MAX_NUMBER, message=TOO_LARGE),
         ],
@@ -351,6 +367,7 @@ class TalkForm(FlaskForm):
         _l("Position in the programme"),
         [
             InputRequired(REQUIRED),
+            parsed,
             NumberRange(min=0, message=_l("Enter a whole number of 0 or more.")),
             NumberRange(max=MAX_NUMBER, message=TOO_LARGE),
         ],
@@ -424,7 +441,7 @@ def plugin_settings_form(module, current: dict, formdata=None) -> FlaskForm | No
         if isinstance(default, bool):
             field = BooleanField(label)
         elif isinstance(default, int):
-            field = IntegerField(label, [InputRequired(REQUIRED)])
+            field = IntegerField(label, [InputRequired(REQUIRED), parsed])
         else:
             field = StringField(label, filters=[_strip])
         setattr(PluginSettingsForm, key, field)
