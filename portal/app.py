@@ -47,6 +47,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.registration.views import init_app as init_registration
 
     init_registration(app)
+    from portal.speakers.views import admin as speaker_admin_bp
+    from portal.speakers.views import bp as speakers_bp
+
+    app.register_blueprint(speakers_bp)
+    app.register_blueprint(speaker_admin_bp)
     for blueprint in plugins.collect(pm.hook.blueprints()):
         app.register_blueprint(blueprint)
 

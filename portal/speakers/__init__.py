@@ -1,0 +1,1 @@
+"""Speakers: one shared record per speaker (a Person) across both series."""

@@ -1,0 +1,161 @@
+"""Speaker records: what we keep about a speaker beside their Person row.
+
+A speaker is a ``portal.accounts.models.Person`` (with or without an account). Speaker-only
+data lives here, keyed by ``person_id``:
+
+- ``SpeakerProfile`` (one per speaker): honorific title, position, biography and
+  self-introduction (both bilingual), links, photo, consent to publish, search keys, and
+  ``merged_into_id`` once the record has been merged into another one.
+- ``Affiliation``: affiliation history (organisation, position, from–to); the current one is
+  shown by default.
+- ``SpeakerInvitation``: an emailed link that lets a speaker complete their own record.
+- ``SpeakerMerge``: one row per merge, with what moved and a snapshot of the merged record.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.accounts.models import Person, User
+from portal.db import Base, UTCDateTime, utcnow
+from portal.i18n import Bilingual, BilingualText
+from portal.speakers import search
+
+
+class SpeakerProfile(Base):
+    __tablename__ = "speaker_profiles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("people.id", ondelete="CASCADE"), unique=True
+    )
+    title: Mapped[BilingualText] = mapped_column(Bilingual(), default=BilingualText)
+    position: Mapped[BilingualText] = mapped_column(Bilingual(), default=BilingualText)
+    biography: Mapped[BilingualText] = mapped_column(Bilingual(), default=BilingualText)
+    self_introduction: Mapped[BilingualText] = mapped_column(Bilingual(), default=BilingualText)
+    # [{"label": "...", "url": "https://..."}]
+    links: Mapped[list] = mapped_column(sa.JSON, default=list)
+
+    photo_filename: Mapped[str | None] = mapped_column(sa.String(80))
+    photo_width: Mapped[int | None] = mapped_column()
+    photo_height: Mapped[int | None] = mapped_column()
+    photo_size: Mapped[int | None] = mapped_column()
+    photo_uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    publish_consent: Mapped[bool] = mapped_column(default=False)
+    consent_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    # Kept current by portal.speakers.search (see there).
+    search_key: Mapped[str] = mapped_column(
+        sa.String(search.SEARCH_KEY_LENGTH), default="", index=True
+    )
+    public_search_key: Mapped[str] = mapped_column(
+        sa.String(search.SEARCH_KEY_LENGTH), default="", index=True
+    )
+    sort_kana: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
+    sort_roman: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
+    name_key: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
+    kana_key: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
+    roman_key: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
+    email_key: Mapped[str] = mapped_column(sa.String(254), default="", index=True)
+
+    merged_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("people.id"), index=True)
+    merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    person: Mapped[Person] = relationship(foreign_keys=[person_id], lazy="joined")
+    affiliations: Mapped[list[Affiliation]] = relationship(
+        primaryjoin="foreign(Affiliation.person_id) == SpeakerProfile.person_id",
+        viewonly=True,
+        order_by="Affiliation.id",
+    )
+
+    @property
+    def is_merged(self) -> bool:
+        return self.merged_into_id is not None
+
+    @property
+    def current_affiliation(self) -> Affiliation | None:
+        return current_affiliation(self.affiliations)
+
+
+class Affiliation(Base):
+    """One entry of a speaker's affiliation history (from–to; open-ended means current)."""
+
+    __tablename__ = "speaker_affiliations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("people.id", ondelete="CASCADE"), index=True
+    )
+    organisation: Mapped[BilingualText] = mapped_column(Bilingual())
+    position: Mapped[BilingualText] = mapped_column(Bilingual(), default=BilingualText)
+    started_on: Mapped[date | None] = mapped_column(sa.Date())
+    ended_on: Mapped[date | None] = mapped_column(sa.Date())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def is_current(self) -> bool:
+        return self.ended_on is None or self.ended_on >= date.today()
+
+
+def current_affiliation(affiliations) -> Affiliation | None:
+    """The open-ended (or not yet ended) entry that started last; None if there is none."""
+    current = [a for a in affiliations if a.is_current]
+    if not current:
+        return None
+    return max(current, key=lambda a: (a.started_on or date.min, a.id or 0))
+
+
+class SpeakerInvitation(Base):
+    """An emailed, signed, expiring link for a speaker to complete their own record."""
+
+    __tablename__ = "speaker_invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("people.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(sa.String(254))
+    language: Mapped[str] = mapped_column(sa.String(2), default="ja")
+    nonce: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    invited_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    person: Mapped[Person] = relationship(lazy="joined")
+    invited_by: Mapped[User | None] = relationship()
+
+
+class SpeakerMerge(Base):
+    """A merge of ``merged_id`` into ``survivor_id``: who, when, and what moved."""
+
+    __tablename__ = "speaker_merges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survivor_id: Mapped[int] = mapped_column(sa.ForeignKey("people.id"), index=True)
+    merged_id: Mapped[int] = mapped_column(sa.ForeignKey("people.id"), index=True)
+    merged_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    merged_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    reason: Mapped[str] = mapped_column(sa.String(40), default="duplicate")
+    # The merged record as it was: person fields and profile fields.
+    snapshot: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # {"talks.speaker_id": [1, 2], ...}: rows that now point at the survivor.
+    moved: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # Person and profile fields that were empty on the survivor and were filled from the other.
+    filled: Mapped[list] = mapped_column(sa.JSON, default=list)
+
+    survivor: Mapped[Person] = relationship(foreign_keys=[survivor_id], lazy="joined")
+    merged: Mapped[Person] = relationship(foreign_keys=[merged_id])
+    merged_by: Mapped[User | None] = relationship()
+
+
+search.install()

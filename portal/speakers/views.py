@@ -1,0 +1,695 @@
+"""Speaker pages: the public directory and speaker page, the speaker's own form (through an
+invitation link or their account), and the organisers' pages under /organiser/speakers/."""
+
+from __future__ import annotations
+
+import click
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy.orm import joinedload
+
+from portal.accounts.models import Person
+from portal.db import db
+from portal.events.models import Talk
+from portal.i18n import LANGUAGES, BilingualText, current_language
+from portal.pagination import page_number, paginate
+from portal.speakers import forms, photos, services
+from portal.speakers.models import SpeakerMerge, SpeakerProfile
+
+bp = Blueprint("speakers", __name__, url_prefix="/<lang_code>/speakers", cli_group="speakers")
+admin = Blueprint("speaker_admin", __name__, url_prefix="/<lang_code>/organiser")
+
+PER_PAGE = 20
+
+
+def shown_in(value, default: str | None = None) -> str:
+    """The language a bilingual text is shown in (for the lang attribute)."""
+    value = BilingualText.of(value)
+    for candidate in (current_language(), default, *LANGUAGES):
+        if candidate in LANGUAGES and value.has(candidate):
+            return candidate
+    return current_language()
+
+
+LANGUAGE_NAMES = {"ja": "日本語", "en": "English"}
+
+
+def _render(template: str, status: int = 200, **context):
+    context.setdefault("shown_in", shown_in)
+    context.setdefault("language_names", LANGUAGE_NAMES)
+    return render_template(template, **context), status
+
+
+def _live_profile(person_id: int) -> SpeakerProfile:
+    profile = services.get_profile(db.session, person_id)
+    if profile is None or profile.is_merged or profile.person.anonymised_at is not None:
+        abort(404)
+    return profile
+
+
+def _send_photo(profile: SpeakerProfile) -> Response:
+    path = photos.path_of(profile.photo_filename or "")
+    if path is None:
+        abort(404)
+    response = send_file(path, mimetype="image/jpeg", conditional=True, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'"
+    response.headers["Cache-Control"] = (
+        "public, max-age=3600" if profile.publish_consent else "private, no-store"
+    )
+    return response
+
+
+# -- public -----------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def directory():
+    query = (request.args.get("q") or "").strip()[:100]
+    page = paginate(
+        db.session,
+        services.search_speakers(query, current_language()),
+        page_number(),
+        PER_PAGE,
+    )
+    return _render("speakers/directory.html", page=page, query=query)
+
+
+@bp.get("/<int:person_id>/")
+def speaker_page(person_id: int):
+    survivor = services.resolve(db.session, person_id)
+    if survivor is not None and survivor != person_id:
+        return redirect(url_for("speakers.speaker_page", person_id=survivor), 301)
+    profile = _live_profile(person_id)
+    entries = services.talk_entries(db.session, person_id, current_user)
+    return _render(
+        "speakers/speaker.html",
+        profile=profile,
+        person=profile.person,
+        entries=entries,
+        can_edit=services.is_editor(profile.person, current_user),
+        is_self=getattr(current_user, "person_id", None) == person_id,
+    )
+
+
+@bp.get("/<int:person_id>/photo")
+def photo(person_id: int):
+    profile = _live_profile(person_id)
+    if not (profile.publish_consent or services.is_editor(profile.person, current_user)):
+        abort(404)
+    return _send_photo(profile)
+
+
+def _own_form_page(profile, talks, template_context: dict, invitation=None):
+    """GET/POST of the speaker's own form (shared by the invitation and the account route)."""
+    person = profile.person
+    form = forms.own_profile_form(talks)
+    if request.method == "GET":
+        form.fill(profile)
+        forms.fill_talk_introductions(form, talks)
+    affiliation_form = forms.AffiliationForm(prefix="aff")
+    status = 200
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            data = photos.read_upload(form.photo.data)
+            services.update_speaker(
+                db.session,
+                person,
+                form.values(),
+                current_user,
+                photo=data,
+                talk_introductions=forms.talk_introductions(form, talks),
+                invitation=invitation,
+            )
+        except photos.PhotoError as exc:
+            db.session.rollback()
+            form.photo.errors = [*form.photo.errors, exc.message]
+            status = 400
+        except services.SpeakerError as exc:
+            db.session.rollback()
+            flash(str(exc.message), "error")
+            status = 400
+        else:
+            db.session.commit()
+            flash(_("Thank you. Your speaker profile has been saved."), "success")
+            return redirect(request.path)
+    elif request.method == "POST":
+        status = 400
+    return _render(
+        "speakers/own_profile.html",
+        status,
+        form=form,
+        affiliation_form=affiliation_form,
+        profile=profile,
+        person=person,
+        talk_fields=forms.talk_field_pairs(form, talks),
+        **template_context,
+    )
+
+
+def _own_affiliation(profile, redirect_to: str, template_context: dict, talks, invitation=None):
+    affiliation_form = forms.AffiliationForm(prefix="aff")
+    if affiliation_form.validate_on_submit():
+        try:
+            services.add_affiliation(
+                db.session,
+                profile.person,
+                affiliation_form.organisation,
+                affiliation_form.position,
+                affiliation_form.started_on.data,
+                affiliation_form.ended_on.data,
+                current_user if invitation is None else None,
+            )
+        except services.SpeakerError as exc:
+            db.session.rollback()
+            flash(str(exc.message), "error")
+        else:
+            db.session.commit()
+            flash(_("The affiliation has been added."), "success")
+            return redirect(redirect_to)
+    form = forms.own_profile_form(talks)
+    form.fill(profile)
+    forms.fill_talk_introductions(form, talks)
+    return _render(
+        "speakers/own_profile.html",
+        400,
+        form=form,
+        affiliation_form=affiliation_form,
+        profile=profile,
+        person=profile.person,
+        talk_fields=forms.talk_field_pairs(form, talks),
+        **template_context,
+    )
+
+
+def _own_profile(person_id: int) -> SpeakerProfile:
+    if not current_user.is_authenticated:
+        abort(404)
+    if current_user.person_id != person_id:
+        abort(404)
+    profile = services.get_profile(db.session, person_id)
+    if profile is None or profile.is_merged:
+        abort(404)
+    return profile
+
+
+@bp.route("/<int:person_id>/profile", methods=["GET", "POST"])
+def own_profile(person_id: int):
+    """The speaker's own form, for a logged-in speaker (others: 404)."""
+    profile = _own_profile(person_id)
+    talks = services.upcoming_talks(db.session, person_id)
+    return _own_form_page(
+        profile,
+        talks,
+        {
+            "photo_url": url_for("speakers.photo", person_id=person_id),
+            "affiliation_action": url_for("speakers.own_affiliation", person_id=person_id),
+            "invitation": None,
+        },
+    )
+
+
+@bp.post("/<int:person_id>/profile/affiliations")
+def own_affiliation(person_id: int):
+    profile = _own_profile(person_id)
+    talks = services.upcoming_talks(db.session, person_id)
+    return _own_affiliation(
+        profile,
+        url_for("speakers.own_profile", person_id=person_id),
+        {
+            "photo_url": url_for("speakers.photo", person_id=person_id),
+            "affiliation_action": request.path,
+            "invitation": None,
+        },
+        talks,
+    )
+
+
+def _invitation(token: str):
+    try:
+        invitation = services.load_invitation(db.session, token)
+    except services.InvitationError as exc:
+        return None, _render(
+            "speakers/invitation_invalid.html", 410 if exc.expired else 404, message=exc.message
+        )
+    profile = services.get_profile(db.session, invitation.person_id)
+    if profile is None or profile.is_merged:
+        abort(404)
+    return (invitation, profile), None
+
+
+@bp.route("/invitation/<token>/", methods=["GET", "POST"])
+def invitation(token: str):
+    """The speaker's own form through the emailed link: no account needed."""
+    found, error = _invitation(token)
+    if error:
+        return error
+    invitation, profile = found
+    talks = services.upcoming_talks(db.session, profile.person_id)
+    return _own_form_page(
+        profile,
+        talks,
+        {
+            "photo_url": url_for("speakers.invitation_photo", token=token),
+            "affiliation_action": url_for("speakers.invitation_affiliation", token=token),
+            "invitation": invitation,
+            "token": token,
+            "link_form": forms.EmptyForm(prefix="link"),
+        },
+        invitation=invitation,
+    )
+
+
+@bp.post("/invitation/<token>/affiliations")
+def invitation_affiliation(token: str):
+    found, error = _invitation(token)
+    if error:
+        return error
+    invitation, profile = found
+    talks = services.upcoming_talks(db.session, profile.person_id)
+    return _own_affiliation(
+        profile,
+        url_for("speakers.invitation", token=token),
+        {
+            "photo_url": url_for("speakers.invitation_photo", token=token),
+            "affiliation_action": request.path,
+            "invitation": invitation,
+            "token": token,
+            "link_form": forms.EmptyForm(prefix="link"),
+        },
+        talks,
+        invitation=invitation,
+    )
+
+
+@bp.get("/invitation/<token>/photo")
+def invitation_photo(token: str):
+    found, error = _invitation(token)
+    if error:
+        abort(404)
+    return _send_photo(found[1])
+
+
+@bp.post("/invitation/<token>/link")
+def invitation_link(token: str):
+    """Join the record to the logged-in account (log in first)."""
+    found, error = _invitation(token)
+    if error:
+        return error
+    if not current_user.is_authenticated:
+        flash(_("Please log in to link this speaker record to your account."), "info")
+        return redirect(url_for("accounts.login", next=url_for("speakers.invitation", token=token)))
+    form = forms.EmptyForm(prefix="link")
+    if not form.validate_on_submit():
+        abort(400)
+    invitation, _profile = found
+    try:
+        person = services.link_speaker_to_account(db.session, invitation, current_user)
+    except services.SpeakerError as exc:
+        db.session.rollback()
+        flash(str(exc.message), "error")
+        return redirect(url_for("speakers.invitation", token=token))
+    db.session.commit()
+    flash(_("The speaker record is now linked to your account."), "success")
+    return redirect(url_for("speakers.own_profile", person_id=person.id))
+
+
+@bp.cli.command("reindex")
+def reindex_command():
+    """Give every person with a talk a speaker profile and rebuild the search keys."""
+    count = services.reindex(db.session)
+    db.session.commit()
+    click.echo(f"{count} speaker records indexed.")
+
+
+# -- organisers -------------------------------------------------------------------------------
+
+
+@admin.before_request
+def organisers_only():
+    if not current_user.is_authenticated:
+        from portal.app import login_manager
+
+        return login_manager.unauthorized()
+    if not current_user.is_organiser:
+        abort(403)
+    return None
+
+
+def _person(person_id: int) -> SpeakerProfile:
+    profile = services.get_profile(db.session, person_id)
+    if profile is None:
+        abort(404)
+    if profile.is_merged:
+        flash(_("This record has been merged into another one."), "info")
+    return profile
+
+
+@admin.get("/speakers/")
+def speaker_list():
+    query = (request.args.get("q") or "").strip()[:100]
+    page = paginate(
+        db.session,
+        services.search_speakers(query, current_language(), organiser=True, public=False),
+        page_number(),
+        PER_PAGE,
+    )
+    return _render("speakers/organiser/list.html", page=page, query=query)
+
+
+@admin.route("/speakers/new", methods=["GET", "POST"])
+def speaker_new():
+    form = forms.SpeakerForm()
+    duplicates = []
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.validate_on_submit():
+            duplicates = services.likely_duplicates_of(db.session, form.values())
+            if duplicates and not form.confirm_new.data:
+                flash(
+                    _(
+                        "Similar speaker records exist. Please check them, or confirm that this is a different person."
+                    ),
+                    "error",
+                )
+            else:
+                try:
+                    data = photos.read_upload(form.photo.data)
+                    profile = services.create_speaker(
+                        db.session, form.values(), current_user, photo=data
+                    )
+                except photos.PhotoError as exc:
+                    db.session.rollback()
+                    form.photo.errors = [*form.photo.errors, exc.message]
+                except services.SpeakerError as exc:
+                    db.session.rollback()
+                    flash(str(exc.message), "error")
+                else:
+                    db.session.commit()
+                    flash(_("The speaker record has been created."), "success")
+                    return redirect(
+                        url_for("speaker_admin.speaker_edit", person_id=profile.person_id)
+                    )
+    return _render("speakers/organiser/new.html", status, form=form, duplicates=duplicates)
+
+
+def _edit_page(profile, status=200, form=None, affiliation_form=None, invite_form=None):
+    person = profile.person
+    if form is None:
+        form = forms.SpeakerForm()
+        form.fill(profile)
+    if affiliation_form is None:
+        affiliation_form = forms.AffiliationForm(prefix="aff")
+    if invite_form is None:
+        invite_form = forms.InviteForm(prefix="inv")
+        invite_form.invite_email.data = person.email or ""
+        invite_form.invite_language.data = person.preferred_language
+    talks = services.speaker_talks(db.session, person.id, current_user)
+    return _render(
+        "speakers/organiser/edit.html",
+        status,
+        profile=profile,
+        person=person,
+        form=form,
+        affiliation_form=affiliation_form,
+        invite_form=invite_form,
+        talks=talks,
+        merges=services.merges_of(db.session, person.id),
+        photo_form=forms.EmptyForm(prefix="photo"),
+    )
+
+
+@admin.route("/speakers/<int:person_id>/edit", methods=["GET", "POST"])
+def speaker_edit(person_id: int):
+    profile = _person(person_id)
+    if request.method == "GET":
+        return _edit_page(profile)
+    form = forms.SpeakerForm()
+    if form.validate_on_submit():
+        try:
+            data = photos.read_upload(form.photo.data)
+            services.update_speaker(db.session, profile.person, form.values(), current_user, data)
+        except photos.PhotoError as exc:
+            db.session.rollback()
+            form.photo.errors = [*form.photo.errors, exc.message]
+        except services.SpeakerError as exc:
+            db.session.rollback()
+            flash(str(exc.message), "error")
+        else:
+            db.session.commit()
+            flash(_("The speaker record has been saved."), "success")
+            return redirect(url_for("speaker_admin.speaker_edit", person_id=person_id))
+        profile = _person(person_id)
+    return _edit_page(profile, 400, form=form)
+
+
+@admin.post("/speakers/<int:person_id>/affiliations")
+def speaker_affiliation(person_id: int):
+    profile = _person(person_id)
+    affiliation_form = forms.AffiliationForm(prefix="aff")
+    if affiliation_form.validate_on_submit():
+        try:
+            services.add_affiliation(
+                db.session,
+                profile.person,
+                affiliation_form.organisation,
+                affiliation_form.position,
+                affiliation_form.started_on.data,
+                affiliation_form.ended_on.data,
+                current_user,
+            )
+        except services.SpeakerError as exc:
+            db.session.rollback()
+            flash(str(exc.message), "error")
+        else:
+            db.session.commit()
+            flash(_("The affiliation has been added."), "success")
+            return redirect(url_for("speaker_admin.speaker_edit", person_id=person_id))
+    return _edit_page(profile, 400, affiliation_form=affiliation_form)
+
+
+@admin.post("/speakers/<int:person_id>/photo/delete")
+def speaker_photo_delete(person_id: int):
+    profile = _person(person_id)
+    if not forms.EmptyForm(prefix="photo").validate_on_submit():
+        abort(400)
+    services.remove_photo(db.session, profile.person, current_user)
+    db.session.commit()
+    flash(_("The photo has been removed."), "success")
+    return redirect(url_for("speaker_admin.speaker_edit", person_id=person_id))
+
+
+@admin.post("/speakers/<int:person_id>/invite")
+def speaker_invite(person_id: int):
+    profile = _person(person_id)
+    invite_form = forms.InviteForm(prefix="inv")
+    if invite_form.validate_on_submit():
+        try:
+            services.invite_speaker(
+                db.session,
+                profile.person,
+                invite_form.invite_email.data,
+                current_user,
+                invite_form.invite_language.data,
+            )
+        except services.SpeakerError as exc:
+            db.session.rollback()
+            flash(str(exc.message), "error")
+        else:
+            db.session.commit()
+            flash(
+                _(
+                    "The invitation has been sent to %(email)s.",
+                    email=invite_form.invite_email.data,
+                ),
+                "success",
+            )
+            return redirect(url_for("speaker_admin.speaker_edit", person_id=person_id))
+    return _edit_page(profile, 400, invite_form=invite_form)
+
+
+@admin.get("/speakers/export.csv")
+def speaker_export():
+    body = services.speakers_csv(db.session)
+    return Response(
+        body.encode("utf-8"),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": 'attachment; filename="speakers.csv"',
+            "Content-Type": "text/csv; charset=utf-8",
+        },
+    )
+
+
+@admin.get("/speakers/duplicates")
+def speaker_duplicates():
+    return _render("speakers/organiser/duplicates.html", pairs=services.find_duplicates(db.session))
+
+
+@admin.route("/speakers/merge", methods=["GET", "POST"])
+def speaker_merge():
+    ids = []
+    for name in ("a", "b"):
+        raw = request.values.get(name, "")
+        if not raw.isdigit():
+            abort(404)
+        ids.append(int(raw))
+    first, second = (_person(i) for i in ids)
+    form = forms.MergeForm()
+    form.survivor_id.choices = [
+        forms.choice(p.person_id, f"#{p.person_id} {p.person.display_name}")
+        for p in (first, second)
+    ]
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.validate_on_submit():
+            survivor, merged = (
+                (first, second)
+                if form.survivor_id.data == first.person_id
+                else (
+                    second,
+                    first,
+                )
+            )
+            try:
+                record = services.merge_speakers(
+                    db.session, survivor.person, merged.person, current_user
+                )
+            except services.SpeakerError as exc:
+                db.session.rollback()
+                flash(str(exc.message), "error")
+                first, second = (_person(i) for i in ids)
+            else:
+                db.session.commit()
+                flash(_("The records have been merged."), "success")
+                return redirect(url_for("speaker_admin.merge_detail", merge_id=record.id))
+    elif form.survivor_id.data is None:
+        form.survivor_id.data = first.person_id
+    counts = {
+        p.person_id: db.session.scalar(
+            sa.select(sa.func.count()).select_from(Talk).where(Talk.speaker_id == p.person_id)
+        )
+        for p in (first, second)
+    }
+    return _render(
+        "speakers/organiser/merge.html",
+        status,
+        form=form,
+        first=first,
+        second=second,
+        talk_counts=counts,
+        a=ids[0],
+        b=ids[1],
+    )
+
+
+@admin.get("/speakers/merges/")
+def merge_list():
+    page = paginate(db.session, services.merges(db.session), page_number(), PER_PAGE)
+    return _render("speakers/organiser/merges.html", page=page)
+
+
+@admin.get("/speakers/merges/<int:merge_id>")
+def merge_detail(merge_id: int):
+    record = db.session.scalars(
+        services.merges(db.session).where(SpeakerMerge.id == merge_id)
+    ).first()
+    if record is None:
+        abort(404)
+    return _render("speakers/organiser/merge_detail.html", record=record)
+
+
+@admin.route("/talks/<int:talk_id>/speaker", methods=["GET", "POST"])
+def talk_speaker(talk_id: int):
+    """Give a talk its speaker: pick an existing record (search) or create one."""
+    talk = db.session.scalars(
+        sa.select(Talk).where(Talk.id == talk_id).options(joinedload(Talk.event))
+    ).first()
+    if talk is None or not current_user.is_organiser_of(talk.event.series):
+        abort(404)
+    query = (request.args.get("q") or "").strip()[:100]
+    new_form = forms.SpeakerForm(prefix="new")
+    pick_form = forms.PickSpeakerForm(prefix="pick")
+    intro_form = forms.TalkIntroductionForm(prefix="intro")
+    duplicates = []
+    status = 200
+    action = request.form.get("action")
+    if request.method == "POST":
+        status = 400
+        try:
+            if action == "pick" and pick_form.validate_on_submit():
+                raw = pick_form.speaker_id.data
+                person = db.session.get(Person, int(raw)) if raw.isdigit() else None
+                if person is None:
+                    abort(404)
+                services.attach_speaker(db.session, talk, person, current_user)
+                db.session.commit()
+                flash(_("The speaker has been set."), "success")
+                return redirect(request.path)
+            if action == "create" and new_form.validate_on_submit():
+                duplicates = services.likely_duplicates_of(db.session, new_form.values())
+                if duplicates and not new_form.confirm_new.data:
+                    flash(
+                        _(
+                            "Similar speaker records exist. Please check them, or confirm that this is a different person."
+                        ),
+                        "error",
+                    )
+                else:
+                    services.create_speaker_for_talk(
+                        db.session, talk, new_form.values(), current_user
+                    )
+                    db.session.commit()
+                    flash(_("The speaker has been set."), "success")
+                    return redirect(request.path)
+            if action == "intro" and intro_form.validate_on_submit():
+                services.set_talk_self_introduction(
+                    db.session,
+                    talk,
+                    BilingualText(
+                        ja=intro_form.talk_intro_ja.data, en=intro_form.talk_intro_en.data
+                    ),
+                    current_user,
+                )
+                db.session.commit()
+                flash(_("The self-introduction for this talk has been saved."), "success")
+                return redirect(request.path)
+        except services.SpeakerError as exc:
+            db.session.rollback()
+            flash(str(exc.message), "error")
+    else:
+        intro_form.talk_intro_ja.data = talk.self_introduction.ja
+        intro_form.talk_intro_en.data = talk.self_introduction.en
+    results = None
+    if query:
+        results = paginate(
+            db.session,
+            services.search_speakers(query, current_language(), organiser=True, public=False),
+            page_number(),
+            10,
+        )
+    return _render(
+        "speakers/organiser/talk_speaker.html",
+        status,
+        talk=talk,
+        query=query,
+        results=results,
+        new_form=new_form,
+        pick_form=pick_form,
+        intro_form=intro_form,
+        duplicates=duplicates,
+    )
