@@ -96,8 +96,8 @@ class ProfileForm(FlaskForm):
             Regexp(r"^[A-Za-z]{2}$", message=_l("Please enter a two-letter country code.")),
         ],
     )
-    title_ja = StringField(_l("Title (Japanese)"), [Optional(), Length(max=100)])
-    title_en = StringField(_l("Title (English)"), [Optional(), Length(max=100)])
+    title_ja = StringField(_l("Honorific title (Japanese)"), [Optional(), Length(max=100)])
+    title_en = StringField(_l("Honorific title (English)"), [Optional(), Length(max=100)])
     position_ja = StringField(_l("Position (Japanese)"), [Optional(), Length(max=200)])
     position_en = StringField(_l("Position (English)"), [Optional(), Length(max=200)])
     biography_ja = TextAreaField(_l("Biography (Japanese)"), [Optional(), Length(max=10000)])
