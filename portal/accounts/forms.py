@@ -149,6 +149,7 @@ class PersonFields:
     )
     country = SelectField(
         _l("Country or region"),
+        validate_choice=False,  # validate_country says it in our words
         validators=[InputRequired(message=_l("Please choose a country or region."))],
     )
     preferred_language = SelectField(

@@ -53,9 +53,10 @@ def _message(email: OutboxEmail) -> EmailMessage:
     msg["From"] = formataddr(("Rare Metal Portal", current_app.config["MAIL_SENDER"]))
     msg["To"] = email.to_address
     msg["Message-ID"] = make_msgid(domain="portal.local")
-    msg["Content-Language"] = email.language
     msg.set_content(email.body_text)
     msg.add_alternative(email.body_html, subtype="html")
+    # After add_alternative, which moves Content-* headers into the first part.
+    msg["Content-Language"] = email.language
     return msg
 
 
