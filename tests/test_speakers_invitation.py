@@ -195,6 +195,7 @@ def test_link_record_to_account_without_speaker_data(app, client, dbs):
     dbs.commit()
     assert talk.speaker_id == user.person_id
     assert services.get_profile(dbs, profile.person_id).merged_into_id == user.person_id
+    assert services.get_profile(dbs, user.person_id).publish_consent is True  # carried over
     # The same link now opens the account's record; the speaker can edit it when logged in.
     assert client.get(f"/ja/speakers/invitation/{token}/").status_code == 200
     assert client.get(f"/ja/speakers/{user.person_id}/profile").status_code == 200

@@ -313,3 +313,61 @@ def test_export_csv_utf8_with_bom(app, client, dbs):
     assert other["Name in Latin letters"] == "'=cmd|' /C calc'!A0"  # no formula
     assert other["Talks"] == "0"
     assert len(rows) == 3
+
+
+def test_every_speaker_page_renders_in_both_languages(app, client, dbs):
+    keep = speaker(dbs, romanized_name="Taro Yamada", organisation=BilingualText(ja="東京大学"))
+    other = speaker(dbs, romanized_name="YAMADA Taro")
+    talk = f.talk(dbs, f.event(dbs), speaker=keep.person)
+    login(client, organiser(dbs))
+    dbs.commit()
+    with app.test_request_context():
+        invitation, token = services.invite_speaker(dbs, keep.person, "k@example.org", None)
+    dbs.commit()
+    merge_id = None
+    pages = [
+        "speakers/",
+        "speakers/?q=yamada",
+        f"speakers/{keep.person_id}/",
+        f"speakers/invitation/{token}/",
+        "organiser/speakers/",
+        "organiser/speakers/new",
+        f"organiser/speakers/{keep.person_id}/edit",
+        "organiser/speakers/duplicates",
+        f"organiser/speakers/merge?a={keep.person_id}&b={other.person_id}",
+        "organiser/speakers/merges/",
+        f"organiser/talks/{talk.id}/speaker",
+        f"organiser/talks/{talk.id}/speaker?q=taro",
+    ]
+    for lang in ("ja", "en"):
+        for page in pages:
+            response = client.get(f"/{lang}/{page}")
+            assert response.status_code == 200, (lang, page)
+            assert f'<html lang="{lang}">' in response.text
+            assert 'name="viewport"' in response.text
+    with app.test_request_context():
+        merge_id = services.merge_speakers(dbs, keep.person, other.person, None).id
+    dbs.commit()
+    for lang in ("ja", "en"):
+        assert client.get(f"/{lang}/organiser/speakers/merges/{merge_id}").status_code == 200
+        assert client.get(f"/{lang}/organiser/speakers/{other.person_id}/edit").status_code == 200
+
+
+def test_forms_work_with_csrf_protection(app, client, dbs):
+    import re
+
+    app.config["WTF_CSRF_ENABLED"] = True
+    profile = speaker(dbs, romanized_name="Taro Yamada")
+    login(client, organiser(dbs))
+    dbs.commit()
+    url = f"/en/organiser/speakers/{profile.person_id}/edit"
+    assert client.post(url, data=FORM).status_code == 400  # no token
+    page = client.get(url).text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    assert client.post(url, data=dict(FORM, csrf_token=token)).status_code == 302
+    aff = re.search(r'name="aff-csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    response = client.post(
+        f"/en/organiser/speakers/{profile.person_id}/affiliations",
+        data={"aff-csrf_token": aff, "aff-organisation_en": "MIT"},
+    )
+    assert response.status_code == 302

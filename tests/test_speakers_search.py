@@ -8,6 +8,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from portal.events.models import Talk
 from portal.i18n import BilingualText
 from portal.speakers import search
 from portal.speakers.models import SpeakerProfile
@@ -183,3 +184,39 @@ def test_directory_query_count_is_constant(app, client, dbs):
         assert client.get("/ja/speakers/?q=講演").status_code == 200
     assert small[0] == large[0]
     assert small[0] <= 8
+
+
+def test_reindex_command_gives_old_speakers_a_profile(app, runner, dbs):
+    event = f.event(dbs)
+    person = f.person(
+        dbs,
+        family_name="古川",
+        given_name="誠",
+        family_name_kana="ふるかわ",
+        given_name_kana="まこと",
+        romanized_name="Makoto Furukawa",
+    )
+    dbs.commit()
+    # A talk written without the ORM (e.g. imported data) has no profile yet.
+    dbs.execute(
+        sa.insert(Talk.__table__).values(
+            event_id=event.id,
+            speaker_id=person.id,
+            title={"ja": "古い講演", "en": "Old talk"},
+            abstract={"ja": "", "en": ""},
+            self_introduction={"ja": "", "en": ""},
+            language="ja",
+            position=1,
+        )
+    )
+    dbs.commit()
+    assert (
+        dbs.scalar(sa.select(SpeakerProfile).where(SpeakerProfile.person_id == person.id)) is None
+    )
+    result = runner.invoke(args=["speakers", "reindex"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "1 speaker records indexed.\n"
+    dbs.commit()
+    profile = dbs.scalar(sa.select(SpeakerProfile).where(SpeakerProfile.person_id == person.id))
+    assert profile.search_key == "古川誠|ふるかわまこと|makotofurukawa|furukawamakoto|架空金属"
+    assert profile.public_search_key == "古川誠|ふるかわまこと|makotofurukawa|furukawamakoto"

@@ -788,6 +788,13 @@ def merge_speakers(
     session.expire_all()
 
     filled = []
+    # A survivor without any profile content of its own (e.g. an account's person that is
+    # linked to its speaker record) takes the other record's consent along with its content.
+    survivor_was_empty = not (
+        any(getattr(survivor_profile, f) for f in PROFILE_TEXT_FIELDS)
+        or survivor_profile.links
+        or survivor_profile.photo_filename
+    )
     for name in PERSON_MERGE_FIELDS:
         if not getattr(survivor, name) and getattr(merged, name):
             setattr(survivor, name, getattr(merged, name))
@@ -810,6 +817,11 @@ def merge_speakers(
                 setattr(survivor_profile, name, getattr(merged_profile, name))
                 setattr(merged_profile, name, None)
             filled.append("photo")
+        if survivor_was_empty and merged_profile.publish_consent:
+            if not survivor_profile.publish_consent:
+                survivor_profile.publish_consent = True
+                survivor_profile.consent_changed_at = utcnow()
+                filled.append("publish_consent")
         merged_profile.merged_into_id = survivor.id
         merged_profile.merged_at = utcnow()
         merged_profile.publish_consent = False
