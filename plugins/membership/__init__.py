@@ -1,0 +1,104 @@
+"""membership: corporate members (法人会員) of a series per fiscal year, their fees, invoices
+and receipts, and who counts as a member.
+
+See ``plugins/membership/services.py`` for the rules. In short:
+
+- Organisers of a series (and administrators) keep the member companies at
+  ``/<lang>/organiser/membership/<series>/``: companies per fiscal year (年度, April–March),
+  members, unpaid invoices, CSV exports (UTF-8 with BOM), invoices (請求書) and receipts (領収書)
+  as PDF through ``portal.documents``. Everyone else gets 404 there (visitors log in first).
+- A company's contact invites colleagues from ``/<lang>/membership/<series>/``, where every
+  logged-in person also sees whether and through which company they are a member.
+- ``member_status(user, series)`` (app-wide, first answer wins) tells the rest of the portal
+  (member prices, the lecture archive) whether the user is a member in the current fiscal year.
+  The plugin is switched on per event, but membership belongs to the series, so this hook
+  answers for every series that has member companies, whether or not the plugin is on for
+  any event; for a series without any it answers None.
+- ``portal membership remind`` queues renewal reminders (更新のご案内) to the contacts of this
+  year's member companies without a membership for the next fiscal year, once per company and
+  year. Run it from cron, e.g. daily from February.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import render_template
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
+
+from portal.hookspecs import hookimpl
+
+name = "membership"
+label = _l("Corporate membership")
+description = _l(
+    "Member companies per fiscal year, their fees, invoices and receipts, and who counts as "
+    "a member (member prices, the lecture archive)."
+)
+default_settings: dict = {}
+
+
+@hookimpl
+def blueprints():
+    from plugins.membership.views import bp
+
+    return [bp]
+
+
+@hookimpl
+def cli_commands():
+    from plugins.membership.cli import membership_group
+
+    return [membership_group]
+
+
+@hookimpl
+def member_status(user, series):
+    from plugins.membership import services
+    from portal.db import db
+
+    return services.member_status(db.session, user, series)
+
+
+@hookimpl
+def dashboard_panels(event, user):
+    from plugins.membership import services
+    from plugins.membership.models import Membership, MembershipState
+    from portal.db import db
+
+    if user is None or not getattr(user, "is_authenticated", False):
+        return []
+    if not user.is_organiser_of(event.series):
+        return []
+    year = services.current_fiscal_year(event.series)
+    counts = dict(
+        db.session.execute(
+            sa.select(Membership.state, sa.func.count())
+            .where(Membership.company_id.in_(services.active_company_ids(event.series_id, year)))
+            .where(Membership.fiscal_year == year)
+            .group_by(Membership.state)
+        ).all()
+    )
+    html = render_template(
+        "membership/_panel.html",
+        series=event.series,
+        year=year,
+        paid=counts.get(MembershipState.paid, 0),
+        unpaid=counts.get(MembershipState.unpaid, 0),
+    )
+    return [Markup(html)]
+
+
+@hookimpl
+def personal_data(person):
+    from plugins.membership import services
+    from portal.db import db
+
+    return services.personal_data(db.session, person)
+
+
+@hookimpl
+def forget_person(person):
+    from plugins.membership import services
+    from portal.db import db
+
+    services.forget_person(db.session, person)

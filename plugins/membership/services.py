@@ -1,0 +1,910 @@
+"""Corporate membership: companies, yearly memberships, invoices and receipts, members.
+
+Rules (written down once):
+
+- **Fiscal year** (年度) runs April to March: ``fiscal_year(2026-03-31) == 2025``,
+  ``fiscal_year(2026-04-01) == 2026``; "now" is read in the series' time zone.
+- **A company is a member in a fiscal year** when its ``Membership`` for that year exists and
+  is not cancelled, paid or not: the invoice is the company's commitment, and its people should
+  not lose access while the accounting department pays.
+- **A person is a member of the series** (``member_status``) in the current fiscal year when
+  one of these holds for a member company of that year, unless an organiser removed them from
+  that company:
+  the *verified* address of their account is at one of the company's domains (exact match of
+  the part after "@"; subdomains must be listed themselves), or they accepted an invitation from
+  the company's contact, or an organiser added them.
+- ``member_status`` is an app-wide hook (first answer wins) although the plugin is switched on
+  per event: membership belongs to the series. It answers None (no opinion) for a series that
+  has no member companies at all, so the portal's fallback (the ``member`` role) applies there.
+- **Documents**: invoices (請求書) and receipts (領収書) are ``portal.documents`` documents about
+  ``("membership_fee", membership.id)``, issued in the company's language (Japanese by
+  default) and never changed. Their content (what the fee is for, the tier) is written in both
+  languages, "日本語 / English", so that the English version, which is the same stored document
+  rendered with English fixed labels (``render_pdf(document, language="en")``), says the same
+  thing: the English version has the same number and the same content. A change is a corrected
+  invoice (``correct_document``); a cancelled membership gets a credit note
+  (``cancel_document``).
+
+Each state change is one function here: it checks the move, changes rows, writes an audit
+entry, queues emails and does not commit.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app, url_for
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
+
+from plugins.membership.models import (
+    CompanyDomain,
+    CompanyMember,
+    MemberCompany,
+    MemberHow,
+    MemberInvitation,
+    Membership,
+    MembershipState,
+    RenewalReminder,
+)
+from portal import audit
+from portal.accounts.models import Person, User
+from portal.db import utcnow
+from portal.documents.models import Document, DocumentKind
+from portal.documents.services import cancel_document, correct_document, issue_document, latest_for
+from portal.events.models import Series
+from portal.i18n import BilingualText
+from portal.mail.services import queue_email
+
+SUBJECT = "membership_fee"
+INVITATION_DAYS = 14
+INVITATION_SALT = "portal.membership.invitation"
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class MembershipError(ValueError):
+    """A state change that is not allowed; ``field`` names the form field to show it on."""
+
+    def __init__(self, code: str, field: str | None = None):
+        super().__init__(code)
+        self.code = code
+        self.field = field
+
+
+# -- fiscal years ----------------------------------------------------------------------------
+
+
+def fiscal_year(day: date | datetime) -> int:
+    """The Japanese fiscal year (年度, April–March) of a date: 2026-03-31 → 2025."""
+    return day.year if day.month >= 4 else day.year - 1
+
+
+def local_today(series: Series, now: datetime | None = None) -> date:
+    return (now or utcnow()).astimezone(ZoneInfo(series.timezone)).date()
+
+
+def current_fiscal_year(series: Series, now: datetime | None = None) -> int:
+    return fiscal_year(local_today(series, now))
+
+
+def start_of_day(day: date, series: Series) -> datetime:
+    """Midnight of a local date in the series' zone, as an aware UTC datetime."""
+    return datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(series.timezone)).astimezone(UTC)
+
+
+# -- domains ---------------------------------------------------------------------------------
+
+
+def normalise_domain(value: str) -> str:
+    value = (value or "").strip().lower().lstrip("@").rstrip(".")
+    try:
+        return value.encode("idna").decode("ascii") if value else ""
+    except UnicodeError:
+        return value
+
+
+def parse_domains(text: str) -> tuple[list[str], list[str]]:
+    """Domains from text (one per line, or separated by commas or spaces): (good, bad)."""
+    good: list[str] = []
+    bad: list[str] = []
+    for raw in re.split(r"[\s,、，]+", text or ""):
+        if not raw.strip():
+            continue
+        domain = normalise_domain(raw)
+        if DOMAIN_RE.match(domain):
+            if domain not in good:
+                good.append(domain)
+        else:
+            bad.append(raw.strip())
+    return good, bad
+
+
+def email_domain(email: str | None) -> str:
+    _, at, domain = (email or "").strip().lower().rpartition("@")
+    return normalise_domain(domain) if at else ""
+
+
+# -- companies -------------------------------------------------------------------------------
+
+COMPANY_FIELDS = ("name", "contact_name", "contact_email", "billing_address", "language")
+
+
+def _set_domains(session: Session, company: MemberCompany, domains: list[str]) -> None:
+    taken = session.scalars(
+        sa.select(CompanyDomain.domain).where(
+            CompanyDomain.series_id == company.series_id,
+            CompanyDomain.domain.in_(domains or [""]),
+            CompanyDomain.company_id != (company.id or -1),
+        )
+    ).all()
+    if taken:
+        raise MembershipError("domain_taken:" + ", ".join(sorted(taken)), field="domains")
+    current = {row.domain: row for row in company.domain_rows}
+    for domain, row in current.items():
+        if domain not in domains:
+            company.domain_rows.remove(row)
+    for domain in domains:
+        if domain not in current:
+            company.domain_rows.append(CompanyDomain(series_id=company.series_id, domain=domain))
+
+
+def _plain(value):
+    return value.as_dict() if isinstance(value, BilingualText) else value
+
+
+def create_company(session: Session, series: Series, actor, *, domains: list[str], **values):
+    company = MemberCompany(series_id=series.id, **{k: values[k] for k in COMPANY_FIELDS})
+    company.contact_email = (company.contact_email or "").strip().lower()
+    session.add(company)
+    _set_domains(session, company, domains)
+    session.flush()
+    audit.record(
+        session, actor, "member_company", company.id, "created", domains=domains, series=series.id
+    )
+    return company
+
+
+def update_company(session: Session, company: MemberCompany, actor, *, domains, **values):
+    changes = {}
+    values["contact_email"] = (values.get("contact_email") or "").strip().lower()
+    for field in COMPANY_FIELDS:
+        old, new = getattr(company, field), values[field]
+        if _plain(old) != _plain(new):
+            changes[field] = [_plain(old), _plain(new)]
+            setattr(company, field, new)
+    old_domains = company.domains
+    _set_domains(session, company, domains)
+    if sorted(old_domains) != sorted(domains):
+        changes["domains"] = [old_domains, domains]
+    session.flush()
+    if changes:
+        # Personal details (contact name and address) are not copied into the audit log.
+        audit.record(
+            session, actor, "member_company", company.id, "updated", fields=sorted(changes)
+        )
+    return changes
+
+
+# -- memberships, invoices and receipts ------------------------------------------------------
+
+
+def _both(ja: str, en: str) -> str:
+    ja, en = (ja or "").strip(), (en or "").strip()
+    if ja and en and ja != en:
+        return f"{ja} / {en}"
+    return ja or en
+
+
+def fee_purpose(year: int) -> str:
+    """What the fee is for, in both languages (the document's content never changes)."""
+    return _both(
+        f"{year}年度 法人会費",
+        f"Corporate membership fee FY{year} (Apr {year}–Mar {year + 1})",
+    )
+
+
+def _fee_lines(membership: Membership) -> list[dict]:
+    tier = membership.tier or BilingualText()
+    label = _both(
+        f"{membership.fiscal_year}年度 法人会費", f"Membership fee FY{membership.fiscal_year}"
+    )
+    if tier:
+        label = _both(
+            f"{membership.fiscal_year}年度 法人会費（{tier.ja or tier.en}）",
+            f"Membership fee FY{membership.fiscal_year} ({tier.en or tier.ja})",
+        )
+    return [{"label": label, "amount_minor": membership.amount_minor}]
+
+
+def _recipient(company: MemberCompany) -> dict:
+    lang = company.language
+    return {
+        "recipient_company": company.name.get(lang, company.series.default_language),
+        "recipient_name": company.contact_name,
+        "recipient_address": company.billing_address,
+    }
+
+
+def issue_invoice(
+    session: Session, membership: Membership, actor, due_date: date | None = None
+) -> Document:
+    company = membership.company
+    series = company.series
+    return issue_document(
+        session,
+        series=series,
+        kind=DocumentKind.invoice,
+        language=company.language,
+        lines=_fee_lines(membership),
+        currency=membership.currency,
+        subject_type=SUBJECT,
+        subject_id=membership.id,
+        purpose=fee_purpose(membership.fiscal_year),
+        due_date=start_of_day(due_date, series) if due_date else None,
+        actor=actor,
+        **_recipient(company),
+    )
+
+
+def record_membership(
+    session: Session,
+    company: MemberCompany,
+    year: int,
+    *,
+    tier: BilingualText,
+    amount_minor: int,
+    actor,
+    due_date: date | None = None,
+) -> Membership:
+    """The company's membership for a fiscal year, unpaid, with its invoice."""
+    if amount_minor < 0:
+        raise MembershipError("negative_amount", field="amount")
+    membership = session.scalar(
+        sa.select(Membership).where(
+            Membership.company_id == company.id, Membership.fiscal_year == year
+        )
+    )
+    if membership is not None and membership.state != MembershipState.cancelled:
+        raise MembershipError("exists", field="fiscal_year")
+    if membership is None:
+        membership = Membership(company=company, company_id=company.id, fiscal_year=year)
+        session.add(membership)
+    membership.tier = tier
+    membership.amount_minor = amount_minor
+    membership.currency = company.series.currency
+    membership.state = MembershipState.unpaid
+    membership.paid_at = None
+    membership.cancelled_at = None
+    session.flush()
+    invoice = issue_invoice(session, membership, actor, due_date)
+    audit.record(
+        session,
+        actor,
+        "membership",
+        membership.id,
+        "invoiced",
+        company=company.id,
+        fiscal_year=year,
+        amount_minor=amount_minor,
+        invoice=invoice.id,
+    )
+    return membership
+
+
+def correct_invoice(
+    session: Session,
+    membership: Membership,
+    *,
+    tier: BilingualText,
+    amount_minor: int,
+    actor,
+    due_date: date | None = None,
+) -> Document:
+    """Change an unpaid membership's tier or amount (or pick up the company's new name and
+    address): a corrected invoice replaces the current one; the old one stays as issued."""
+    if membership.state != MembershipState.unpaid:
+        raise MembershipError("not_unpaid")
+    if amount_minor < 0:
+        raise MembershipError("negative_amount", field="amount")
+    current = latest_for(session, SUBJECT, membership.id, DocumentKind.invoice)
+    old = {"tier": _plain(membership.tier), "amount_minor": membership.amount_minor}
+    membership.tier = tier
+    membership.amount_minor = amount_minor
+    series = membership.company.series
+    fields = dict(
+        lines=_fee_lines(membership),
+        purpose=fee_purpose(membership.fiscal_year),
+        due_date=start_of_day(due_date, series) if due_date else None,
+        language=membership.company.language,
+        **_recipient(membership.company),
+    )
+    if current is None:
+        document = issue_invoice(session, membership, actor, due_date)
+    else:
+        document = correct_document(session, current, actor=actor, **fields)
+    audit.record(
+        session,
+        actor,
+        "membership",
+        membership.id,
+        "invoice_corrected",
+        old=old,
+        new={"tier": _plain(tier), "amount_minor": amount_minor},
+        invoice=document.id,
+    )
+    return document
+
+
+def record_payment(session: Session, membership: Membership, paid_on: date, actor) -> Document:
+    """An organiser records the bank transfer: unpaid → paid, and the receipt is issued.
+
+    Recording a payment twice is an error, not a second payment.
+    """
+    if membership.state == MembershipState.paid:
+        raise MembershipError("already_paid")
+    if membership.state != MembershipState.unpaid:
+        raise MembershipError("not_unpaid")
+    company = membership.company
+    series = company.series
+    if paid_on > local_today(series):
+        raise MembershipError("future_date", field="paid_on")
+    membership.state = MembershipState.paid
+    membership.paid_at = start_of_day(paid_on, series)
+    session.flush()
+    receipt = issue_document(
+        session,
+        series=series,
+        kind=DocumentKind.receipt,
+        language=company.language,
+        lines=_fee_lines(membership),
+        currency=membership.currency,
+        subject_type=SUBJECT,
+        subject_id=membership.id,
+        purpose=fee_purpose(membership.fiscal_year),
+        paid_at=membership.paid_at,
+        actor=actor,
+        **_recipient(company),
+    )
+    audit.record(
+        session,
+        actor,
+        "membership",
+        membership.id,
+        "paid",
+        method="bank_transfer",
+        paid_on=paid_on.isoformat(),
+        receipt=receipt.id,
+    )
+    return receipt
+
+
+def cancel_membership(session: Session, membership: Membership, actor) -> Document | None:
+    """Cancel an unpaid membership: its invoice is cancelled by a credit note."""
+    if membership.state != MembershipState.unpaid:
+        raise MembershipError("not_unpaid")
+    membership.state = MembershipState.cancelled
+    membership.cancelled_at = utcnow()
+    invoice = latest_for(session, SUBJECT, membership.id, DocumentKind.invoice)
+    credit = None
+    if invoice is not None and not invoice.is_cancellation:
+        credit = cancel_document(session, invoice, actor=actor)
+    audit.record(
+        session,
+        actor,
+        "membership",
+        membership.id,
+        "cancelled",
+        credit_note=credit.id if credit else None,
+    )
+    return credit
+
+
+def membership_documents(session: Session, membership_ids: list[int]) -> dict[int, list[Document]]:
+    """Every document of the given memberships, oldest first, in one query."""
+    out: dict[int, list[Document]] = {mid: [] for mid in membership_ids}
+    if not membership_ids:
+        return out
+    rows = session.scalars(
+        sa.select(Document)
+        .where(Document.subject_type == SUBJECT, Document.subject_id.in_(membership_ids))
+        .order_by(Document.id)
+    )
+    for document in rows:
+        out[document.subject_id].append(document)
+    return out
+
+
+def current_documents(documents: list[Document]) -> dict[str, Document | None]:
+    """The newest invoice and receipt among a membership's documents."""
+    found: dict[str, Document | None] = {"invoice": None, "receipt": None}
+    for document in documents:
+        found[document.kind.value] = document
+    return found
+
+
+# -- members ---------------------------------------------------------------------------------
+
+
+def has_membership_data(session: Session, series: Series) -> bool:
+    return (
+        session.scalar(
+            sa.select(MemberCompany.id).where(MemberCompany.series_id == series.id).limit(1)
+        )
+        is not None
+    )
+
+
+def active_company_ids(series_id: int, year: int) -> sa.Select:
+    """Companies of the series whose membership for the year exists and is not cancelled."""
+    return (
+        sa.select(MemberCompany.id)
+        .join(Membership, Membership.company_id == MemberCompany.id)
+        .where(
+            MemberCompany.series_id == series_id,
+            Membership.fiscal_year == year,
+            Membership.state != MembershipState.cancelled,
+        )
+    )
+
+
+def member_companies(
+    session: Session, user, series: Series, year: int | None = None
+) -> list[tuple[MemberCompany, MemberHow]]:
+    """The member companies through which the user is a member in the year (current one by
+    default), with how."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return []
+    year = current_fiscal_year(series) if year is None else year
+    active = active_company_ids(series.id, year)
+    rows = list(
+        session.scalars(
+            sa.select(CompanyMember).where(
+                CompanyMember.person_id == user.person_id, CompanyMember.company_id.in_(active)
+            )
+        )
+    )
+    found = [(row.company, row.how) for row in rows if row.is_active]
+    decided = {row.company_id for row in rows}  # an active row, or a removal that overrides
+    domain = email_domain(user.email) if user.email_verified_at is not None else ""
+    if domain:
+        stmt = (
+            sa.select(MemberCompany)
+            .join(CompanyDomain, CompanyDomain.company_id == MemberCompany.id)
+            .where(
+                CompanyDomain.series_id == series.id,
+                CompanyDomain.domain == domain,
+                MemberCompany.id.in_(active),
+            )
+        )
+        for company in session.scalars(stmt).unique():
+            if company.id not in decided:
+                found.append((company, MemberHow.domain))
+    return found
+
+
+def member_status(session: Session, user, series: Series) -> bool | None:
+    """True or False for a series with member companies; None (no opinion) otherwise."""
+    if series is None or not has_membership_data(session, series):
+        return None
+    return bool(member_companies(session, user, series))
+
+
+def _person_for_email(session: Session, email: str) -> Person | None:
+    email = (email or "").strip().lower()
+    user = session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
+    if user is not None:
+        return user.person
+    return session.scalars(
+        sa.select(Person).where(sa.func.lower(Person.email) == email).order_by(Person.id).limit(1)
+    ).first()
+
+
+def _link(session: Session, company: MemberCompany, person: Person, how: MemberHow, actor):
+    row = session.scalar(
+        sa.select(CompanyMember).where(
+            CompanyMember.company_id == company.id, CompanyMember.person_id == person.id
+        )
+    )
+    if row is not None and row.is_active and row.how != MemberHow.domain:
+        return row, False
+    if row is None:
+        row = CompanyMember(company_id=company.id, person_id=person.id, how=how)
+        session.add(row)
+    row.how = how
+    row.removed_at = None
+    row.added_at = utcnow()
+    row.added_by_id = getattr(actor, "id", None)
+    session.flush()
+    return row, True
+
+
+def add_member(session: Session, company: MemberCompany, email: str, actor) -> CompanyMember:
+    """An organiser adds a person (found by their email address) to a company."""
+    person = _person_for_email(session, email)
+    if person is None:
+        raise MembershipError("unknown_person", field="email")
+    row, added = _link(session, company, person, MemberHow.organiser, actor)
+    if not added:
+        raise MembershipError("already_member", field="email")
+    audit.record(
+        session,
+        actor,
+        "member_company",
+        company.id,
+        "member_added",
+        person=person.id,
+        how="organiser",
+    )
+    return row
+
+
+def remove_member(session: Session, company: MemberCompany, person: Person, actor) -> CompanyMember:
+    """An organiser removes a person from a company; this also overrides their email domain."""
+    row = session.scalar(
+        sa.select(CompanyMember).where(
+            CompanyMember.company_id == company.id, CompanyMember.person_id == person.id
+        )
+    )
+    if row is not None and not row.is_active:
+        raise MembershipError("not_member")
+    if row is None:
+        row = CompanyMember(
+            company_id=company.id, person_id=person.id, how=MemberHow.domain, added_at=utcnow()
+        )
+        session.add(row)
+    row.removed_at = utcnow()
+    session.flush()
+    audit.record(session, actor, "member_company", company.id, "member_removed", person=person.id)
+    return row
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    person: Person
+    company: MemberCompany
+    how: MemberHow
+    since: datetime | None
+
+
+def members_select(series_id: int, year: int, company_id: int | None = None) -> sa.Select:
+    """(person_id, company_id, how, since) of every member of the year, one statement:
+    people linked to a member company, and verified accounts at its domains that are not
+    linked (nor removed)."""
+    active = active_company_ids(series_id, year)
+    if company_id is not None:
+        active = active.where(MemberCompany.id == company_id)
+    linked = sa.select(
+        CompanyMember.person_id.label("person_id"),
+        CompanyMember.company_id.label("company_id"),
+        CompanyMember.how.label("how"),
+        CompanyMember.added_at.label("since"),
+    ).where(CompanyMember.removed_at.is_(None), CompanyMember.company_id.in_(active))
+    any_row = (
+        sa.select(CompanyMember.id)
+        .where(
+            CompanyMember.person_id == User.person_id,
+            CompanyMember.company_id == CompanyDomain.company_id,
+        )
+        .exists()
+    )
+    by_domain = (
+        sa.select(
+            User.person_id.label("person_id"),
+            CompanyDomain.company_id.label("company_id"),
+            sa.literal(MemberHow.domain.value).label("how"),
+            User.email_verified_at.label("since"),
+        )
+        .join(
+            CompanyDomain, sa.func.lower(User.email).like(sa.literal("%@") + CompanyDomain.domain)
+        )
+        .where(
+            User.email_verified_at.is_not(None),
+            CompanyDomain.series_id == series_id,
+            CompanyDomain.company_id.in_(active),
+            ~any_row,
+        )
+    )
+    return sa.union_all(linked, by_domain)
+
+
+@dataclass
+class MemberPage:
+    items: list[MemberRow]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def members_page(
+    session: Session,
+    series: Series,
+    year: int,
+    page: int = 1,
+    per_page: int = 50,
+    company_id: int | None = None,
+) -> MemberPage:
+    """Members of the year, a page at a time: three queries whatever the size."""
+    sub = members_select(series.id, year, company_id).subquery()
+    total = session.scalar(sa.select(sa.func.count()).select_from(sub)) or 0
+    stmt = sa.select(sub.c.person_id, sub.c.company_id, sub.c.how, sub.c.since).order_by(
+        sub.c.company_id, sub.c.person_id
+    )
+    if per_page:
+        stmt = stmt.limit(per_page).offset((page - 1) * per_page)
+    rows = session.execute(stmt).all()
+    people = {
+        p.id: p
+        for p in session.scalars(
+            sa.select(Person).where(Person.id.in_({r.person_id for r in rows} or {-1}))
+        ).unique()
+    }
+    companies = {
+        c.id: c
+        for c in session.scalars(
+            sa.select(MemberCompany).where(
+                MemberCompany.id.in_({r.company_id for r in rows} or {-1})
+            )
+        ).unique()
+    }
+    items = [
+        MemberRow(people[r.person_id], companies[r.company_id], MemberHow(r.how), r.since)
+        for r in rows
+    ]
+    return MemberPage(items=items, page=page, per_page=per_page or max(total, 1), total=total)
+
+
+# -- invitations -----------------------------------------------------------------------------
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=INVITATION_SALT)
+
+
+def invitation_token(invitation: MemberInvitation) -> str:
+    return _serializer().dumps({"i": invitation.id, "n": invitation.nonce})
+
+
+def contact_companies(session: Session, user, series: Series) -> list[MemberCompany]:
+    """Companies of the series whose contact is this (verified) account."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_verified:
+        return []
+    return list(
+        session.scalars(
+            sa.select(MemberCompany)
+            .where(
+                MemberCompany.series_id == series.id,
+                MemberCompany.contact_email == user.email.lower(),
+            )
+            .order_by(MemberCompany.id)
+        ).unique()
+    )
+
+
+def invite_member(
+    session: Session, company: MemberCompany, email: str, actor, language: str | None = None
+) -> MemberInvitation:
+    """The company's contact (or an organiser) invites a colleague: an emailed, signed link
+    that works for INVITATION_DAYS days and once."""
+    email = (email or "").strip().lower()
+    language = language or company.language
+    invitation = MemberInvitation(
+        company_id=company.id,
+        email=email,
+        language=language,
+        nonce=secrets.token_urlsafe(24),
+        invited_by_id=getattr(actor, "id", None),
+        expires_at=utcnow() + timedelta(days=INVITATION_DAYS),
+    )
+    session.add(invitation)
+    session.flush()
+    link = current_app.config["BASE_URL"].rstrip("/") + url_for(
+        "membership.accept_invitation", token=invitation_token(invitation), lang_code=language
+    )
+    queue_email(
+        session,
+        email,
+        "membership/invitation",
+        language,
+        company=company,
+        series=company.series,
+        inviter=company.contact_name,
+        link=link,
+        days=INVITATION_DAYS,
+    )
+    audit.record(session, actor, "member_company", company.id, "invited", invitation=invitation.id)
+    return invitation
+
+
+def read_invitation(session: Session, token: str) -> MemberInvitation:
+    """The invitation of a valid link; MembershipError("expired" / "invalid" / "used")."""
+    try:
+        payload = _serializer().loads(token, max_age=INVITATION_DAYS * 86400)
+    except SignatureExpired as exc:
+        raise MembershipError("expired") from exc
+    except BadSignature as exc:
+        raise MembershipError("invalid") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("i"), int):
+        raise MembershipError("invalid")
+    invitation = session.get(MemberInvitation, payload["i"])
+    if invitation is None or invitation.nonce != payload.get("n"):
+        raise MembershipError("invalid")
+    if invitation.accepted_at is not None:
+        raise MembershipError("used")
+    if invitation.expires_at < utcnow():
+        raise MembershipError("expired")
+    return invitation
+
+
+def accept_invitation(session: Session, invitation: MemberInvitation, user) -> CompanyMember:
+    """The logged-in person accepts: they join the company (again, if they had been removed)."""
+    if invitation.accepted_at is not None:
+        raise MembershipError("used")
+    if invitation.expires_at < utcnow():
+        raise MembershipError("expired")
+    row, _added = _link(session, invitation.company, user.person, MemberHow.invited, user)
+    invitation.accepted_at = utcnow()
+    invitation.accepted_person_id = user.person_id
+    audit.record(
+        session,
+        user,
+        "member_company",
+        invitation.company_id,
+        "invitation_accepted",
+        invitation=invitation.id,
+        person=user.person_id,
+    )
+    return row
+
+
+# -- renewal reminders -----------------------------------------------------------------------
+
+
+def queue_renewal_reminders(
+    session: Session, today: date | None = None, series_slug: str | None = None
+) -> list[MemberCompany]:
+    """Remind the contacts of this year's member companies that have no membership for the
+    next fiscal year yet: once per company and year (``RenewalReminder``)."""
+    stmt = sa.select(Series).order_by(Series.id)
+    if series_slug:
+        stmt = stmt.where(Series.slug == series_slug)
+    reminded: list[MemberCompany] = []
+    for series in session.scalars(stmt):
+        year = fiscal_year(today or local_today(series))
+        next_year = year + 1
+        has_next = sa.select(Membership.id).where(
+            Membership.company_id == MemberCompany.id, Membership.fiscal_year == next_year
+        )
+        already = sa.select(RenewalReminder.id).where(
+            RenewalReminder.company_id == MemberCompany.id,
+            RenewalReminder.fiscal_year == next_year,
+        )
+        companies = session.scalars(
+            sa.select(MemberCompany)
+            .where(
+                MemberCompany.id.in_(active_company_ids(series.id, year)),
+                ~has_next.exists(),
+                ~already.exists(),
+                MemberCompany.contact_email != "",
+            )
+            .order_by(MemberCompany.id)
+        ).unique()
+        for company in companies:
+            queue_email(
+                session,
+                company.contact_email,
+                "membership/renewal_reminder",
+                company.language,
+                company=company,
+                series=series,
+                contact_name=company.contact_name,
+                year=next_year,
+            )
+            session.add(
+                RenewalReminder(
+                    company_id=company.id, fiscal_year=next_year, email=company.contact_email
+                )
+            )
+            audit.record(
+                session,
+                None,
+                "member_company",
+                company.id,
+                "renewal_reminder",
+                fiscal_year=next_year,
+            )
+            reminded.append(company)
+    session.flush()
+    return reminded
+
+
+# -- personal data ---------------------------------------------------------------------------
+
+
+def personal_data(session: Session, person: Person) -> dict:
+    rows = session.scalars(
+        sa.select(CompanyMember)
+        .where(CompanyMember.person_id == person.id)
+        .order_by(CompanyMember.id)
+    ).unique()
+    invitations = session.scalars(
+        sa.select(MemberInvitation)
+        .where(MemberInvitation.accepted_person_id == person.id)
+        .order_by(MemberInvitation.id)
+    ).unique()
+    emails = {e for e in (person.email, person.user.email if person.user else None) if e}
+    contact_of = (
+        session.scalars(
+            sa.select(MemberCompany)
+            .where(MemberCompany.contact_email.in_({e.lower() for e in emails}))
+            .order_by(MemberCompany.id)
+        ).unique()
+        if emails
+        else []
+    )
+    return {
+        "company_members": [
+            {
+                "company": row.company.name.as_dict(),
+                "series": row.company.series.slug,
+                "how": row.how.value,
+                "added_at": row.added_at,
+                "removed_at": row.removed_at,
+            }
+            for row in rows
+        ],
+        "invitations_accepted": [
+            {
+                "company": inv.company.name.as_dict(),
+                "email": inv.email,
+                "accepted_at": inv.accepted_at,
+            }
+            for inv in invitations
+        ],
+        "contact_of": [
+            {
+                "company": c.name.as_dict(),
+                "contact_name": c.contact_name,
+                "contact_email": c.contact_email,
+            }
+            for c in contact_of
+        ],
+    }
+
+
+def forget_person(session: Session, person: Person) -> None:
+    """Delete the person's company links and invitations; blank their contact details."""
+    emails = {e.lower() for e in (person.email, person.user.email if person.user else None) if e}
+    session.execute(sa.delete(CompanyMember).where(CompanyMember.person_id == person.id))
+    session.execute(
+        sa.update(MemberInvitation)
+        .where(MemberInvitation.accepted_person_id == person.id)
+        .values(accepted_person_id=None, email="")
+    )
+    if emails:
+        session.execute(sa.delete(MemberInvitation).where(MemberInvitation.email.in_(emails)))
+        session.execute(
+            sa.update(MemberCompany)
+            .where(MemberCompany.contact_email.in_(emails))
+            .values(contact_name="", contact_email="")
+        )
+        session.execute(
+            sa.update(RenewalReminder).where(RenewalReminder.email.in_(emails)).values(email="")
+        )
+    session.flush()
