@@ -81,7 +81,7 @@ def test_event_page_shows_register_button_then_status(client, setup, app):
         },
     )
     r = client.get(f"/en/events/{setup['slug']}/")
-    assert "You are registered for this event: Confirmed." in r.text
+    assert "You are registered for this event: Place confirmed." in r.text
 
 
 def test_review_step_shows_price_lines_and_stores_nothing(client, setup, app):
@@ -566,14 +566,14 @@ def test_dashboard_template_renders_counts(app, setup):
         g.lang_code = "en"
         event = db.session.get(Event, setup["event_id"])
         html = render_template("registration/_dashboard.html", event=event)
-    assert '<tr data-state="confirmed"><th>Confirmed</th>' in html
+    assert '<tr data-state="confirmed"><th>Place confirmed</th>' in html
     rows = {
         state: html.split(f'<tr data-state="{state}">')[1].split("</tr>")[0]
         for state in ("confirmed", "pending_payment", "waitlisted")
     }
     # Two free on site (confirmed), two paid online (awaiting payment).
     assert rows["confirmed"] == (
-        '<th>Confirmed</th>\n        <td data-mode="onsite">2</td><td data-mode="online">0</td>'
+        '<th>Place confirmed</th>\n        <td data-mode="onsite">2</td><td data-mode="online">0</td>'
         '\n        <td data-mode="all">2</td>'
     )
     assert '<td data-mode="online">2</td>' in rows["pending_payment"]

@@ -152,7 +152,7 @@ class OrganiserAddForm(_AnswersMixin, FlaskForm):
         ],
     )
     affiliation = StringField(_l("Affiliation"), validators=[Length(max=200)])
-    sector = SelectField(_l("Sector"), validate_choice=False)
+    sector = SelectField(_l("Affiliation type"), validate_choice=False)
     preferred_language = SelectField(_l("Language for emails"), validate_choice=False)
     attendance_mode = RadioField(_l("Attendance"), choices=[], validate_choice=False)
     fee_category = RadioField(_l("Fee category"), choices=[], validate_choice=False)

@@ -51,7 +51,7 @@ SEAT_STATES = (S.confirmed, S.attended)
 
 STATE_LABELS = {
     S.pending_payment: _l("Awaiting payment"),
-    S.confirmed: _l("Confirmed"),
+    S.confirmed: _l("Place confirmed"),
     S.waitlisted: _l("Waiting list"),
     S.cancelled: _l("Cancelled registration"),
     S.attended: _l("Attended"),
@@ -59,14 +59,14 @@ STATE_LABELS = {
 
 # What each history (audit) entry's action means.
 ACTION_LABELS = {
-    "registered": _l("Registered"),
+    "registered": _l("Registered by the participant"),
     "reregistered": _l("Registered again"),
     "added_by_organiser": _l("Added by an organiser"),
     "promoted": _l("Moved up from the waiting list"),
     "confirmed": _l("Payment received"),
     "marked_paid": _l("Marked as paid"),
     "waitlisted": _l("Moved to the waiting list"),
-    "cancelled": _l("Cancelled"),
+    "cancelled": _l("Registration cancelled"),
     "expired": _l("Payment deadline passed"),
     "checked_in": _l("Checked in"),
     "check_in_undone": _l("Check-in undone"),

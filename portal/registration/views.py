@@ -421,7 +421,7 @@ def export(slug: str):
             _("Name in Latin letters"),
             _("Email"),
             _("Affiliation"),
-            _("Sector"),
+            _("Affiliation type"),
             _("Attendance"),
             _("Fee category"),
             _("State"),
