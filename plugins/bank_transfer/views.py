@@ -91,6 +91,9 @@ def mark_received(slug: str, reg_id: int):
     registration = registrations.get_for_event(db.session, event, reg_id)
     if registration is None:
         abort(404)
+    if registration.state != RegistrationState.pending_payment:
+        flash(str(services.NotAwaitingPayment.default_message), "error")
+        return _render_list(event, status=400)
     form = forms.TransferForm(prefix=f"r{reg_id}")
     form.registration_id.data = str(reg_id)
     if not form.validate_on_submit():

@@ -115,3 +115,24 @@ def dashboard_panels(event, user):
             )
         )
     ]
+
+
+@hookimpl
+def personal_data(person):
+    from sqlalchemy.orm import object_session
+
+    from plugins.stripe_payments import services
+
+    session = object_session(person)
+    return services.personal_data(session, person) if session is not None else {}
+
+
+@hookimpl
+def forget_person(person):
+    from sqlalchemy.orm import object_session
+
+    from plugins.stripe_payments import services
+
+    session = object_session(person)
+    if session is not None:
+        services.forget_person(session, person)

@@ -1203,3 +1203,52 @@ def parse_amount(raw: str, currency: str) -> int:
             field="amount",
         )
     return int(minor)
+
+
+# -- personal data ---------------------------------------------------------------------------
+
+_PERSONAL_KEYS = ("customer_email", "customer_details", "customer", "shipping_details")
+
+
+def personal_data(session: Session, person: Person) -> dict:
+    """The person's payments and refunds (card and bank transfer), for their data download."""
+    rows = session.scalars(
+        sa.select(Payment)
+        .where(Payment.person_id == person.id)
+        .options(joinedload(Payment.event), joinedload(Payment.receipt))
+        .order_by(Payment.id)
+    ).unique()
+    return {
+        "payments": [
+            {
+                "id": p.id,
+                "event": p.event.slug,
+                "method": p.method.value,
+                "state": p.state.value,
+                "amount_minor": p.amount_minor,
+                "received_minor": p.received_minor,
+                "refunded_minor": p.refunded_minor,
+                "currency": p.currency,
+                "created_at": p.created_at.isoformat(),
+                "paid_at": p.paid_at.isoformat() if p.paid_at else None,
+                "receipt": p.receipt.reference if p.receipt else None,
+                "refunds": [
+                    {"amount_minor": r.amount_minor, "state": r.state.value} for r in p.refunds
+                ],
+            }
+            for p in rows
+        ]
+    }
+
+
+def forget_person(session: Session, person: Person) -> None:
+    """Payments stay (the accounts need them) but lose the email and the customer details
+    that Stripe's answers carried."""
+    for payment in session.scalars(sa.select(Payment).where(Payment.person_id == person.id)):
+        payment.provider_data = {
+            k: v for k, v in (payment.provider_data or {}).items() if k not in _PERSONAL_KEYS
+        }
+        payment.request_params = {
+            k: v for k, v in (payment.request_params or {}).items() if k not in _PERSONAL_KEYS
+        }
+        payment.note = ""

@@ -38,7 +38,7 @@ from portal.app import csrf
 from portal.db import db
 from portal.documents.pdf import render_pdf
 from portal.events.models import Event
-from portal.i18n import current_language, format_person_name, from_minor
+from portal.i18n import current_language, format_person_name, from_minor, minor_units
 from portal.pagination import page_number, paginate
 from portal.registration import services as registrations
 from portal.registration.models import RegistrationState
@@ -273,7 +273,16 @@ def organiser_list(slug: str):
 
 
 def _major(amount_minor: int | None, currency: str) -> str:
-    return "" if amount_minor is None else str(from_minor(amount_minor, currency))
+    """Minor units as a plain decimal in major units: 250.00 (USD), 5000 (JPY)."""
+    if amount_minor is None:
+        return ""
+    return f"{from_minor(amount_minor, currency):.{minor_units(currency)}f}"
+
+
+def _text(value) -> str:
+    """A typed text as a CSV cell that spreadsheets do not run as a formula."""
+    value = str(value or "")
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @bp.get("/<lang_code>/organiser/events/<slug>/payments/export.csv")
@@ -315,9 +324,9 @@ def export(slug: str):
                 format_datetime(p.created_at, tz),
                 format_datetime(p.paid_at, tz) if p.paid_at else "",
                 p.registration_id,
-                format_person_name(p.person),
-                p.person.email or "",
-                p.person.affiliation,
+                _text(format_person_name(p.person)),
+                _text(p.person.email),
+                _text(p.person.affiliation),
                 str(services.METHOD_LABELS[p.method]),
                 str(services.STATE_LABELS[p.state]),
                 p.currency,
