@@ -608,3 +608,23 @@ def test_decision_email_is_delivered_over_smtp(rq, app, smtp_server):
     assert decision["To"] == "sub@example.org"
     assert decision["Subject"] == "Your abstract has been accepted: Titanium powder by electrolysis"
     assert "See you in Boston." in decision.get_body(("plain",)).get_content()
+
+
+def test_organisers_never_see_drafts_and_a_withdrawn_abstract_can_be_reopened(rq):
+    session = rq
+    call = make_call(session)
+    draft = services.save_draft(session, call.event, call.submitter, data(title="Private"))
+    sent = services.submit(session, call.event, call.submitter, data(title="Sent"))
+    session.flush()
+    services.withdraw(session, draft, call.submitter)
+    services.withdraw(session, sent, call.submitter)
+    session.commit()
+    listed = session.scalars(services.organiser_list(call.event)).unique().all()
+    assert [a.title.en for a in listed] == ["Sent"]
+    assert services.progress(session, call.event).counts == {AbstractState.withdrawn: 1}
+    with pytest.raises(services.NotFound):
+        services.reopen(session, draft, call.organiser)
+    services.reopen(session, sent, call.organiser)
+    session.commit()
+    assert (sent.state, sent.reopened) == (AbstractState.submitted, True)
+    assert actions(session, sent) == ["submitted", "withdrawn", "reopened"]

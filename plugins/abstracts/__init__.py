@@ -108,7 +108,7 @@ def event_tabs(event, user):
             )
         )
     if getattr(user, "is_authenticated", False):
-        if services.has_assignments(db.session, event, user):
+        if services.is_reviewer(user, event) and services.has_assignments(db.session, event, user):
             tabs.append(
                 Tab(
                     label=str(_l("My reviews")),

@@ -584,6 +584,14 @@ def is_reviewer(user, event: Event) -> bool:
     )
 
 
+def organisers_see(abstract: Abstract) -> bool:
+    """Organisers see what was submitted once (not drafts, not drafts thrown away)."""
+    return abstract.submitted_at is not None
+
+
+ORGANISERS_SEE = Abstract.submitted_at.is_not(None)
+
+
 def is_submitter(user, abstract: Abstract) -> bool:
     return bool(
         getattr(user, "is_authenticated", False)
@@ -890,14 +898,19 @@ def withdraw(session: Session, abstract: Abstract, user) -> None:
 
 
 def reopen(session: Session, abstract: Abstract, actor) -> None:
-    """An organiser lets the submitter change this one abstract after the deadline."""
-    if abstract.state not in EDITABLE_STATES | {AbstractState.withdrawn}:
+    """An organiser lets the submitter change this one abstract after the deadline.
+
+    A withdrawn abstract comes back as submitted, open for changes until the decision.
+    """
+    if not organisers_see(abstract):
+        raise NotFound(abstract.id)
+    if abstract.state not in UNDER_REVIEW | {AbstractState.withdrawn}:
         raise AbstractError(_l("A decided abstract cannot be reopened."))
     if abstract.reopened and abstract.state != AbstractState.withdrawn:
         raise AbstractError(_l("This abstract is already open for changes."))
     old = abstract.state
     if old == AbstractState.withdrawn:
-        abstract.state = AbstractState.draft
+        abstract.state = AbstractState.submitted
     abstract.reopened = True
     _record(session, actor, abstract, "reopened", old=old.value, new=abstract.state.value)
     _notify_submitter(session, abstract, "reopened")
@@ -1326,7 +1339,7 @@ def progress(session: Session, event: Event) -> Progress:
     result = Progress()
     for state, number in session.execute(
         sa.select(Abstract.state, sa.func.count())
-        .where(Abstract.event_id == event.id, Abstract.state != AbstractState.draft)
+        .where(Abstract.event_id == event.id, ORGANISERS_SEE)
         .group_by(Abstract.state)
     ):
         result.counts[AbstractState(state)] = number
@@ -1389,12 +1402,12 @@ SORTS = ("id", "state", "mean", "spread", "count")
 
 
 def organiser_list(event: Event, state: str | None = None, sort: str = "id") -> sa.Select:
-    """Every abstract of the event except drafts, sortable by its scores."""
+    """Every abstract of the event ever submitted, sortable by its scores."""
     stats = _stats_subquery()
     stmt = (
         sa.select(Abstract)
         .outerjoin(stats, stats.c.abstract_id == Abstract.id)
-        .where(Abstract.event_id == event.id, Abstract.state != AbstractState.draft)
+        .where(Abstract.event_id == event.id, ORGANISERS_SEE)
         .options(
             selectinload(Abstract.authors),
             joinedload(Abstract.submitter),
@@ -1680,7 +1693,7 @@ def forget_person(person: Person) -> None:
     for abstract in session.scalars(
         sa.select(Abstract).where(Abstract.submitter_id == person.id)
     ).all():
-        if abstract.state == AbstractState.draft:
+        if not organisers_see(abstract):  # drafts, also withdrawn ones
             files.remove_after_commit(session, abstract.pdf_name)
             session.delete(abstract)
             continue

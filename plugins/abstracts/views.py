@@ -83,7 +83,7 @@ def _own_abstract(event: Event, abstract_id: int) -> Abstract:
 
 def _managed_abstract(event: Event, abstract_id: int) -> Abstract:
     abstract = services.get_abstract(db.session, event, abstract_id)
-    if abstract is None or abstract.state == AbstractState.draft:
+    if abstract is None or not services.organisers_see(abstract):
         abort(404)
     return abstract
 
@@ -280,7 +280,7 @@ def pdf(slug: str, abstract_id: int):
     if abstract is None or not abstract.pdf_name:
         abort(404)
     allowed = services.is_submitter(current_user, abstract) or (
-        services.is_organiser(current_user, event) and abstract.state != AbstractState.draft
+        services.is_organiser(current_user, event) and services.organisers_see(abstract)
     )
     if not allowed:
         allowed = any(services.reviewer_may_see(a, current_user) for a in abstract.assignments)
@@ -583,6 +583,8 @@ def reopen(slug: str, abstract_id: int):
     abstract = _managed_abstract(event, abstract_id)
     try:
         services.reopen(db.session, abstract, current_user)
+    except NotFound:
+        abort(404)
     except AbstractError as error:
         db.session.rollback()
         flash(str(error.message), "error")
