@@ -21,8 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-SEARCH_KEY_LENGTH = 500  # fits a b-tree index entry on PostgreSQL even in 4-byte characters
-SORT_KEY_LENGTH = 200
+# An index entry (sort key + search key) stays under PostgreSQL's b-tree limit of about 2,700
+# bytes even in 4-byte characters.
+SEARCH_KEY_LENGTH = 500
+SORT_KEY_LENGTH = 100
 SEPARATOR = "|"
 
 PERSON_KEY_FIELDS = (
@@ -123,9 +125,9 @@ def apply_keys(profile, person, affiliations) -> bool:
         "sort_roman": (fold(person.romanized_name).strip() or native_name(person))[
             :SORT_KEY_LENGTH
         ],
-        "name_key": native_name(person)[:SORT_KEY_LENGTH],
-        "kana_key": kana_name(person)[:SORT_KEY_LENGTH],
-        "roman_key": roman_key(person.romanized_name)[:SORT_KEY_LENGTH],
+        "name_key": native_name(person)[:200],
+        "kana_key": kana_name(person)[:200],
+        "roman_key": roman_key(person.romanized_name)[:200],
         "email_key": (person.email or "").strip().lower()[:254],
     }
     changed = False

@@ -35,6 +35,7 @@ from portal.db import utcnow
 from portal.events.models import Event, EventStatus, Talk
 from portal.i18n import LANGUAGES, BilingualText, format_person_name
 from portal.mail.services import queue_email
+from portal.pagination import Page
 from portal.speakers import photos, search
 from portal.speakers.models import (
     Affiliation,
@@ -159,29 +160,79 @@ def talk_self_introduction(talk: Talk, profile: SpeakerProfile | None) -> Biling
     return profile.self_introduction if profile is not None else BilingualText()
 
 
-def search_speakers(
-    query: str | None, lang: str = "ja", organiser: bool = False, public: bool = True
-) -> sa.Select:
-    """Speakers matching every word of ``query`` in any script, ordered by name.
-
-    The public directory matches affiliations only of speakers who consented to publish.
-    """
+def _search_conditions(query: str | None, organiser: bool, public: bool) -> list:
     key = SpeakerProfile.public_search_key if public else SpeakerProfile.search_key
-    stmt = (
-        sa.select(SpeakerProfile)
-        .join(SpeakerProfile.person)
-        .where(SpeakerProfile.merged_into_id.is_(None), Person.anonymised_at.is_(None))
-        .options(contains_eager(SpeakerProfile.person), selectinload(SpeakerProfile.affiliations))
-    )
+    conditions = [SpeakerProfile.merged_into_id.is_(None), Person.anonymised_at.is_(None)]
     for term in search.query_terms(query):
         condition = key.like(search.like_pattern(term), escape="\\")
         if organiser and "@" in term:
             condition = sa.or_(
                 condition, SpeakerProfile.email_key.like(search.like_pattern(term), escape="\\")
             )
-        stmt = stmt.where(condition)
+        conditions.append(condition)
+    return conditions
+
+
+def _sort(lang: str):
     sort = SpeakerProfile.sort_kana if lang == "ja" else SpeakerProfile.sort_roman
-    return stmt.order_by(sort, SpeakerProfile.person_id)
+    return (sort, SpeakerProfile.person_id)
+
+
+def search_speakers(
+    query: str | None, lang: str = "ja", organiser: bool = False, public: bool = True
+) -> sa.Select:
+    """Speakers matching every word of ``query`` in any script, ordered by name.
+
+    The public directory matches affiliations only of speakers who consented to publish;
+    ``organiser=True`` also matches email addresses. For a paginated list use
+    ``speakers_page``, which reads only narrow columns until it knows which rows to show.
+    """
+    return (
+        sa.select(SpeakerProfile)
+        .join(SpeakerProfile.person)
+        .where(*_search_conditions(query, organiser, public))
+        .options(contains_eager(SpeakerProfile.person), selectinload(SpeakerProfile.affiliations))
+        .order_by(*_sort(lang))
+    )
+
+
+def speakers_page(
+    session: Session,
+    query: str | None,
+    lang: str,
+    page: int,
+    per_page: int = 20,
+    organiser: bool = False,
+    public: bool = True,
+) -> Page:
+    """One page of ``search_speakers`` in four queries, whatever the number of speakers:
+    count and ids on narrow columns (no biographies sorted or counted), then the rows."""
+    narrow = (
+        sa.select(SpeakerProfile.id)
+        .join(Person, Person.id == SpeakerProfile.person_id)
+        .where(*_search_conditions(query, organiser, public))
+    )
+    total = session.scalar(sa.select(sa.func.count()).select_from(narrow.subquery())) or 0
+    ids = list(
+        session.scalars(narrow.order_by(*_sort(lang)).limit(per_page).offset((page - 1) * per_page))
+    )
+    rows = (
+        {
+            p.id: p
+            for p in session.scalars(
+                sa.select(SpeakerProfile)
+                .where(SpeakerProfile.id.in_(ids))
+                .options(
+                    joinedload(SpeakerProfile.person), selectinload(SpeakerProfile.affiliations)
+                )
+            ).unique()
+        }
+        if ids
+        else {}
+    )
+    return Page(
+        items=[rows[i] for i in ids if i in rows], page=page, per_page=per_page, total=total
+    )
 
 
 @dataclass

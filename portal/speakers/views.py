@@ -78,12 +78,7 @@ def _send_photo(profile: SpeakerProfile) -> Response:
 @bp.get("/")
 def directory():
     query = (request.args.get("q") or "").strip()[:100]
-    page = paginate(
-        db.session,
-        services.search_speakers(query, current_language()),
-        page_number(),
-        PER_PAGE,
-    )
+    page = services.speakers_page(db.session, query, current_language(), page_number(), PER_PAGE)
     return _render("speakers/directory.html", page=page, query=query)
 
 
@@ -360,11 +355,14 @@ def _person(person_id: int) -> SpeakerProfile:
 @admin.get("/speakers/")
 def speaker_list():
     query = (request.args.get("q") or "").strip()[:100]
-    page = paginate(
+    page = services.speakers_page(
         db.session,
-        services.search_speakers(query, current_language(), organiser=True, public=False),
+        query,
+        current_language(),
         page_number(),
         PER_PAGE,
+        organiser=True,
+        public=False,
     )
     return _render("speakers/organiser/list.html", page=page, query=query)
 
@@ -676,11 +674,8 @@ def talk_speaker(talk_id: int):
         intro_form.talk_intro_en.data = talk.self_introduction.en
     results = None
     if query:
-        results = paginate(
-            db.session,
-            services.search_speakers(query, current_language(), organiser=True, public=False),
-            page_number(),
-            10,
+        results = services.speakers_page(
+            db.session, query, current_language(), page_number(), 10, organiser=True, public=False
         )
     return _render(
         "speakers/organiser/talk_speaker.html",
