@@ -321,3 +321,39 @@ def test_merged_records_leave_the_directory(app, client, dbs):
         )
         == 1
     )
+
+
+def test_forget_speaker_erases_profile_but_keeps_talks(app, dbs):
+    from pathlib import Path
+
+    from tests.test_speakers_support import image_bytes
+
+    keep, _other = _pair(dbs)
+    talk = f.talk(dbs, f.event(dbs), speaker=keep.person, self_introduction=BilingualText(ja="話"))
+    with ctx(app):
+        services.update_speaker(dbs, keep.person, {}, organiser(dbs), photo=image_bytes("PNG"))
+        services.invite_speaker(dbs, keep.person, "taro@example.org", None)
+    dbs.commit()
+    photo = Path(app.config["UPLOAD_FOLDER"]) / "speakers" / keep.photo_filename
+    data = services.speaker_personal_data(dbs, keep.person)
+    assert data["profile"]["biography"] == {"ja": "日本語の略歴", "en": ""}
+    assert data["affiliations"][0]["organisation"] == {"ja": "東京大学", "en": ""}
+    assert data["talks"] == [
+        {"id": talk.id, "event_id": talk.event_id, "self_introduction": {"ja": "話", "en": ""}}
+    ]
+    with ctx(app):
+        services.forget_speaker(dbs, keep.person)
+    dbs.commit()
+    assert not photo.exists()
+    profile = services.get_profile(dbs, keep.person_id)
+    assert (profile.biography, profile.links, profile.photo_filename, profile.publish_consent) == (
+        BilingualText(),
+        [],
+        None,
+        False,
+    )
+    assert profile.affiliations == []
+    assert dbs.get(Talk, talk.id).speaker_id == keep.person_id
+    assert dbs.get(Talk, talk.id).self_introduction == BilingualText()
+    assert dbs.scalar(sa.select(SpeakerInvitation.revoked_at)) is not None
+    assert services.speaker_personal_data(dbs, keep.person)["affiliations"] == []
