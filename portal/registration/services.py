@@ -72,6 +72,7 @@ ACTION_LABELS = {
     "check_in_undone": _l("Check-in undone"),
     "mode_switched": _l("Attendance mode changed"),
     "state_changed_by_organiser": _l("State changed by an organiser"),
+    "repriced": _l("Price recalculated"),
 }
 
 MODE_LABELS = {
@@ -722,6 +723,9 @@ def register(
         raise RegistrationError(
             _l("Please accept the privacy notice to register."), field="privacy"
         )
+    # The event lock comes first, so plugins' price_lines and registration_changed hooks run
+    # under it too (one lock order for everything that touches a registration).
+    locked = lock_event(session, event)
     draft = build_registration(
         session,
         event,
@@ -732,7 +736,6 @@ def register(
         user=user,
         now=now,
     )
-    locked = lock_event(session, event)
     _check_open(event, locked, now)
     existing = _existing(session, event, person)
     if existing is not None and existing.is_active:
@@ -768,6 +771,7 @@ def organiser_add(
     a draft or closed, not cancelled. ``force=True`` gives a seat even when the mode is full.
     """
     now = now or utcnow()
+    locked = lock_event(session, event)
     draft = build_registration(
         session,
         event,
@@ -779,7 +783,6 @@ def organiser_add(
         organiser=True,
         now=now,
     )
-    locked = lock_event(session, event)
     if locked.status == EventStatus.cancelled:
         raise RegistrationClosed(_l("This event has been cancelled."))
     existing = _existing(session, event, person)
@@ -880,6 +883,79 @@ def mark_paid(
 ) -> Registration:
     """An organiser records a payment (bank transfer, cash): pending_payment → confirmed."""
     return confirm(session, registration, actor=actor, reason=reason, action="marked_paid", now=now)
+
+
+def reprice(
+    session: Session,
+    registration: Registration,
+    *,
+    answers: dict | None = None,
+    actor=None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> bool:
+    """A plugin's choice changed (an answer, or a place it gives): store the new answers and
+    recompute the plugins' price lines. Returns whether the price lines changed.
+
+    ``answers`` (optional) are merged into ``registration.answers`` whatever the state. Only a
+    registration not paid yet (pending payment, waiting list) is repriced; the fee category's
+    line keeps the price it had when registering (an early-bird price stays). Once confirmed,
+    the price lines are frozen (a plugin settles later extras itself, e.g. on the day). A
+    pending payment left with nothing to pay is confirmed. Written to the history as
+    ``repriced``. The caller holds the event's lock (``lock_event``) and commits.
+    """
+    now = now or utcnow()
+    if answers:
+        merged = dict(registration.answers or {})
+        merged.update(answers)
+        if merged != (registration.answers or {}):
+            registration.answers = merged
+    if registration.state not in (S.pending_payment, S.waitlisted):
+        return False
+    kept = [
+        dict(line)
+        for line in registration.price_lines or []
+        if str(line.get("code", "")).startswith("fee:")
+    ]
+    extra = [
+        {
+            "code": line.code,
+            "label": _label_dict(line.label),
+            "amount_minor": int(line.amount_minor),
+            "currency": line.currency.upper(),
+        }
+        for line in compute_price_lines(registration, now)
+        if not line.code.startswith("fee:")
+    ]
+    lines = kept + extra
+    if lines == (registration.price_lines or []):
+        return False
+    old_total = registration.total_minor
+    registration.price_lines = lines
+    registration.total_minor = sum(int(line["amount_minor"]) for line in lines)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "registration",
+        registration.id,
+        "repriced",
+        old_total=old_total,
+        new_total=registration.total_minor,
+        reason=reason,
+    )
+    if registration.state == S.pending_payment and registration.total_minor == 0:
+        _move(
+            session,
+            registration,
+            S.confirmed,
+            actor=actor,
+            action="confirmed",
+            reason=reason,
+            email="confirmed",
+            now=now,
+        )
+    return True
 
 
 def waitlist(
