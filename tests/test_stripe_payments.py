@@ -291,6 +291,23 @@ def test_stripe_too_slow_times_out_and_the_retry_gets_the_same_session(client, a
     assert list(fake.sessions) == [session_id]  # idempotency key: no second session
 
 
+def test_stripe_refusing_the_request_ends_the_attempt_and_a_retry_starts_anew(
+    client, app, fake, world
+):
+    fake.fail_with = 400
+    login(client, app, world.payer)
+    response = client.post(f"/en/payments/card/{world.reg}")
+    assert response.status_code == 503
+    refused = payment_of(app, world)
+    assert refused.state == P.failed and refused.provider_session_id is None
+    assert registration_state(app, world) == S.pending_payment
+    fake.fail_with = None
+    start_payment(client, app, world)
+    fresh = payment_of(app, world)
+    assert fresh.id != refused.id and fresh.idempotency_key != refused.idempotency_key
+    assert fresh.state == P.pending and fresh.provider_session_id is not None
+
+
 # -- the webhook -----------------------------------------------------------------------------
 
 
@@ -333,6 +350,56 @@ def test_events_out_of_order_give_the_state_of_one_delivery(client, app, fake, w
     assert registration_state(app, world) == S.confirmed
     assert count(app, Document) == 1
     assert emails(app, "stripe_payments/receipt") == 1
+
+
+def test_concurrent_deliveries_confirm_once(live_server, fake):
+    """Ten deliveries at the same moment (the same event, and another event id for the same
+    session) against the threaded server: one confirmation, one receipt, one email."""
+    import threading
+    import urllib.error
+    import urllib.request
+
+    app = live_server.app
+    world = make_world(app)
+    with database(app) as s:
+        payment = services.begin_card_payment(s, s.get(Registration, world.reg), language="en")
+        s.commit()
+        payment_id = payment.id
+    with database(app) as s:
+        payment = services.open_checkout(s, s.get(Payment, payment_id))
+        s.commit()
+        session_id = payment.provider_session_id
+    completed = fake.complete(session_id)
+    again = fake.event("checkout.session.async_payment_succeeded", completed["data"]["object"])
+    statuses = []
+    start = threading.Barrier(10)
+
+    def deliver(event):
+        body, headers = fake.signed(event)
+        request = urllib.request.Request(
+            live_server.url + "/stripe/webhook", data=body, headers=headers
+        )
+        start.wait()
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+
+    threads = [
+        threading.Thread(target=deliver, args=(completed if i % 2 else again,)) for i in range(10)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 10
+    assert payment_of(app, world).state == P.succeeded
+    assert registration_state(app, world) == S.confirmed
+    assert count(app, Document) == 1
+    assert emails(app, "stripe_payments/receipt") == 1
+    assert emails(app, "registration/confirmed") == 1
+    assert count(app, ProcessedWebhookEvent) == 2
 
 
 def test_completed_before_the_portal_stored_the_session(client, app, fake, world):
@@ -800,6 +867,22 @@ def test_reconcile_expires_sessions_the_registration_no_longer_waits_for(client,
     assert fake.sessions[session_id]["status"] == "expired"
     assert payment_of(app, world).state == P.expired
     assert registration_state(app, world) == S.confirmed
+
+
+def test_reconcile_expires_attempts_that_never_got_a_session(client, app, fake, runner, world):
+    app.config["STRIPE_API_BASE"] = f"http://127.0.0.1:{free_port()}"
+    login(client, app, world.payer)
+    assert client.post(f"/en/payments/card/{world.reg}").status_code == 503
+    with database(app) as s:
+        attempt = s.scalars(sa.select(Payment)).one()
+        attempt.expires_at = attempt.created_at  # its time is up
+        s.commit()
+    app.config["STRIPE_API_BASE"] = fake.url
+    result = runner.invoke(args=["payments", "reconcile"])
+    assert result.exit_code == 0, result.output
+    assert "Reconciled: never_opened 1." in result.output
+    assert payment_of(app, world).state == P.expired
+    assert registration_state(app, world) == S.pending_payment
 
 
 # -- hooks -----------------------------------------------------------------------------------

@@ -303,7 +303,15 @@ def reusable_attempt(
             Payment.amount_minor == registration.total_minor,
             Payment.currency == registration.currency,
             Payment.language == lang,
-            Payment.expires_at > now + timedelta(minutes=10),
+            # A session Stripe made may be reused until shortly before it expires; a request
+            # never answered may be sent again only while its expiry is still acceptable.
+            sa.or_(
+                sa.and_(
+                    Payment.provider_session_id.is_not(None),
+                    Payment.expires_at > now + timedelta(minutes=5),
+                ),
+                Payment.expires_at > now + CHECKOUT_MIN + timedelta(minutes=1),
+            ),
         )
         .order_by(Payment.id.desc())
         .limit(1)
@@ -378,15 +386,34 @@ def open_checkout(session: Session, payment: Payment) -> Payment:
         )
     except stripe.StripeError as exc:
         current_app.logger.warning("Stripe: creating a Checkout Session failed: %s", exc)
-        note_provider_error(session, payment.id, exc)
+        note_provider_error(session, payment.id, exc, final=not _transient(exc))
         raise ProviderUnavailable() from exc
     return attach_session(session, payment.id, answer.to_dict())
 
 
-def note_provider_error(session: Session, payment_id: int, exc: Exception) -> None:
+def _transient(exc: Exception) -> bool:
+    """Worth sending the same request again (network, rate limit, Stripe's own trouble)."""
+    return isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError | stripe.APIError)
+
+
+def note_provider_error(
+    session: Session, payment_id: int, exc: Exception, *, final: bool = False
+) -> None:
+    """Note what Stripe answered; a refused request (``final``) ends the attempt, so that the
+    next try starts a new one instead of repeating a request Stripe will refuse again."""
     payment = session.get(Payment, payment_id)
     payment.last_error = _error_text(exc)
-    audit.record(session, None, "payment", payment_id, "provider_error", error=payment.last_error)
+    if final and payment.state == P.pending and payment.provider_session_id is None:
+        _move(payment, P.failed)
+    audit.record(
+        session,
+        None,
+        "payment",
+        payment_id,
+        "provider_error",
+        error=payment.last_error,
+        final=final,
+    )
 
 
 def attach_session(session: Session, payment_id: int, data: dict) -> Payment:

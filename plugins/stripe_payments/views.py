@@ -306,7 +306,7 @@ def export(slug: str):
             _("Currency"),
             _("Amount owed"),
             _("Amount received"),
-            _("Refunded"),
+            _("Amount refunded"),
             _("Net"),
             _("Receipt"),
             _("Needs attention"),
