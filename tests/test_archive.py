@@ -634,3 +634,48 @@ def test_hook_forget_person_archive(app, client, world):
 def test_fold_makes_full_width_and_broken_lines_findable():
     assert files.fold("ＨＡＦＮＩＵＭ  分離\n技術") == "hafnium分離技術"
     assert archive.query_terms("  Ｈａｆｎｉｕｍ 分離技術 ") == ["hafnium", "分離技術"]
+
+
+def test_upload_checks_the_csrf_token_itself(app_config, database_url, world):
+    """The upload view is exempt from the app-wide check (so that its own size limit applies
+    before the form is read) and its form checks the token."""
+    from portal.app import create_app
+
+    app = create_app(dict(app_config, WTF_CSRF_ENABLED=True))
+    client = app.test_client()
+    login(client, app, world["speaker"])
+    response = client.post(
+        f"/en/events/meeting-93/archive/talks/{world['talk']}/files",
+        data={"file": (io.BytesIO(make_pdf("x")), "x.pdf"), "title_en": "Kept"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "The form had expired" in html
+    assert 'value="Kept"' in html
+    with database(app) as s:
+        assert s.scalars(sa.select(ArchiveItem)).all() == []
+    app.extensions["portal_db"]["engine"].dispose()
+
+
+def test_files_larger_than_the_app_wide_request_limit_are_accepted_up_to_the_setting(
+    app, client, world
+):
+    """The app refuses requests over MAX_CONTENT_LENGTH (20 MB); the archive's own limit
+    (50 MB by default) applies to its upload form instead."""
+    assert app.config["MAX_CONTENT_LENGTH"] < 25 * 1024 * 1024
+    login(client, app, world["organiser"])
+    image = PNG + b"\x00" * (25 * 1024 * 1024)
+    response = client.post(
+        f"/en/events/meeting-93/archive/talks/{world['talk']}/files",
+        data={"file": (io.BytesIO(image), "poster.png")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    with database(app) as s:
+        item = s.scalar(sa.select(ArchiveItem))
+        assert (item.file_type, item.size, item.title) == (
+            FileType.png,
+            len(image),
+            BilingualText(ja="poster.png", en="poster.png"),
+        )

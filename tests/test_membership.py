@@ -669,3 +669,73 @@ def test_hook_forget_person_membership(app, world):
         assert (comp.contact_name, comp.contact_email) == ("", "")
         # The company and its issued documents stay.
         assert s.scalar(sa.select(sa.func.count()).select_from(Document)) == 1
+
+
+def test_organiser_flow_on_the_company_page(app, client, world):
+    login(client, app, world["organiser"])
+    cid = world["company"]
+    base = f"/ja/organiser/membership/study/companies/{cid}"
+    new = client.get(f"{base}/memberships/new")
+    assert new.status_code == 200
+    with database(app) as s:
+        year = services.current_fiscal_year(s.get(MemberCompany, cid).series)
+    bad = client.post(
+        f"{base}/memberships/new",
+        data={"fiscal_year": year, "tier_ja": "一般", "tier_en": "Regular", "amount": "10万"},
+    )
+    assert bad.status_code == 400
+    assert "円単位の整数" in bad.get_data(as_text=True)
+    assert 'value="一般"' in bad.get_data(as_text=True)
+    made = client.post(
+        f"{base}/memberships/new",
+        data={"fiscal_year": year, "tier_ja": "一般", "tier_en": "Regular", "amount": "100,000"},
+    )
+    assert made.status_code == 302
+    twice = client.post(
+        f"{base}/memberships/new",
+        data={"fiscal_year": year, "tier_ja": "一般", "tier_en": "Regular", "amount": "100000"},
+    )
+    assert twice.status_code == 400
+    assert "その年度の会員登録が既にあります" in twice.get_data(as_text=True)
+    with database(app) as s:
+        m = s.scalar(sa.select(Membership))
+        assert (m.fiscal_year, m.amount_minor, m.state) == (year, 100000, MembershipState.unpaid)
+        m_id = m.id
+
+    page = client.get(f"{base}/").get_data(as_text=True)
+    assert "I-study-000001" in page
+    assert "英語版" in page
+
+    correct_url = f"/ja/organiser/membership/study/memberships/{m_id}/correct"
+    form = client.get(correct_url).get_data(as_text=True)
+    assert 'value="100000"' in form
+    corrected = client.post(
+        correct_url,
+        data={"fiscal_year": year, "tier_ja": "特別", "tier_en": "Special", "amount": "150000"},
+    )
+    assert corrected.status_code == 302
+
+    unknown = client.post(f"{base}/members", data={"member-email": "nobody@example.org"})
+    assert unknown.status_code == 400
+    assert "ポータルに登録されていません" in unknown.get_data(as_text=True)
+    assert 'value="nobody@example.org"' in unknown.get_data(as_text=True)
+    added = client.post(f"{base}/members", data={"member-email": "someone@example.org"})
+    assert added.status_code == 302
+    with database(app) as s:
+        person_id = s.get(User, world["employee"]).person_id
+    removed = client.post(f"{base}/members/{person_id}/remove")
+    assert removed.status_code == 302
+    assert _status(app, world["employee"], world["study"]) is False
+    assert _status(app, world["outsider"], world["study"]) is True
+
+    cancelled = client.post(f"/ja/organiser/membership/study/memberships/{m_id}/cancel")
+    assert cancelled.status_code == 302
+    with database(app) as s:
+        docs = s.scalars(sa.select(Document).order_by(Document.id)).all()
+        assert [(d.number, d.total_minor, d.is_cancellation) for d in docs] == [
+            (1, 100000, False),
+            (2, 150000, False),
+            (3, -150000, True),
+        ]
+        assert s.get(Membership, m_id).state == MembershipState.cancelled
+    assert "取消" in client.get(f"{base}/").get_data(as_text=True)

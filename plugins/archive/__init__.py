@@ -105,8 +105,6 @@ def event_tabs(event, user):
 
 @hookimpl
 def event_sections(event, user):
-    from plugins.archive import services
-
     items = _event_items(event)
     if not event.is_past or not any(items.values()):
         return []
@@ -118,8 +116,6 @@ def event_sections(event, user):
         talks=talks,
         items=items,
         access=_access(user, event.series),
-        uploadable=set(),
-        services=services,
     )
     return [Markup(html)]
 
