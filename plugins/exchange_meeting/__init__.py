@@ -71,7 +71,7 @@ def blueprints():
 def field_help(event) -> str:
     """The checkbox's help: fee, places left, who may join (whole translated sentences)."""
     from plugins.exchange_meeting import services
-    from portal.i18n import format_money
+    from portal.i18n import current_language, format_money
 
     st = services.meeting_settings(event)
     sentences = []
@@ -88,7 +88,8 @@ def field_help(event) -> str:
         )
     if not st.online_may_join and len(event.attendance_modes) > 1:
         sentences.append(_("For participants on site."))
-    return " ".join(sentences)
+    # Japanese sentences follow each other without a space.
+    return ("" if current_language() == "ja" else " ").join(sentences)
 
 
 @hookimpl
