@@ -51,7 +51,18 @@ TYPE_LABELS = {
 
 @bp.app_context_processor
 def archive_helpers():
-    return {"archive_type_label": type_label, "archive_membership_url": membership_url}
+    return {
+        "archive_type_label": type_label,
+        "archive_membership_url": membership_url,
+        "archive_size": size_label,
+    }
+
+
+def size_label(size: int) -> str:
+    """850 KB / 12.3 MB."""
+    if size < 1024 * 1024:
+        return f"{max(1, round(size / 1024))} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
 
 
 def type_label(item: ArchiveItem) -> str:
