@@ -739,3 +739,15 @@ def test_organiser_flow_on_the_company_page(app, client, world):
         ]
         assert s.get(Membership, m_id).state == MembershipState.cancelled
     assert "取消" in client.get(f"{base}/").get_data(as_text=True)
+
+
+def test_csv_cells_are_not_run_as_formulas(app, client, world):
+    with database(app) as s:
+        comp = s.get(MemberCompany, world["company"])
+        comp.billing_address = '=HYPERLINK("http://evil.example")'
+        year = membership(s, comp).fiscal_year
+        s.commit()
+    login(client, app, world["organiser"])
+    text = client.get(f"/ja/organiser/membership/study/companies.csv?fy={year}").data.decode()
+    rows = list(csv.reader(io.StringIO(text[1:])))
+    assert rows[1][5] == '\'=HYPERLINK("http://evil.example")'

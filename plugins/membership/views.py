@@ -232,11 +232,18 @@ def unpaid(slug: str):
     )
 
 
+def safe_cell(value):
+    """Text as a CSV cell that spreadsheets do not run as a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _csv_response(rows: list[list], filename: str) -> Response:
     out = io.StringIO()
     out.write("\ufeff")  # Excel opens UTF-8 with a BOM as UTF-8
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows(rows)
+    writer.writerows([safe_cell(cell) for cell in row] for row in rows)
     return Response(
         out.getvalue(),
         mimetype="text/csv",
