@@ -248,6 +248,31 @@ def test_going_back_to_pay_reuses_the_open_session(client, app, fake, world):
     assert len(fake.sessions) == 1
 
 
+def test_a_repriced_registration_gets_a_new_attempt_and_the_old_one_is_superseded(
+    client, app, fake, world
+):
+    first = start_payment(client, app, world)
+    with database(app) as s:
+        registration = s.get(Registration, world.reg)
+        registration.total_minor = 30000  # e.g. a plugin's extra was added (reprice)
+        registration.price_lines = [
+            *registration.price_lines,
+            {"code": "x", "label": {"ja": "追加", "en": "Extra"}, "amount_minor": 5000},
+        ]
+        s.commit()
+    second = start_payment(client, app, world)
+    assert second != first
+    with database(app) as s:
+        old, new = s.scalars(sa.select(Payment).order_by(Payment.id)).all()
+        assert old.superseded_at is not None and new.superseded_at is None
+        assert (new.amount_minor, old.amount_minor) == (30000, 25000)
+    # The old session paid anyway: recorded, flagged, nothing confirmed.
+    assert post_event(client, fake, fake.complete(first)).status_code == 200
+    assert registration_state(app, world) == S.pending_payment
+    with database(app) as s:
+        assert s.get(Payment, old.id).flag == "amount_mismatch"
+
+
 # -- Stripe unreachable or slow --------------------------------------------------------------
 
 
@@ -558,6 +583,32 @@ def test_async_payment_failed_keeps_the_registration_waiting(client, app, fake, 
     assert emails(app, "stripe_payments/payment_failed") == 1
     # A new attempt can be made.
     assert start_payment(client, app, world) != session_id
+
+
+def test_delayed_payment_methods_wait_for_async_success(client, app, fake, world):
+    """Completed but not yet paid (e.g. konbini): nothing is confirmed until Stripe says so;
+    a refund event for a payment not confirmed yet is refused (409), so Stripe retries it."""
+    session_id = start_payment(client, app, world)
+    obj = dict(
+        fake.public_session(fake.sessions[session_id]),
+        status="complete",
+        payment_status="unpaid",
+        payment_intent="pi_test_async",
+    )
+    response = post_event(client, fake, fake.event("checkout.session.completed", obj))
+    assert response.get_json() == {"received": True, "outcome": "awaiting_payment"}
+    waiting = payment_of(app, world)
+    assert waiting.state == P.pending and waiting.provider_payment_id == "pi_test_async"
+    assert registration_state(app, world) == S.pending_payment
+    charge = {"object": "charge", "payment_intent": "pi_test_async", "amount_refunded": 100}
+    early = fake.event("charge.refunded", charge)
+    assert post_event(client, fake, early).status_code == 409
+    assert count(app, ProcessedWebhookEvent, ProcessedWebhookEvent.id == early["id"]) == 0
+    paid = dict(obj, payment_status="paid")
+    event = fake.event("checkout.session.async_payment_succeeded", paid)
+    assert post_event(client, fake, event).status_code == 200
+    assert payment_of(app, world).state == P.succeeded
+    assert registration_state(app, world) == S.confirmed
 
 
 # -- return and cancel pages -----------------------------------------------------------------

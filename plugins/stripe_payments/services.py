@@ -341,6 +341,22 @@ def begin_card_payment(
     existing = reusable_attempt(session, registration, lang, now)
     if existing is not None:
         return existing
+    # Open attempts for another amount (the registration was repriced) are stale now.
+    session.execute(
+        sa.update(Payment)
+        .where(
+            Payment.registration_id == registration.id,
+            Payment.method == PaymentMethodCode.card,
+            Payment.state == P.pending,
+            Payment.superseded_at.is_(None),
+            sa.or_(
+                Payment.amount_minor != registration.total_minor,
+                Payment.currency != registration.currency.upper(),
+            ),
+        )
+        .values(superseded_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
     payment = Payment(
         registration_id=registration.id,
         event_id=registration.event_id,
@@ -1112,7 +1128,11 @@ def event_payments(event: Event, *, state: str = "", method: str = "", flagged: 
         sa.select(Payment)
         .join(Person, Payment.person_id == Person.id)
         .where(Payment.event_id == event.id)
-        .options(joinedload(Payment.person), joinedload(Payment.registration))
+        .options(
+            joinedload(Payment.person),
+            joinedload(Payment.registration),
+            joinedload(Payment.receipt),
+        )
     )
     if state in {s.value for s in PaymentState}:
         stmt = stmt.where(Payment.state == PaymentState(state))
