@@ -428,7 +428,13 @@ class UserSearchForm(FlaskForm):
 def plugin_settings_form(module, current: dict, formdata=None) -> FlaskForm | None:
     """A form with one input per declared setting, typed by the default's type (bool:
     checkbox, int: number, anything else: text). None when the plugin declares no settings."""
-    defaults = dict(getattr(module, "default_settings", {}) or {})
+    if getattr(module, "settings_endpoint", None):
+        return None  # the plugin has a settings page of its own
+    defaults = {
+        key: value
+        for key, value in (getattr(module, "default_settings", {}) or {}).items()
+        if isinstance(value, bool | int | str)
+    }
     if not defaults:
         return None
     labels = dict(getattr(module, "settings_labels", {}) or {})
@@ -454,4 +460,8 @@ def plugin_settings_form(module, current: dict, formdata=None) -> FlaskForm | No
 
 
 def plugin_settings_values(module, form) -> dict:
-    return {key: form[key].data for key in (getattr(module, "default_settings", {}) or {})}
+    return {
+        key: form[key].data
+        for key in (getattr(module, "default_settings", {}) or {})
+        if key in form
+    }

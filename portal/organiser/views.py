@@ -210,6 +210,7 @@ def _plugin_rows(event: Event, settings_forms: dict | None = None) -> list[dict]
                 "description": getattr(module, "description", ""),
                 "enabled": name in enabled,
                 "settings_form": form,
+                "settings_endpoint": getattr(module, "settings_endpoint", None),
             }
         )
     return rows
