@@ -27,6 +27,7 @@ from portal.db import utcnow
 from portal.i18n import LANGUAGES, BilingualText
 from portal.mail.models import OutboxEmail
 from portal.mail.services import queue_email
+from portal.speakers.services import forget_speaker, speaker_personal_data
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1000
@@ -212,22 +213,34 @@ def authenticate(session: Session, email: str, password: str, remote_addr: str) 
     """
     email = normalise_email(email)
     remote_addr = (remote_addr or "")[:64]
-    if login_blocked(session, email, remote_addr):
-        raise RateLimited()
-    user = session.scalar(sa.select(User).where(User.email == email)) if email else None
-    if user is None:
+    # Argon2 costs about 0.1 s of CPU on purpose. Check the limit and the password on a
+    # reading connection first: the writing transaction (on SQLite it holds the database's
+    # write lock from BEGIN IMMEDIATE) then only records the outcome, so log-ins do not queue
+    # every other writer behind their hashing (bench/rush.py, docs/performance.md).
+    with session.get_bind().connect() as reading:
+        reading.execution_options(read_only=True)
+        if login_blocked(reading, email, remote_addr):
+            raise RateLimited()
+        stored = (
+            reading.scalar(sa.select(User.password_hash).where(User.email == email))
+            if email
+            else None
+        )
+    if stored is None:
         _equalise_timing(password)
         ok = False
     else:
-        ok = verify_password(user.password_hash, password)
-    if not ok:
+        ok = verify_password(stored, password)
+    new_hash = hash_password(password) if ok and needs_rehash(stored) else None
+    user = session.scalar(sa.select(User).where(User.email == email)) if ok else None
+    if user is None or user.password_hash != stored:  # also: changed meanwhile
         _, since = _rate_window()
         session.execute(sa.delete(LoginAttempt).where(LoginAttempt.attempted_at <= since))
         session.add(LoginAttempt(email=email[:254], remote_addr=remote_addr))
         return None
     session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == email))
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    if new_hash is not None:
+        user.password_hash = new_hash
     user.last_login_at = utcnow()
     return user
 
@@ -476,9 +489,58 @@ def personal_data(session: Session, user: User) -> dict:
             }
             for e in entries
         ],
+        "registrations": _registrations_data(session, person),
+        "speaker": speaker_personal_data(session, person),
         "plugins": dict(sorted(from_plugins.items())),
     }
     return _jsonable(data)
+
+
+def _registrations_data(session: Session, person) -> list[dict]:
+    from portal.registration.models import Registration
+
+    rows = session.scalars(
+        sa.select(Registration).where(Registration.person_id == person.id).order_by(Registration.id)
+    )
+    return [
+        {
+            "event": r.event.slug,
+            "state": r.state,
+            "attendance_mode": r.attendance_mode,
+            "answers": r.answers,
+            "price_lines": r.price_lines,
+            "total_minor": r.total_minor,
+            "currency": r.currency,
+            "created_at": r.created_at,
+            "checked_in_at": r.checked_in_at,
+        }
+        for r in rows
+    ]
+
+
+def _cancel_upcoming_registrations(session: Session, person) -> None:
+    """A person who leaves gives back their seats at events still to come."""
+    from portal.events.models import Event
+    from portal.registration import services as registration
+    from portal.registration.models import Registration, RegistrationState
+
+    upcoming = session.scalars(
+        sa.select(Registration)
+        .join(Event, Registration.event_id == Event.id)
+        .where(
+            Registration.person_id == person.id,
+            Registration.state.in_(
+                [
+                    RegistrationState.confirmed,
+                    RegistrationState.pending_payment,
+                    RegistrationState.waitlisted,
+                ]
+            ),
+            Event.starts_at > utcnow(),
+        )
+    )
+    for reg in list(upcoming):
+        registration.cancel(session, reg, actor=None, reason="account deleted")
 
 
 def check_password(user: User, password: str) -> bool:
@@ -495,6 +557,8 @@ def delete_account(session: Session, user: User) -> None:
     """
     person = user.person
     email = user.email
+    _cancel_upcoming_registrations(session, person)
+    forget_speaker(session, person)
     plugins.manager().hook.forget_person(person=person)
     session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == email))
     session.execute(
