@@ -206,3 +206,16 @@ def test_migrations_agree_with_models(database_url, tmp_path):
 def test_translations_complete(runner):
     result = runner.invoke(args=["translations", "check"])
     assert result.exit_code == 0, result.output
+
+
+def test_programme_links_each_speaker_to_their_record(app, client):
+    with app.app_context():
+        from portal.db import db
+
+        e = f.event(db.session)
+        speaker = f.person(db.session, romanized_name="Misaki Shiken")
+        f.talk(db.session, e, speaker)
+        db.session.commit()
+        slug, pid = e.slug, speaker.id
+    r = client.get(f"/en/events/{slug}/")
+    assert f'<a href="/en/speakers/{pid}/">Misaki Shiken</a>' in r.text
