@@ -1,0 +1,1 @@
+"""Load benchmarks: ``python bench/run.py`` (``make bench``); see docs/performance.md."""

@@ -1,0 +1,366 @@
+"""What both benchmarks need: a browser-like HTTP client, gunicorn and a private PostgreSQL.
+
+Everything listens on 127.0.0.1 only, every request has a timeout, and every process started
+here is stopped by its own id when the benchmark ends (also on Ctrl-C or an error).
+"""
+
+from __future__ import annotations
+
+import html
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+SECRET_KEY = "bench-only-secret-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a list; 0 for an empty list."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-p * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: str
+    seconds: float
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+class Client:
+    """One browser: its own cookies, one request at a time, a fresh connection per request."""
+
+    def __init__(self, port: int, timeout: float = 60.0):
+        self.port = port
+        self.timeout = timeout
+        self.cookies: dict[str, str] = {}
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+
+    def request(self, method: str, path: str, fields: list | dict | None = None) -> Response:
+        headers = {"Host": f"{HOST}:{self.port}", "Accept-Language": "ja", "Connection": "close"}
+        if self.cookies:
+            headers["Cookie"] = self.cookie_header()
+        body = None
+        if fields is not None:
+            body = urlencode(fields).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)
+        started = time.perf_counter()
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            elapsed = time.perf_counter() - started
+            result = Response(
+                resp.status, resp.getheaders(), data.decode("utf-8", "replace"), elapsed
+            )
+        finally:
+            conn.close()
+        for key, value in result.headers:
+            if key.lower() == "set-cookie":
+                self._store_cookie(value)
+        return result
+
+    def _store_cookie(self, header: str) -> None:
+        first, _, attributes = header.partition(";")
+        name, _, value = first.strip().partition("=")
+        attrs = attributes.lower()
+        if "max-age=0" in attrs or "expires=thu, 01 jan 1970" in attrs:
+            self.cookies.pop(name, None)
+        else:
+            self.cookies[name] = value
+
+    def get(self, path: str) -> Response:
+        return self.request("GET", path)
+
+    def post(self, path: str, fields) -> Response:
+        return self.request("POST", path, fields)
+
+
+@dataclass
+class Form:
+    action: str
+    inputs: list[dict] = field(default_factory=list)
+    buttons: list[dict] = field(default_factory=list)
+
+    def values(self, **extra) -> list[tuple[str, str]]:
+        """What a browser sends: hidden and text inputs, checked radios and checkboxes."""
+        out = []
+        for i in self.inputs:
+            kind = i.get("type", "text")
+            if kind in ("radio", "checkbox") and "checked" not in i:
+                continue
+            if kind in ("submit", "button") or not i.get("name"):
+                continue
+            if i["name"] in extra:
+                continue
+            out.append((i["name"], i.get("value") or ("on" if kind == "checkbox" else "")))
+        out.extend((k, v) for k, v in extra.items())
+        return out
+
+    def path(self) -> str:
+        parts = urlsplit(self.action)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+class _FormParser(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.forms: list[Form] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: html.unescape(v) if v is not None else "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append(Form(action=a.get("action", "")))
+        elif not self.forms:
+            return
+        elif tag == "input":
+            self.forms[-1].inputs.append(a)
+        elif tag == "button":
+            self.forms[-1].buttons.append(a)
+
+
+def parse_forms(page: str) -> list[Form]:
+    parser = _FormParser()
+    parser.feed(page)
+    return parser.forms
+
+
+def form_with(page: str, action_part: str) -> Form:
+    for form in parse_forms(page):
+        if action_part in form.action:
+            return form
+    raise LookupError(f"no form posting to {action_part!r} on the page")
+
+
+def login(client: Client, email: str, password: str, lang: str = "ja") -> None:
+    """Log in as a browser does: GET the form (CSRF token), POST it, keep the session cookie."""
+    page = client.get(f"/{lang}/account/login")
+    if page.status != 200:
+        raise RuntimeError(f"GET /{lang}/account/login answered {page.status}")
+    form = form_with(page.body, "/login")
+    resp = client.post(form.path(), form.values(email=email, password=password))
+    if resp.status != 302:
+        raise RuntimeError(f"log-in of {email} answered {resp.status}, not a redirect")
+
+
+# -- gunicorn --------------------------------------------------------------------------------
+
+
+class Gunicorn:
+    """``gunicorn APP`` on 127.0.0.1:<free port>, stopped (by its pid) on exit."""
+
+    def __init__(
+        self,
+        app: str,
+        env: dict[str, str],
+        workers: int = 2,
+        threads: int = 1,
+        log_dir: Path | None = None,
+        start_timeout: float = 60.0,
+    ):
+        self.app = app
+        self.port = free_port()
+        self.workers = workers
+        self.threads = threads
+        self.env = env
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="portal-bench-log-"))
+        self.start_timeout = start_timeout
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def worker_class(self) -> str:
+        return "gthread" if self.threads > 1 else "sync"
+
+    def describe(self) -> str:
+        if self.threads > 1:
+            return f"gunicorn {self.worker_class}, {self.workers} workers x {self.threads} threads"
+        return f"gunicorn {self.worker_class}, {self.workers} workers"
+
+    def __enter__(self) -> Gunicorn:
+        env = dict(os.environ)
+        env.update(self.env)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        log = (self.log_dir / f"gunicorn-{self.port}.log").open("wb")
+        self.log_path = log.name
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{HOST}:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            self.worker_class,
+            "--threads",
+            str(self.threads),
+            "--timeout",
+            "120",
+            "--backlog",
+            "2048",
+            "--log-level",
+            "warning",
+            self.app,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited at start:\n{self.log_tail()}")
+            try:
+                if Client(self.port, timeout=5).get("/healthz").status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer /healthz in time:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)  # the master stops its workers
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: master and workers
+            self.proc.wait(timeout=10)
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+PG_BIN = Path(os.environ.get("PORTAL_BENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+class PostgresUnavailable(RuntimeError):
+    pass
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL 15 in a temporary folder on 127.0.0.1 (fsync off: a benchmark).
+
+    As root the server runs as the ``postgres`` user (``su postgres``), as .ci/run does.
+    """
+
+    def __init__(self, database: str = "portal_bench", max_connections: int = 200):
+        self.database = database
+        self.max_connections = max_connections
+        self.port = free_port()
+        self.datadir: Path | None = None
+        self.started = False
+
+    def _run(self, command: str, timeout: float = 120) -> None:
+        if os.geteuid() == 0:
+            args = ["su", "postgres", "-s", "/bin/sh", "-c", command]
+        else:
+            args = ["/bin/sh", "-c", command]
+        subprocess.run(args, check=True, timeout=timeout, capture_output=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://portal@{HOST}:{self.port}/{self.database}"
+
+    def __enter__(self) -> PostgresServer:
+        if not (PG_BIN / "postgres").exists():
+            raise PostgresUnavailable(
+                f"PostgreSQL 15 is not installed ({PG_BIN}/postgres is missing); "
+                "install it with: apt-get install postgresql-15"
+            )
+        self.datadir = Path(tempfile.mkdtemp(prefix="portal-bench-pg-"))
+        try:
+            if os.geteuid() == 0:
+                shutil.chown(self.datadir, user="postgres")
+            data = self.datadir / "data"
+            self._run(
+                f"{PG_BIN}/initdb -D {data} -U portal --auth=trust -E UTF8 --locale=C.UTF-8"
+                " >/dev/null"
+            )
+            options = (
+                f"-p {self.port} -k {self.datadir} -c listen_addresses={HOST} -c fsync=off"
+                " -c synchronous_commit=off -c full_page_writes=off"
+                f" -c max_connections={self.max_connections}"
+            )
+            self._run(
+                f"{PG_BIN}/pg_ctl -D {data} -o '{options}' -l {self.datadir}/server.log -w start"
+                " >/dev/null",
+                timeout=60,
+            )
+            self.started = True
+            self._run(f"{PG_BIN}/createdb -h {HOST} -p {self.port} -U portal {self.database}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.datadir is None:
+            return
+        if self.started:
+            try:
+                self._run(f"{PG_BIN}/pg_ctl -D {self.datadir / 'data'} -m fast stop >/dev/null")
+            except (subprocess.SubprocessError, OSError) as exc:
+                print(f"  (could not stop PostgreSQL cleanly: {exc})", file=sys.stderr)
+            self.started = False
+        shutil.rmtree(self.datadir, ignore_errors=True)
+        self.datadir = None
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def portal_env(database_url: str, tmp: Path) -> dict[str, str]:
+    """PORTAL_* settings for a benchmark server (nothing leaves 127.0.0.1)."""
+    return {
+        "PORTAL_DATABASE_URL": database_url,
+        "PORTAL_SECRET_KEY": SECRET_KEY,
+        "PORTAL_BASE_URL": "http://127.0.0.1",
+        "PORTAL_MAIL_SERVER": HOST,
+        "PORTAL_MAIL_PORT": "1",
+        "PORTAL_UPLOAD_FOLDER": str(tmp / "uploads"),
+    }

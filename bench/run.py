@@ -1,0 +1,50 @@
+"""``make bench``: the rush (SQLite and PostgreSQL) and the page benchmark, both tables.
+
+    .venv/bin/python bench/run.py [--only rush|pages]
+
+Exit status 0 when every target is met: the rush gives exactly 280 confirmed, 120 waitlisted,
+0 errors, 0 duplicates and 0 lost on both databases; the event page reaches 40% of the
+ceiling; query counts do not grow with the data. See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import pages, rush
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Portal benchmarks (docs/performance.md)")
+    parser.add_argument("--only", choices=("rush", "pages"))
+    parser.add_argument("--seconds", type=float, default=10, help="measured seconds per page")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    ok = True
+    rush_results = []
+    pages_result = None
+    if args.only in (None, "rush"):
+        rush_results = rush.run()
+        ok = ok and bool(rush_results) and all(r.ok for r in rush_results)
+    if args.only in (None, "pages"):
+        pages_result = pages.run(seconds=args.seconds)
+        ok = ok and pages_result.ok
+    if rush_results:
+        rush.print_table(rush_results)
+    if pages_result is not None:
+        pages.print_table(pages_result)
+    print()
+    print(
+        f"bench: {'all targets met' if ok else 'TARGETS MISSED'} ({time.monotonic() - started:.0f} s)"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
