@@ -36,6 +36,8 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     "UPLOAD_FOLDER": ("PORTAL_UPLOAD_FOLDER", str(INSTANCE / "uploads"), str),
     "LOGIN_RATE_LIMIT": ("PORTAL_LOGIN_RATE_LIMIT", 5, int),
     "LOGIN_RATE_WINDOW": ("PORTAL_LOGIN_RATE_WINDOW", 300, int),
+    # Seconds a public page is reused for visitors who are not logged in (portal/pagecache.py).
+    "PAGE_CACHE_SECONDS": ("PORTAL_PAGE_CACHE_SECONDS", 5, int),
 }
 
 DEV_SECRET_KEY = "dev-only-not-for-production"
@@ -60,6 +62,8 @@ def load(overrides: dict | None = None) -> dict:
         raw = os.environ.get(env)
         settings[name] = _parse(raw, kind) if raw not in (None, "") else default
     settings.update(overrides or {})
+    if settings.get("TESTING") and "PAGE_CACHE_SECONDS" not in (overrides or {}):
+        settings["PAGE_CACHE_SECONDS"] = 0  # a test sees its own changes at once
 
     production = settings["ENV"] == "production"
     if production and not settings.get("SECRET_KEY"):

@@ -9,6 +9,7 @@ from flask_login import current_user
 from portal.db import db
 from portal.events import services
 from portal.events.models import Series
+from portal.pagecache import cached_for_visitors
 from portal.pagination import page_number, paginate
 
 bp = Blueprint("events", __name__, url_prefix="/<lang_code>")
@@ -34,6 +35,7 @@ def series_page(slug: str):
 
 
 @bp.get("/events/<slug>/")
+@cached_for_visitors
 def event_page(slug: str):
     event = services.event_with_programme(db.session, slug)
     if event is None or not services.can_view(event, current_user):
