@@ -34,7 +34,7 @@ DEMO_ACCOUNTS = (
     # email, password, role, family, given, romanised
     ("admin@example.org", "demo-admin-pass", "administrator", "管理", "花子", "Hanako Kanri"),
     ("organiser@example.org", "demo-organiser-pass", "organiser", "幹事", "一郎", "Ichiro Kanji"),
-    ("member@example.org", "demo-member-pass", "member", "会員", "次郎", "Jiro Kaiin"),
+    ("member@fictional-metals.example", "demo-member-pass", "member", "会員", "次郎", "Jiro Kaiin"),
 )
 
 SAMPLE_SPEAKERS = (
@@ -232,7 +232,6 @@ def _upcoming(session: Session, study: Series, workshop: Series, people: list[Pe
                     ends_at=_at(day, 15, 30, study.timezone) + timedelta(minutes=60 * i),
                 )
             )
-        session.add(EventPlugin(event_id=meeting.id, plugin="calendar", enabled=True, settings={}))
 
     year = (today + timedelta(days=150)).year
     edition = year - 2005
@@ -285,7 +284,6 @@ def _upcoming(session: Session, study: Series, workshop: Series, people: list[Pe
                 ),
             )
         )
-        session.add(EventPlugin(event_id=ws.id, plugin="calendar", enabled=True, settings={}))
 
 
 def _accounts(session: Session, study: Series, workshop: Series) -> list[tuple[str, str, str]]:
@@ -321,6 +319,105 @@ def _accounts(session: Session, study: Series, workshop: Series) -> list[tuple[s
     return printed
 
 
+# Fee categories (code, ja, en, price in major units, early-bird price, requires membership)
+STUDY_GROUP_FEES = (
+    ("member", "法人会員", "Corporate member", 0, None, True),
+    ("non_member", "一般", "Non-member", 5000, 4000, False),
+    ("student", "学生", "Student", 0, None, False),
+)
+WORKSHOP_FEES = (
+    ("regular", "一般", "Regular", 250, 200, False),
+    ("student", "学生", "Student", 100, None, False),
+)
+STUDY_GROUP_PLUGINS = {
+    "calendar": {},
+    "exchange_meeting": {
+        "capacity": 300,
+        "price": 3000,
+        "venue_ja": "生産技術研究所 食堂",
+        "venue_en": "IIS cafeteria",
+        "time_ja": "18:15–20:00",
+        "time_en": "18:15–20:00",
+    },
+    "webinar": {"url": "https://webinar.example.org/j/0000000000", "passcode": "demo-0000"},
+    "bank_transfer": {},
+    "archive": {},
+    "membership": {},
+    "attendance": {"public": True},
+}
+WORKSHOP_PLUGINS = {
+    "calendar": {},
+    "stripe_payments": {},
+    "bank_transfer": {},
+    "abstracts": {"topics": ["Extraction", "Processing", "Recycling"]},
+}
+
+
+def _set_up_event(
+    session: Session, event: Event, fees, plugin_settings: dict, currency: str
+) -> None:
+    """Fee categories and plugins of a demo event, added only where missing."""
+    from portal.i18n import to_minor
+    from portal.registration.models import FeeCategory
+
+    have = set(session.scalars(sa.select(FeeCategory.code).where(FeeCategory.event_id == event.id)))
+    early_until = event.starts_at - timedelta(days=14)
+    for position, (code, ja, en, price, early, members_only) in enumerate(fees):
+        if code in have:
+            continue
+        session.add(
+            FeeCategory(
+                event_id=event.id,
+                code=code,
+                name=BilingualText(ja=ja, en=en),
+                position=position,
+                price_minor=to_minor(price, currency),
+                early_bird_price_minor=to_minor(early, currency) if early is not None else None,
+                early_bird_until=early_until if early is not None else None,
+                requires_membership=members_only,
+            )
+        )
+    enabled = set(
+        session.scalars(sa.select(EventPlugin.plugin).where(EventPlugin.event_id == event.id))
+    )
+    for plugin, settings in plugin_settings.items():
+        if plugin not in enabled:
+            session.add(
+                EventPlugin(event_id=event.id, plugin=plugin, enabled=True, settings=settings)
+            )
+    session.flush()
+
+
+def _membership(session: Session, study: Series) -> None:
+    """A fictional member company whose people (by email domain) are members this year."""
+    from plugins.membership import services as membership
+    from plugins.membership.models import MemberCompany
+
+    if session.scalar(sa.select(MemberCompany).where(MemberCompany.series_id == study.id)):
+        return
+    company = membership.create_company(
+        session,
+        study,
+        None,
+        domains=["fictional-metals.example"],
+        name=BilingualText(ja="架空金属株式会社", en="Fictional Metals Co., Ltd."),
+        contact_name="会員 次郎",
+        contact_email="member@fictional-metals.example",
+        billing_address="東京都千代田区見本町1-1",
+        language="ja",
+    )
+    year = membership.current_fiscal_year(study)
+    fee = membership.record_membership(
+        session,
+        company,
+        year,
+        tier=BilingualText(ja="一般会員", en="Regular member"),
+        amount_minor=300000,
+        actor=None,
+    )
+    membership.record_payment(session, fee, utcnow().date(), None)
+
+
 def load_demo(session: Session) -> list[tuple[str, str, str]]:
     """Load (or complete) the demo data; returns the demo accounts to print."""
     study, workshop = _series(session)
@@ -328,6 +425,17 @@ def load_demo(session: Session) -> list[tuple[str, str, str]]:
     people = _people(session)
     session.flush()
     _upcoming(session, study, workshop, people)
+    upcoming = session.scalars(
+        sa.select(Event).where(
+            Event.ends_at >= utcnow(), Event.series_id.in_([study.id, workshop.id])
+        )
+    )
+    for event in upcoming:
+        if event.series_id == study.id:
+            _set_up_event(session, event, STUDY_GROUP_FEES, STUDY_GROUP_PLUGINS, study.currency)
+        else:
+            _set_up_event(session, event, WORKSHOP_FEES, WORKSHOP_PLUGINS, workshop.currency)
+    _membership(session, study)
     accounts = _accounts(session, study, workshop)
     session.flush()
     return accounts
