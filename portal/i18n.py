@@ -191,6 +191,14 @@ def format_person_name(person, lang: str | None = None) -> str:
         return ""
     lang = _locale(lang)
     native = " ".join(p for p in (person.family_name, person.given_name) if p)
-    if lang == "ja":
-        return native or (person.romanized_name or "")
+    if lang == "ja" and _is_japanese_script(native):
+        return native
     return person.romanized_name or native
+
+
+def _is_japanese_script(text: str) -> bool:
+    """Kanji or kana in the name: written family name first; otherwise the romanised form."""
+    return any(
+        "\u3040" <= ch <= "\u30ff" or "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+        for ch in text
+    )

@@ -81,6 +81,11 @@ def test_dates_money_and_names_follow_the_reader(app):
 
         assert format_person_name(P(), "ja") == "山田 太郎"
         assert format_person_name(P(), "en") == "Taro Yamada"
+
+        class Q:
+            family_name, given_name, romanized_name = "Example", "Jane", "Jane Example"
+
+        assert format_person_name(Q(), "ja") == "Jane Example"  # no Japanese script: as written
     assert to_minor("250.00", "USD") == 25000
     assert to_minor(5000, "JPY") == 5000
 
