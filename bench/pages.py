@@ -236,7 +236,12 @@ def flatness(tmp: Path, scales=((10, 10), (1000, 100))) -> list[tuple[int, int, 
         url = f"sqlite:///{tmp / f'flat-{registrations}.db'}"
         engine = create_schema(url)
         try:
-            data = seed_pages(engine, registrations=registrations, past_events=past)
+            data = seed_pages(
+                engine,
+                registrations=registrations,
+                past_events=past,
+                upload_folder=str(tmp / "uploads"),
+            )
         finally:
             engine.dispose()
         out.append((registrations, data.past_events, count_queries(url, data, tmp)))
@@ -281,7 +286,7 @@ def run(seconds: float = 10, connections: int = 4, rounds: int = 2, warmup: floa
         print("pages: seeding demo data scaled up ...", flush=True)
         engine = create_schema(url)
         try:
-            data = seed_pages(engine)
+            data = seed_pages(engine, upload_folder=str(tmp / "uploads"))
         finally:
             engine.dispose()
         pages = pages_for(data)

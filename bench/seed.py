@@ -213,10 +213,29 @@ def seed_pages(
     talks: int = 4,
     past_events: int = 100,
     plugins: tuple[str, ...] = ("calendar", "archive", "attendance"),
+    upload_folder: str | None = None,
 ) -> PagesData:
     """``portal.demo.load_demo``, then the upcoming study-group meeting gets ``talks`` talks,
-    three fee categories, ``registrations`` confirmed registrations and the given plugins, and
-    the series gets ``past_events`` past meetings."""
+    ``registrations`` confirmed registrations (in the demo's fee categories) and the given
+    plugins besides the demo's, and the series gets ``past_events`` past meetings."""
+    from portal.app import create_app
+
+    # The demo issues documents (membership invoices), which read the app's settings.
+    app = create_app(
+        {
+            "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+            "SECRET_KEY": "bench-seed",
+            **({"UPLOAD_FOLDER": upload_folder} if upload_folder else {}),
+        }
+    )
+    try:
+        with app.app_context():
+            return _seed_pages(engine, registrations, talks, past_events, plugins)
+    finally:
+        app.extensions["portal_db"]["engine"].dispose()
+
+
+def _seed_pages(engine, registrations, talks, past_events, plugins) -> PagesData:
     now = utcnow()
     with Session(engine) as session:
         load_demo(session)
@@ -256,33 +275,41 @@ def seed_pages(
                     ends_at=event.starts_at + timedelta(minutes=55 + 50 * (i - 1)),
                 )
             )
-        categories = [
-            FeeCategory(
-                event_id=event.id,
-                code="member",
-                name=BilingualText(ja="法人会員", en="Corporate member"),
-                price_minor=0,
-                requires_membership=True,
-                position=1,
-            ),
-            FeeCategory(
-                event_id=event.id,
-                code="general",
-                name=BilingualText(ja="一般", en="Non-member"),
-                price_minor=5000,
-                early_bird_price_minor=4000,
-                early_bird_until=now + timedelta(days=20),
-                position=2,
-            ),
-            FeeCategory(
-                event_id=event.id,
-                code="student",
-                name=BilingualText(ja="学生", en="Student"),
-                price_minor=1000,
-                position=3,
-            ),
-        ]
-        session.add_all(categories)
+        categories = list(
+            session.scalars(
+                sa.select(FeeCategory)
+                .where(FeeCategory.event_id == event.id)
+                .order_by(FeeCategory.position)
+            )
+        )
+        if not categories:  # the demo gives its fee categories; older demos did not
+            categories = [
+                FeeCategory(
+                    event_id=event.id,
+                    code="member",
+                    name=BilingualText(ja="法人会員", en="Corporate member"),
+                    price_minor=0,
+                    requires_membership=True,
+                    position=1,
+                ),
+                FeeCategory(
+                    event_id=event.id,
+                    code="non_member",
+                    name=BilingualText(ja="一般", en="Non-member"),
+                    price_minor=5000,
+                    early_bird_price_minor=4000,
+                    early_bird_until=now + timedelta(days=20),
+                    position=2,
+                ),
+                FeeCategory(
+                    event_id=event.id,
+                    code="student",
+                    name=BilingualText(ja="学生", en="Student"),
+                    price_minor=0,
+                    position=3,
+                ),
+            ]
+            session.add_all(categories)
         people = _people(registrations, "attendee")
         session.add_all(people)
         session.flush()
