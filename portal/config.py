@@ -29,7 +29,11 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     "ISSUER_NAME": ("PORTAL_ISSUER_NAME", "一般財団法人 見本金属振興財団", str),
     "ISSUER_NAME_EN": ("PORTAL_ISSUER_NAME_EN", "Sample Metals Foundation", str),
     "ISSUER_ADDRESS": ("PORTAL_ISSUER_ADDRESS", "東京都目黒区駒場4-6-1(見本)", str),
-    "ISSUER_ADDRESS_EN": ("PORTAL_ISSUER_ADDRESS_EN", "4-6-1 Komaba, Meguro-ku, Tokyo (sample)", str),
+    "ISSUER_ADDRESS_EN": (
+        "PORTAL_ISSUER_ADDRESS_EN",
+        "4-6-1 Komaba, Meguro-ku, Tokyo (sample)",
+        str,
+    ),
     "ISSUER_REGISTRATION_NUMBER": ("PORTAL_ISSUER_REGISTRATION_NUMBER", "T0000000000000", str),
     "ISSUER_BANK_ACCOUNT": ("PORTAL_ISSUER_BANK_ACCOUNT", "見本銀行 駒場支店 普通 0000000", str),
     "TAX_RATES": ("PORTAL_TAX_RATES", "JPY:10,USD:0", str),

@@ -357,8 +357,8 @@ def test_only_the_submitter_changes_or_withdraws(rq):
     with pytest.raises(AbstractError):
         services.submit(session, call.event, call.submitter, data(), abstract)
     assert [e.subject for e in outbox(session)] == [
-        "Abstract received: Titanium powder by electrolysis",
-        "Abstract withdrawn: Titanium powder by electrolysis",
+        "講演要旨を受け付けました: Titanium powder by electrolysis",
+        "講演要旨を取り下げました: Titanium powder by electrolysis",
     ]
 
 
@@ -548,10 +548,10 @@ def test_accepting_makes_a_talk_after_the_existing_ones_and_rejecting_removes_it
     assert decisions == [{"old": "submitted", "new": "accepted_oral", "note": "Welcome!"}]
     subjects = [e.subject for e in outbox(session)]
     assert subjects == [
-        "Abstract received: Titanium powder by electrolysis",
-        "Your abstract has been accepted: Titanium powder by electrolysis",
-        "Your abstract has been accepted: Titanium powder by electrolysis",
-        "Decision on your abstract: Titanium powder by electrolysis",
+        "講演要旨を受け付けました: Titanium powder by electrolysis",
+        "講演要旨が採択されました: Titanium powder by electrolysis",
+        "講演要旨が採択されました: Titanium powder by electrolysis",
+        "講演要旨の採否のお知らせ: Titanium powder by electrolysis",
     ]
 
 
@@ -589,7 +589,7 @@ def test_revision_request_lets_the_submitter_edit_after_the_deadline(rq):
     services.accept_oral(session, abstract, call.organiser)
     session.commit()
     assert abstract.title.en == "Ti powder" and not abstract.reopened
-    revision = [e for e in outbox(session) if e.subject.startswith("Please revise")]
+    revision = [e for e in outbox(session) if e.subject.startswith("講演要旨の修正のお願い")]
     assert len(revision) == 1
     assert "Please shorten the title." in revision[0].body_text
 
@@ -606,7 +606,7 @@ def test_decision_email_is_delivered_over_smtp(rq, app, smtp_server):
     assert send_due(session) == (2, 0)
     decision = smtp_server.messages[-1]
     assert decision["To"] == "sub@example.org"
-    assert decision["Subject"] == "Your abstract has been accepted: Titanium powder by electrolysis"
+    assert decision["Subject"] == "講演要旨が採択されました: Titanium powder by electrolysis"
     assert "See you in Boston." in decision.get_body(("plain",)).get_content()
 
 

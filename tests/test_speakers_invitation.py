@@ -137,7 +137,10 @@ def _check_expiry(dbs, invitation, token):
         services.load_invitation(dbs, token, now=later)
     except services.InvitationError as exc:
         assert exc.expired is True
-        assert str(exc) == "This link has expired. Please ask the organisers for a new one."
+        assert (
+            str(exc)
+            == "このリンクは有効期限が切れています。お手数ですが、事務局に新しいリンクをご依頼ください。"
+        )
     else:
         raise AssertionError("an expired link was accepted")
     assert (

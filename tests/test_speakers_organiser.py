@@ -184,8 +184,8 @@ def test_affiliation_history_and_current_affiliation(app, client, dbs):
     assert client.post(url, data=new).status_code == 302
     bad = client.post(url, data={"aff-started_on": "2010-04-01", "aff-ended_on": "2001-01-01"})
     assert bad.status_code == 400
-    assert "The end date must not be before the start date." in bad.text
-    assert "Please enter the organisation." in bad.text
+    assert "終了日は開始日より後の日付にしてください。" in bad.text
+    assert "所属を入力してください。" in bad.text
     dbs.commit()  # a new transaction sees what the requests did
     rows = dbs.scalars(
         sa.select(Affiliation)
