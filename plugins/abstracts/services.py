@@ -47,6 +47,7 @@ from plugins.abstracts.models import (
 )
 from portal import audit, plugins
 from portal.accounts.models import Person, Role, User, UserRole
+from portal.csvexport import safe_cell
 from portal.db import utcnow
 from portal.events.models import Event, EventStatus, Talk
 from portal.i18n import (
@@ -1617,11 +1618,7 @@ def _csv_time(value: datetime | None, event: Event) -> str:
     return value.astimezone(ZoneInfo(event.timezone)).strftime("%Y-%m-%d %H:%M")
 
 
-def _safe_cell(value):
-    """Keep spreadsheet programs from running text as a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+_safe_cell = safe_cell
 
 
 # -- personal data ---------------------------------------------------------------------------

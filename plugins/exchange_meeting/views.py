@@ -16,6 +16,7 @@ from plugins.exchange_meeting import services
 from plugins.exchange_meeting.forms import ChangeForm
 from plugins.exchange_meeting.models import SignupState
 from portal import plugins
+from portal.csvexport import safe_cell
 from portal.db import db, utcnow
 from portal.events.models import Event
 from portal.i18n import from_minor
@@ -122,10 +123,7 @@ def organiser_list(slug: str):
     )
 
 
-def _cell(value) -> str:
-    """A cell that spreadsheets do not run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+_cell = safe_cell
 
 
 @bp.get(ORGANISER + "/export.csv")

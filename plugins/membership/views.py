@@ -7,8 +7,6 @@ visitors are asked to log in first.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -39,6 +37,7 @@ from plugins.membership.models import (
 )
 from plugins.membership.services import MembershipError
 from portal.accounts.models import Person
+from portal.csvexport import csv_response
 from portal.db import db
 from portal.documents.models import Document, DocumentKind
 from portal.documents.pdf import render_pdf
@@ -232,26 +231,7 @@ def unpaid(slug: str):
     )
 
 
-def safe_cell(value):
-    """Text as a CSV cell that spreadsheets do not run as a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def _csv_response(rows: list[list], filename: str) -> Response:
-    out = io.StringIO()
-    out.write("\ufeff")  # Excel opens UTF-8 with a BOM as UTF-8
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows([safe_cell(cell) for cell in row] for row in rows)
-    return Response(
-        out.getvalue(),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "private, no-store",
-        },
-    )
+_csv_response = csv_response
 
 
 @bp.get("/organiser/membership/<slug>/companies.csv")

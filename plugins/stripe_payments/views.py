@@ -35,6 +35,7 @@ from plugins.stripe_payments.models import (
 )
 from portal import plugins
 from portal.app import csrf
+from portal.csvexport import safe_cell
 from portal.db import db
 from portal.documents.pdf import render_pdf
 from portal.events.models import Event
@@ -280,9 +281,7 @@ def _major(amount_minor: int | None, currency: str) -> str:
 
 
 def _text(value) -> str:
-    """A typed text as a CSV cell that spreadsheets do not run as a formula."""
-    value = str(value or "")
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    return safe_cell(str(value or ""))
 
 
 @bp.get("/<lang_code>/organiser/events/<slug>/payments/export.csv")

@@ -6,8 +6,6 @@ Views parse input, call one service function per state change, commit once and r
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -16,7 +14,6 @@ import sqlalchemy as sa
 from flask import (
     Blueprint,
     Flask,
-    Response,
     abort,
     flash,
     redirect,
@@ -32,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from portal.accounts.models import Person
+from portal.csvexport import csv_response
 from portal.db import db, utcnow
 from portal.events import services as event_services
 from portal.events.models import AttendanceMode, Event, EventStatus
@@ -409,9 +407,7 @@ def export(slug: str):
     event = _organiser_event(slug)
     fields = services.registration_fields(event)
     rows = db.session.scalars(services.organiser_list(event, **_filters())).unique()
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
+    table = [
         [
             _("ID"),
             _("Family name"),
@@ -431,11 +427,11 @@ def export(slug: str):
             _("Checked in at"),
             *[str(f.label) for f in fields],
         ]
-    )
+    ]
     default_lang = event.series.default_language
     for r in rows:
         p = r.person
-        writer.writerow(
+        table.append(
             [
                 r.id,
                 p.family_name,
@@ -458,15 +454,7 @@ def export(slug: str):
                 *[_answer_text(r.answers.get(f.name)) for f in fields],
             ]
         )
-    body = "\ufeff" + out.getvalue()
-    return Response(
-        body.encode("utf-8"),
-        mimetype="text/csv",
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{event.slug}-registrations.csv"',
-        },
-    )
+    return csv_response(table, f"{event.slug}-registrations.csv")
 
 
 def _answer_text(value) -> str:

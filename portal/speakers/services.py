@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import enum
 import io
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -33,6 +32,7 @@ from sqlalchemy.orm import Session, contains_eager, joinedload, selectinload
 
 from portal import audit
 from portal.accounts.models import Person, User
+from portal.csvexport import safe_cell
 from portal.db import utcnow
 from portal.events.models import Event, EventStatus, Talk
 from portal.i18n import LANGUAGES, BilingualText, format_person_name
@@ -1035,13 +1035,7 @@ CSV_COLUMNS = (
     ("talks", _l("Talks")),
 )
 
-_FORMULA = re.compile(r"^[=+\-@\t\r]")
-
-
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    # A spreadsheet must not run what a speaker typed as a formula.
-    return "'" + text if _FORMULA.match(text) else text
+_cell = safe_cell
 
 
 def speakers_csv(session: Session) -> str:
