@@ -10,68 +10,24 @@ import re
 import time
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from itsdangerous import TimestampSigner
 
 from portal.accounts import tokens
 from portal.accounts.models import LoginAttempt, Person, Sector, User
 from portal.accounts.passwords import needs_rehash
 from portal.accounts.services import is_safe_next
-from portal.app import babel, create_app
+from portal.app import create_app
 from portal.audit import AuditEntry
-from portal.config import ROOT
 from portal.db import db, utcnow
 from portal.mail.models import OutboxEmail
 from tests import factories as f
 
 # -- shared helpers ----------------------------------------------------------------------------
-
-
-def compile_catalogue(target: Path) -> str:
-    """The Japanese catalogue plus the not-yet-merged incoming entries, compiled into target."""
-    with (ROOT / "translations/ja/LC_MESSAGES/messages.po").open("rb") as fh:
-        catalog = read_po(fh, locale="ja")
-    for incoming in sorted((ROOT / "translations/incoming").glob("*.po")):
-        with incoming.open("rb") as fh:
-            for message in read_po(fh, locale="ja"):
-                if message.id and message.string:
-                    existing = catalog.get(message.id)
-                    if existing is None:
-                        catalog[message.id] = message
-                    elif not existing.string:
-                        existing.string = message.string
-                        existing.flags.discard("fuzzy")
-    out = target / "ja" / "LC_MESSAGES"
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "messages.mo").open("wb") as fh:
-        write_mo(fh, catalog)
-    return str(target)
-
-
-def clear_translation_cache() -> None:
-    # flask-babel caches loaded catalogues on the (process-wide) Babel object.
-    domain = babel.__dict__.get("domain_instance")
-    if domain is not None:
-        domain.cache.clear()
-
-
-@pytest.fixture(scope="session")
-def catalogue_dir(tmp_path_factory) -> str:
-    return compile_catalogue(tmp_path_factory.mktemp("translations"))
-
-
-@pytest.fixture
-def app_config(app_config, catalogue_dir):
-    clear_translation_cache()
-    yield dict(app_config, BABEL_TRANSLATION_DIRECTORIES=catalogue_dir)
-    clear_translation_cache()
 
 
 @contextmanager

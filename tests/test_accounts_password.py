@@ -14,8 +14,6 @@ from portal.accounts.passwords import verify_password
 from portal.audit import AuditEntry
 from tests import factories as f
 from tests.test_accounts import (  # noqa: F401  (fixtures)
-    app_config,
-    catalogue_dir,
     db_session,
     is_logged_in,
     link_path,

@@ -15,8 +15,6 @@ from portal.hookspecs import hookimpl
 from portal.mail.models import OutboxEmail
 from tests import factories as f
 from tests.test_accounts import (  # noqa: F401  (fixtures)
-    app_config,
-    catalogue_dir,
     db_session,
     is_logged_in,
     link_path,

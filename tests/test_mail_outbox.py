@@ -12,8 +12,6 @@ from portal.mail.models import OutboxEmail
 from portal.mail.services import MAX_ATTEMPTS, send_due
 from tests.test_accounts import (  # noqa: F401  (fixtures)
     SIGNUP,
-    app_config,
-    catalogue_dir,
     db_session,
     link_path,
     outbox,

@@ -31,20 +31,6 @@ from portal.documents.models import Document, DocumentKind
 from portal.i18n import BilingualText
 from portal.mail.models import OutboxEmail
 from tests import factories as f
-from tests.test_accounts import clear_translation_cache, compile_catalogue
-
-
-@pytest.fixture(scope="module")
-def catalogue_dir(tmp_path_factory) -> str:
-    """The Japanese catalogue with the not-yet-merged entries of translations/incoming."""
-    return compile_catalogue(tmp_path_factory.mktemp("translations"))
-
-
-@pytest.fixture
-def app_config(app_config, catalogue_dir):
-    clear_translation_cache()
-    yield dict(app_config, BABEL_TRANSLATION_DIRECTORIES=catalogue_dir)
-    clear_translation_cache()
 
 
 @contextmanager
