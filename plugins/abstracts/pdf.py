@@ -17,25 +17,17 @@ from flask_babel import gettext as _
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer
 
 from plugins.abstracts import services
+from portal.documents.pdf import register_fonts
 from portal.i18n import format_date
 
-GOTHIC = "HeiseiKakuGo-W5"
-MINCHO = "HeiseiMin-W3"
-_registered = False
+GOTHIC, MINCHO = "IPAexGothic", "IPAexMincho"
 
 
 def _fonts() -> None:
-    global _registered
-    if not _registered:
-        for name in (GOTHIC, MINCHO):
-            if name not in pdfmetrics.getRegisteredFontNames():
-                pdfmetrics.registerFont(UnicodeCIDFont(name))
-        _registered = True
+    register_fonts()
 
 
 def _style(name: str, font: str = GOTHIC, size: float = 10, **kw) -> ParagraphStyle:

@@ -1,12 +1,13 @@
 """Receipts and invoices as PDF, in the document's language.
 
-Japanese text uses reportlab's built-in CID fonts (HeiseiKakuGo-W5, HeiseiMin-W3), which need
-no font files.
+Every PDF embeds (as a subset) the IPAex fonts shipped in ``portal/documents/fonts`` (IPA Font
+License, ``LICENSE-IPA.txt``), so it renders the same in any viewer, with no font installed.
 """
 
 from __future__ import annotations
 
 from io import BytesIO
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
@@ -14,23 +15,29 @@ from flask_babel import gettext as _
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from portal.documents.models import Document, DocumentKind
 from portal.i18n import format_money, format_short_date
 
-GOTHIC = "HeiseiKakuGo-W5"
-MINCHO = "HeiseiMin-W3"
+FONTS = Path(__file__).parent / "fonts"
+GOTHIC = "IPAexGothic"
+MINCHO = "IPAexMincho"
 _registered = False
 
 
-def _fonts() -> None:
+def register_fonts() -> tuple[str, str]:
+    """Register the embedded Japanese fonts once; returns (gothic, mincho) font names."""
     global _registered
     if not _registered:
-        pdfmetrics.registerFont(UnicodeCIDFont(GOTHIC))
-        pdfmetrics.registerFont(UnicodeCIDFont(MINCHO))
+        pdfmetrics.registerFont(TTFont(GOTHIC, str(FONTS / "ipaexg.ttf")))
+        pdfmetrics.registerFont(TTFont(MINCHO, str(FONTS / "ipaexm.ttf")))
         _registered = True
+    return GOTHIC, MINCHO
+
+
+_fonts = register_fonts
 
 
 def _title(document: Document) -> str:

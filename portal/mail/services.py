@@ -8,9 +8,11 @@ exponential back-off; while the mail server is down nothing is lost.
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Iterable
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app, render_template
@@ -19,16 +21,29 @@ from sqlalchemy.orm import Session
 
 from portal.db import utcnow
 from portal.i18n import LANGUAGES
-from portal.mail.models import OutboxEmail
+from portal.mail.models import OutboxAttachment, OutboxEmail
 
 MAX_ATTEMPTS = 8
 BASE_DELAY = timedelta(minutes=1)
 
 
 def queue_email(
-    session: Session, to: str, template: str, language: str | None = None, **context
+    session: Session,
+    to: str,
+    template: str,
+    language: str | None = None,
+    *,
+    attachments: Iterable[tuple[str, str, bytes]] = (),
+    headers: dict[str, str] | None = None,
+    reply_to: str = "",
+    **context,
 ) -> OutboxEmail:
-    """Render ``mail/<template>.txt`` and ``.html`` (first line of the text is the subject)."""
+    """Render ``mail/<template>.txt`` and ``.html`` (first line of the text is the subject).
+
+    ``attachments`` are ``(filename, content_type, content)``; ``headers`` are extra headers
+    (``List-Unsubscribe`` …); ``reply_to`` sets Reply-To. The Message-ID is fixed here, so a
+    retried mail is the same message to the receiving server.
+    """
     language = language if language in LANGUAGES else "ja"
     with force_locale(language):
         context.setdefault("lang", language)
@@ -42,6 +57,13 @@ def queue_email(
         body_text=body.lstrip("\n"),
         body_html=html,
         template=template,
+        message_id=make_msgid(domain=_msgid_domain()),
+        reply_to=reply_to,
+        headers=dict(headers or {}),
+        attachments=[
+            OutboxAttachment(filename=name, content_type=ctype, content=content)
+            for name, ctype, content in attachments
+        ],
     )
     session.add(email)
     return email
@@ -52,12 +74,26 @@ def _message(email: OutboxEmail) -> EmailMessage:
     msg["Subject"] = email.subject
     msg["From"] = formataddr(("Rare Metal Portal", current_app.config["MAIL_SENDER"]))
     msg["To"] = email.to_address
-    msg["Message-ID"] = make_msgid(domain="portal.local")
+    msg["Message-ID"] = email.message_id or make_msgid(domain=_msgid_domain())
+    if email.reply_to:
+        msg["Reply-To"] = email.reply_to
+    for name, value in (email.headers or {}).items():
+        msg[name] = value
     msg.set_content(email.body_text)
     msg.add_alternative(email.body_html, subtype="html")
+    for attachment in email.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        msg.add_attachment(
+            attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
     # After add_alternative, which moves Content-* headers into the first part.
     msg["Content-Language"] = email.language
     return msg
+
+
+def _msgid_domain() -> str:
+    host = urlsplit(current_app.config.get("BASE_URL") or "").hostname
+    return host or "portal.local"
 
 
 def _connect() -> smtplib.SMTP:
