@@ -25,6 +25,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
 
     db.init_app(app)
+    from portal.tasks.worker import init_app as init_tasks
+
+    init_tasks(app)  # Celery: broker, beat schedule (portal/tasks)
     babel.init_app(app, locale_selector=select_locale)
     _init_login(app)
     csrf.init_app(app)
@@ -52,6 +55,9 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     app.register_blueprint(speakers_bp)
     app.register_blueprint(speaker_admin_bp)
+    from portal.mail.views import bp as mail_admin_bp
+
+    app.register_blueprint(mail_admin_bp)
     for blueprint in plugins.collect(pm.hook.blueprints()):
         app.register_blueprint(blueprint)
 
