@@ -171,7 +171,7 @@ def test_a_worker_on_a_sqlite_file_broker_sends_queued_mail(
         [sys.executable, "-m", "portal.cli", "tasks", "worker", "--concurrency=1", "--pool=solo"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(tmp_path / "worker.log", "w"),  # noqa: SIM115
     )
     try:
         with app.app_context():
@@ -192,8 +192,8 @@ def test_a_worker_on_a_sqlite_file_broker_sends_queued_mail(
         deadline = time.monotonic() + 30
         while not smtp_server.messages and time.monotonic() < deadline:
             time.sleep(0.2)
-        [message] = smtp_server.messages
-        assert message["Subject"] == "From the worker"
+        assert len(smtp_server.messages) == 1, (tmp_path / "worker.log").read_text()[-3000:]
+        assert smtp_server.messages[0]["Subject"] == "From the worker"
         with app.app_context():
             assert db.session.scalar(sa.select(OutboxEmail.sent_at)) is not None
     finally:

@@ -61,6 +61,8 @@ def init_app(app: Flask) -> None:
     options: dict = {}
     if broker.startswith(("redis://", "rediss://")):
         options = {"socket_connect_timeout": 2, "socket_timeout": 5, "visibility_timeout": 3600}
+    if celery_app._pool is not None and celery_app.conf.broker_url != broker:
+        _forget_connections()  # another app in this process (tests) pointed elsewhere
     celery_app.conf.update(
         broker_url=broker,
         broker_transport_options=options,
@@ -79,6 +81,14 @@ def init_app(app: Flask) -> None:
     )
     celery_app.flask_app = app
     app.extensions["celery"] = celery_app
+
+
+def _forget_connections() -> None:
+    pool, celery_app._pool = celery_app._pool, None
+    if "amqp" in celery_app.__dict__:
+        celery_app.amqp._producer_pool = None
+    if pool is not None:
+        pool.force_close_all()
 
 
 @celery_app.task(name="portal.run_job")
