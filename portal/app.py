@@ -28,6 +28,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.tasks.worker import init_app as init_tasks
 
     init_tasks(app)  # Celery: broker, beat schedule (portal/tasks)
+    from portal import storage
+
+    storage.init_app(app)  # files: local folder or S3 (portal/storage.py)
     babel.init_app(app, locale_selector=select_locale)
     _init_login(app)
     csrf.init_app(app)
