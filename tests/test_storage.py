@@ -12,7 +12,10 @@ import sqlalchemy as sa
 from portal import storage
 from portal.app import create_app
 from portal.db import db
-from tests.fakes.s3_server import s3_bucket, s3_endpoint  # noqa: F401  (fixtures)
+from tests.fakes import s3_server
+
+s3_endpoint = s3_server.s3_endpoint  # fixtures
+s3_bucket = s3_server.s3_bucket
 
 
 @pytest.fixture(params=["local", "s3"])
