@@ -31,6 +31,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal import storage
 
     storage.init_app(app)  # files: local folder or S3 (portal/storage.py)
+    from portal import logs
+
+    logs.init_app(app)  # one JSON line per request, request id, Sentry (portal/logs.py)
     babel.init_app(app, locale_selector=select_locale)
     _init_login(app)
     csrf.init_app(app)

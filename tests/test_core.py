@@ -46,7 +46,7 @@ def test_settings_come_from_portal_environment_variables(monkeypatch):
 def test_healthz_ok(client):
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.json == {"status": "ok", "database": "ok"}
+    assert r.json == {"status": "ok", "database": "ok", "broker": "ok", "storage": "ok"}
 
 
 def test_healthz_unavailable_without_database(tmp_path):
