@@ -19,7 +19,7 @@ csrf = CSRFProtect()
 def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(portal_config.INSTANCE))
     app.config.update(portal_config.load(overrides))
-    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(portal_config.ROOT / "translations"))
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(portal_config.TRANSLATIONS))
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "ja")
     app.config.setdefault("WTF_I18N_ENABLED", True)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)

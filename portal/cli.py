@@ -11,11 +11,8 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from portal.config import ROOT
+from portal.config import MIGRATIONS, ROOT, TRANSLATIONS  # noqa: F401  (ROOT: pybabel's cwd)
 from portal.db import db
-
-MIGRATIONS = ROOT / "migrations"
-TRANSLATIONS = ROOT / "translations"
 
 
 def alembic_config(url: str | None = None):

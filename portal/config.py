@@ -9,7 +9,17 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTANCE = ROOT / "instance"
+PACKAGE = ROOT / "portal"
+# A checkout (or editable install) has pyproject.toml next to portal/; an installed wheel has
+# migrations/ and translations/ inside the package instead (setup.py puts them there).
+CHECKOUT = (ROOT / "pyproject.toml").is_file()
+MIGRATIONS = ROOT / "migrations" if CHECKOUT else PACKAGE / "migrations"
+TRANSLATIONS = ROOT / "translations" if CHECKOUT else PACKAGE / "translations"
+# Local files of `make run` (SQLite database, uploads, broker): the checkout's instance/, or
+# ./instance (or PORTAL_INSTANCE_PATH) for an installed wheel.
+INSTANCE = Path(
+    os.environ.get("PORTAL_INSTANCE_PATH") or (ROOT / "instance" if CHECKOUT else "instance")
+).resolve()
 
 # setting name -> (environment variable, default, parser)
 _SETTINGS: dict[str, tuple[str, object, type | None]] = {
