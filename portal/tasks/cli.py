@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import click
 from flask import current_app
@@ -103,9 +104,16 @@ def tasks_dev(host, port):
     children = [
         subprocess.Popen([*portal, "tasks", "worker", "--concurrency=1", "--pool=solo"]),
         subprocess.Popen([*portal, "tasks", "scheduler"]),
+        subprocess.Popen([*portal, "run", "--host", host, "--port", str(port)]),
     ]
+
+    def stop(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
-        subprocess.run([*portal, "run", "--host", host, "--port", str(port)], check=False)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
