@@ -50,6 +50,26 @@ def db_upgrade(revision):
     click.echo(f"Database is at {revision}.")
 
 
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision):
+    """Step the schema back to REVISION (a rollback; take a backup first)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(), revision)
+    click.echo(f"Database is at {revision}.")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current():
+    """Show the revision the database is at."""
+    from alembic import command
+
+    command.current(alembic_config())
+
+
 @db_group.command("revision")
 @click.option("-m", "--message", required=True)
 @with_appcontext

@@ -226,3 +226,19 @@ def test_sql_parameters_never_reach_errors_or_logs(app):
         db.session.rollback()
     assert "hanako@example.org" not in str(info.value)
     assert "parameters hidden" in str(info.value)
+
+
+def test_db_downgrade_and_current_roll_the_schema_back_and_forth(tmp_path):
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'roll.db'}", "TESTING": True})
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "upgrade", "i13_0001"]).exit_code == 0
+    result = runner.invoke(args=["db", "downgrade", "b1a2c3d4e5f6"])
+    assert result.exit_code == 0, result.output
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'roll.db'}")
+    with engine.connect() as conn:
+        assert "job_runs" not in sa.inspect(conn).get_table_names()
+        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "b1a2c3d4e5f6"
+    assert runner.invoke(args=["db", "upgrade", "i13_0001"]).exit_code == 0
+    with engine.connect() as conn:
+        assert "job_runs" in sa.inspect(conn).get_table_names()
+    engine.dispose()
