@@ -32,8 +32,7 @@ class BuildWithCatalogue(build_py):
 
 
 setup(
-    packages=find_namespace_packages(include=["portal*", "plugins*"])
-    + list(DATA_PACKAGES),
+    packages=find_namespace_packages(include=["portal*", "plugins*"]) + list(DATA_PACKAGES),
     package_dir=DATA_PACKAGES,
     cmdclass={"build_py": BuildWithCatalogue},
 )
