@@ -36,7 +36,7 @@ if __package__ in (None, ""):
 
 import sqlalchemy as sa
 
-from portal.accounts.models import Person, Sector, User
+from portal.accounts.models import Person, Sector, User, email_domain
 from portal.audit import AuditEntry
 from portal.documents.models import Document, DocumentKind
 from portal.events.models import (
@@ -431,6 +431,7 @@ def build_history(
                     "id": user_first + k,
                     "person_id": person_ids[i],
                     "email": email(i),
+                    "email_domain": email_domain(email(i)),
                     "password_hash": password_hash,
                     "email_verified_at": now - timedelta(days=i % 3000),
                     "is_admin": False,
@@ -441,6 +442,7 @@ def build_history(
                 "id": admin_user,
                 "person_id": admin_person,
                 "email": ADMIN_EMAIL,
+                "email_domain": email_domain(ADMIN_EMAIL),
                 "password_hash": password_hash,
                 "email_verified_at": now,
                 "is_admin": True,
