@@ -588,10 +588,9 @@ def build_history(
                 reg_ids.append((reg_id, event_id, person_id))
                 current = event_id == current_id
                 if current:
+                    # Every tenth waits for a seat (some do at every scale).
                     state = (
-                        RegistrationState.waitlisted
-                        if j % 50 == 49
-                        else RegistrationState.confirmed
+                        RegistrationState.waitlisted if j % 10 == 9 else RegistrationState.confirmed
                     )
                     fee = fee_first + j % 3
                     price = fees[j % 3][3]
@@ -623,6 +622,7 @@ def build_history(
                     ],
                     "total_minor": price,
                     "currency": "JPY",
+                    "waitlisted_at": created if state == RegistrationState.waitlisted else None,
                     "privacy_accepted_at": created,
                     "created_at": created,
                     "updated_at": created,
