@@ -69,3 +69,26 @@ def test_the_history_builder_writes_what_it_says(app):
         # Every account's email domain is filled in, as the model would.
         assert count("users WHERE email_domain = ''") == 0
     assert data.counts["registrations"] == 600
+
+
+def test_next_page_paging_counts_nothing(app):
+    from portal.accounts.models import Person
+    from portal.db import db
+    from portal.pagination import paginate_next
+    from tests import factories as f
+
+    with app.app_context():
+        ids = [f.person(db.session).id for _ in range(5)]
+        db.session.commit()
+        stmt = sa.select(Person).order_by(Person.id)
+        engine = app.extensions["portal_db"]["engine"]
+        with _Counter(engine) as counter:
+            first = paginate_next(db.session, stmt, 1, per_page=2)
+        assert counter.n == 1  # no count
+        assert [p.id for p in first.items] == ids[:2]
+        assert (first.has_prev, first.has_next, first.pages, first.total) == (False, True, 2, None)
+        last = paginate_next(db.session, stmt, 3, per_page=2)
+        assert [p.id for p in last.items] == ids[4:]
+        assert (last.has_prev, last.has_next, last.pages) == (True, False, 3)
+        rows = paginate_next(db.session, sa.select(Person.id).order_by(Person.id), 2, 2, False)
+        assert [r.id for r in rows.items] == ids[2:4] and rows.has_next
