@@ -11,6 +11,7 @@ do: the due-mail query of ``portal outbox send`` and the pending-payment query o
 
     .venv/bin/python bench/sweep.py --scales 1,10 --databases sqlite
     .venv/bin/python bench/sweep.py --scales 1,10,100 --databases postgresql --pg-port 55419
+    .venv/bin/python bench/sweep.py --databases postgresql --pg-url postgresql+psycopg://...
 
 Prints one table per database, the scales side by side.
 """
@@ -234,6 +235,7 @@ def run(
     databases=("sqlite", "postgresql"),
     repeat: int = 3,
     pg_port: int | None = None,
+    pg_url: str | None = None,
     sqlite_max_scale: float = 10,
     log=print,
 ) -> list[Run]:
@@ -250,6 +252,9 @@ def run(
                     url = f"sqlite:///{tmp}/history-{scale:g}.db"
                     runs.append(sweep_one("sqlite", url, scale, repeat, log=log))
                     Path(f"{tmp}/history-{scale:g}.db").unlink(missing_ok=True)
+        elif pg_url:  # a server already running (its schema is replaced)
+            for scale in scales:
+                runs.append(sweep_one("postgresql", pg_url, scale, repeat, log=log))
         else:
             try:
                 with PostgresServer(database="portal_history", port=pg_port) as server:
@@ -305,7 +310,8 @@ def main(argv=None) -> int:
     parser.add_argument("--scales", default="1,10,100", help="comma-separated, e.g. 0.1,1")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--pg-port", type=int, default=None)
+    parser.add_argument("--pg-port", type=int, default=None, help="port of the server started")
+    parser.add_argument("--pg-url", default=None, help="use this PostgreSQL database instead")
     parser.add_argument(
         "--sqlite-max-scale", type=float, default=10, help="larger scales only on PostgreSQL"
     )
@@ -315,6 +321,7 @@ def main(argv=None) -> int:
         databases=[d for d in args.databases.split(",") if d],
         repeat=args.repeat,
         pg_port=args.pg_port,
+        pg_url=args.pg_url,
         sqlite_max_scale=args.sqlite_max_scale,
     )
     print_table(runs)
