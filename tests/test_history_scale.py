@@ -92,3 +92,42 @@ def test_next_page_paging_counts_nothing(app):
         assert (last.has_prev, last.has_next, last.pages) == (True, False, 3)
         rows = paginate_next(db.session, sa.select(Person.id).order_by(Person.id), 2, 2, False)
         assert [r.id for r in rows.items] == ids[2:4] and rows.has_next
+
+
+def _plans(app, job) -> list[str]:
+    """SQLite's query plans of the statements ``job(session)`` runs."""
+    from portal.db import db
+
+    engine = app.extensions["portal_db"]["engine"]
+    seen = []
+
+    def listener(conn, cursor, statement, parameters, *args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    with app.app_context():
+        sa.event.listen(engine, "before_cursor_execute", listener)
+        try:
+            job(db.session)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", listener)
+        db.session.rollback()
+        conn = db.session.connection()
+        return [
+            " ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + s, p))
+            for s, p in seen
+        ]
+
+
+def test_idle_workers_read_only_the_partial_indexes(app, database_url):
+    if not database_url.startswith("sqlite"):
+        return  # PostgreSQL chooses by its statistics; the sweep times it
+    from plugins.stripe_payments.services import reconcile_candidates
+    from portal.mail.services import send_due
+
+    build_history(app.extensions["portal_db"]["engine"], 0.02, password_hash="not-used")
+    assert _plans(app, send_due) == [
+        "SEARCH outbox_emails USING INDEX ix_outbox_emails_unsent "
+        "(sent_at=? AND failed_at=? AND next_attempt_at<?) USE TEMP B-TREE FOR ORDER BY"
+    ]
+    assert _plans(app, reconcile_candidates) == ["SCAN payments USING INDEX ix_payments_pending"]

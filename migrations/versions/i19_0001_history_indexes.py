@@ -59,7 +59,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_outbox_emails_unsent",
         "outbox_emails",
-        ["next_attempt_at", "id"],
+        ["sent_at", "failed_at", "next_attempt_at"],
         unique=False,
         sqlite_where=sa.text(UNSENT),
         postgresql_where=sa.text(UNSENT),
