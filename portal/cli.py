@@ -217,6 +217,10 @@ def translations_check():
 def register(app: Flask) -> None:
     for group in (db_group, demo_group, plugins_group, outbox_group, translations_group):
         app.cli.add_command(group)
+    # Accounts: `portal users create-admin EMAIL` (the first administrator).
+    from portal.accounts.cli import users_group
+
+    app.cli.add_command(users_group)
 
 
 def _create_app():
