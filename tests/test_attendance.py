@@ -364,10 +364,11 @@ def test_chart_svg_has_bars_and_a_cumulative_line_on_a_second_axis(client, impor
     svg = response.text
     assert svg.startswith('<?xml version="1.0" encoding="utf-8"?>')
     assert 'class="axis y2' in svg  # the right-hand axis
-    assert svg.count('class="line reactive nofill"') == 1  # the cumulative line
+    # the cumulative line, broken where meetings 11–80 have no figures
+    assert svg.count('class="line reactive nofill"') == 2
     assert "On site" in svg and "Online" in svg and "Cumulative participants" in svg
-    # one bar per meeting in each of the two stacked series (on site, online)
-    assert svg.count('class="rect reactive tooltip-trigger"') == 23 + 23
+    # one bar per meeting and one (empty) for the gap 11–80 in each of the two stacked series
+    assert svg.count('class="rect reactive tooltip-trigger"') == 24 + 24
     assert "2,954" in svg  # the last cumulative value in the tooltips
 
 
