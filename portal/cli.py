@@ -274,6 +274,10 @@ def register(app: Flask) -> None:
 
     app.cli.add_command(jobs_group)
     app.cli.add_command(tasks_group)
+    # Accounts: `portal users create-admin EMAIL` (the first administrator).
+    from portal.accounts.cli import users_group
+
+    app.cli.add_command(users_group)
 
 
 def _create_app():

@@ -1270,34 +1270,12 @@ def get_for_person(session: Session, reg_id: int, user) -> Registration | None:
     )
 
 
-def _like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def person_search(q: str):
-    """A condition: every word of ``q`` is in the name (either script, kana, romanised) or email."""
-    conditions = []
-    for term in (q or "").split():
-        pattern = _like(term)
-        conditions.append(
-            sa.or_(
-                *(
-                    column.ilike(pattern, escape="\\")
-                    for column in (
-                        Person.family_name,
-                        Person.given_name,
-                        Person.family_name_kana,
-                        Person.given_name_kana,
-                        Person.romanized_name,
-                        Person.email,
-                        Person.family_name + Person.given_name,
-                        Person.family_name_kana + Person.given_name_kana,
-                    )
-                )
-            )
-        )
-    return sa.and_(*conditions) if conditions else sa.true()
+    """A condition: every word of ``q`` is in the person's folded search key (name in either
+    script, kana, romaji, romanised name, email; kana and full/half width alike)."""
+    from portal.accounts.search import person_matches
+
+    return person_matches(q)
 
 
 def organiser_list(
