@@ -1,0 +1,105 @@
+"""tickets, check-ins and the programme (sessions, breaks, talks placed in sessions)
+
+Revision ID: i16_0001
+Revises: b1a2c3d4e5f6
+Create Date: 2026-12-05 10:00:00
+"""
+
+import secrets
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "i16_0001"
+down_revision = "b1a2c3d4e5f6"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "tickets",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("registration_id", sa.Integer(), nullable=False),
+        sa.Column("token", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["registration_id"],
+            ["registrations.id"],
+            name=op.f("fk_tickets_registration_id_registrations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tickets")),
+        sa.UniqueConstraint("token", name=op.f("uq_tickets_token")),
+    )
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_tickets_registration_id"), ["registration_id"], unique=False
+        )
+    op.create_table(
+        "checkins",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("registration_id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("point", sa.String(length=20), nullable=False),
+        sa.Column("checked_in_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("checked_in_by_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["checked_in_by_id"],
+            ["users.id"],
+            name=op.f("fk_checkins_checked_in_by_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["event_id"],
+            ["events.id"],
+            name=op.f("fk_checkins_event_id_events"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["registration_id"],
+            ["registrations.id"],
+            name=op.f("fk_checkins_registration_id_registrations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_checkins")),
+        sa.UniqueConstraint(
+            "registration_id", "point", name=op.f("uq_checkins_registration_id_point")
+        ),
+    )
+    with op.batch_alter_table("checkins", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_checkins_event_id"), ["event_id"], unique=False)
+    # PROGRAMME_UPGRADE
+
+    # Every confirmed registration has a ticket: issue one for those that exist already.
+    bind = op.get_bind()
+    ids = bind.execute(
+        sa.text("SELECT id FROM registrations WHERE state IN ('confirmed', 'attended')")
+    ).scalars()
+    tickets = sa.table(
+        "tickets",
+        sa.column("registration_id", sa.Integer),
+        sa.column("token", sa.String),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+    )
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    if bind.dialect.name == "sqlite":
+        now = now.replace(tzinfo=None)
+    rows = [
+        {"registration_id": i, "token": secrets.token_urlsafe(24), "created_at": now} for i in ids
+    ]
+    if rows:
+        op.bulk_insert(tickets, rows)
+
+
+def downgrade() -> None:
+    # PROGRAMME_DOWNGRADE
+    with op.batch_alter_table("checkins", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_checkins_event_id"))
+    op.drop_table("checkins")
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_tickets_registration_id"))
+    op.drop_table("tickets")
