@@ -229,21 +229,45 @@ def badges_pdf(badges: list[Badge], layout_code: str = DEFAULT_LAYOUT, title: st
     return buffer.getvalue()
 
 
+def _two_lines(text: str) -> list[str]:
+    """Split at the space nearest the middle (long affiliations), else keep one line."""
+    spaces = [i for i, ch in enumerate(text) if ch in " \u3000"]
+    if not spaces:
+        return [text]
+    middle = min(spaces, key=lambda i: abs(i - len(text) / 2))
+    return [text[:middle].strip(), text[middle + 1 :].strip()]
+
+
 def _draw_badge(canvas: Canvas, badge: Badge, x, top, w, h, font) -> None:
     canvas.setStrokeColorRGB(0.8, 0.8, 0.8)
     canvas.setLineWidth(0.3)
     canvas.rect(x, top - h, w, h, stroke=1, fill=0)
     pad = 4 * mm
     qr_size = min(h * 0.42, 24 * mm) if badge.token else 0
-    text_w = w - 2 * pad - (qr_size + 2 * mm if qr_size else 0)
-    y = top - pad - h * 0.28
-    _fitted(canvas, badge.large, font, h * 0.42 if badge.small else h * 0.3, x + pad, y, text_w)
+    full_w = w - 2 * pad
+    text_w = full_w - (qr_size + 2 * mm if qr_size else 0)
+    y = top - pad
+    # The name: as large as the badge allows, shrunk to the width, never cut.
+    large = fit_size(badge.large, font, h * (0.30 if badge.small else 0.24), full_w)
+    y -= large * 0.92
+    canvas.setFont(font, large)
+    canvas.drawString(x + pad, y, badge.large)
     if badge.small:
-        y -= h * 0.2
-        _fitted(canvas, badge.small, font, h * 0.17, x + pad, y, text_w)
+        small = fit_size(badge.small, font, h * 0.15, full_w)
+        y -= small * 1.15
+        canvas.setFont(font, small)
+        canvas.drawString(x + pad, y, badge.small)
     if badge.affiliation:
-        y -= h * 0.16
-        _fitted(canvas, badge.affiliation, font, 11, x + pad, y, text_w)
+        size = fit_size(badge.affiliation, font, 11, text_w)
+        lines = [badge.affiliation]
+        if size < 8:
+            lines = _two_lines(badge.affiliation)
+            size = min(fit_size(line, font, 11, text_w) for line in lines)
+        y -= size * 1.5 + (0 if badge.small else large * 0.2)
+        canvas.setFont(font, size)
+        for line in lines:
+            canvas.drawString(x + pad, y, line)
+            y -= size * 1.2
     if badge.role:
         canvas.setFillColorRGB(0.15, 0.15, 0.15)
         _fitted(canvas, badge.role, font, 9, x + pad, top - h + pad, text_w)
