@@ -10,6 +10,8 @@ import secrets
 import sqlalchemy as sa
 from alembic import op
 
+import portal.i18n
+
 revision = "i16_0001"
 down_revision = "b1a2c3d4e5f6"
 branch_labels = None
@@ -70,7 +72,72 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("checkins", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_checkins_event_id"), ["event_id"], unique=False)
-    # PROGRAMME_UPGRADE
+    op.create_table(
+        "programme_items",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "session",
+                "break",
+                "reception",
+                "other",
+                name="itemkind",
+                native_enum=False,
+                length=20,
+            ),
+            nullable=False,
+        ),
+        sa.Column("title", portal.i18n.Bilingual(), nullable=False),
+        sa.Column("room", sa.String(length=100), nullable=False),
+        sa.Column("chair_id", sa.Integer(), nullable=True),
+        sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["chair_id"],
+            ["people.id"],
+            name=op.f("fk_programme_items_chair_id_people"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["event_id"],
+            ["events.id"],
+            name=op.f("fk_programme_items_event_id_events"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_programme_items")),
+    )
+    with op.batch_alter_table("programme_items", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_programme_items_chair_id"), ["chair_id"], unique=False)
+        batch_op.create_index(
+            "ix_programme_items_event_start", ["event_id", "starts_at"], unique=False
+        )
+    op.create_table(
+        "programme_talk_placements",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("talk_id", sa.Integer(), nullable=False),
+        sa.Column("item_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["item_id"],
+            ["programme_items.id"],
+            name=op.f("fk_programme_talk_placements_item_id_programme_items"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["talk_id"],
+            ["talks.id"],
+            name=op.f("fk_programme_talk_placements_talk_id_talks"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_programme_talk_placements")),
+        sa.UniqueConstraint("talk_id", name=op.f("uq_programme_talk_placements_talk_id")),
+    )
+    with op.batch_alter_table("programme_talk_placements", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_programme_talk_placements_item_id"), ["item_id"], unique=False
+        )
 
     # Every confirmed registration has a ticket: issue one for those that exist already.
     bind = op.get_bind()
@@ -96,7 +163,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # PROGRAMME_DOWNGRADE
+    with op.batch_alter_table("programme_talk_placements", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_programme_talk_placements_item_id"))
+    op.drop_table("programme_talk_placements")
+    with op.batch_alter_table("programme_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_programme_items_event_start")
+        batch_op.drop_index(batch_op.f("ix_programme_items_chair_id"))
+    op.drop_table("programme_items")
     with op.batch_alter_table("checkins", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_checkins_event_id"))
     op.drop_table("checkins")
