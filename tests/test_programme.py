@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
@@ -456,3 +457,34 @@ def test_timetable_queries_do_not_grow(app, workshop):
         finally:
             sa.event.remove(engine, "before_cursor_execute", count)
         assert len(statements) == 3
+
+
+def test_accepted_abstract_is_placed_like_an_invited_talk(client, app, session):
+    from plugins.abstracts import services as abstracts
+    from tests.test_abstracts import data, make_call
+
+    call = make_call(session)
+    abstract = abstracts.submit(session, call.event, call.submitter, data())
+    abstracts.accept_oral(session, abstract, call.organiser)
+    event = call.event
+    session_item = item(session, event, ("口頭発表", "Oral session"), event.starts_at, 2, "Room A")
+    session.commit()
+    title = abstract.title.get("en")
+    login(client, call.organiser)
+    base = f"/en/organiser/events/{event.slug}/programme/"
+    page = client.get(base)
+    unplaced = page.text.split('id="unplaced"', 1)[1]
+    assert title in unplaced
+    talk_id = abstract.talk_id
+    local = event.starts_at.astimezone(ZoneInfo(event.timezone))
+    r = client.post(
+        base + f"talks/{talk_id}",
+        data={
+            "item": session_item.id,
+            "starts_at": local.strftime("%Y-%m-%dT%H:%M"),
+            "ends_at": (local + timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M"),
+        },
+    )
+    assert r.status_code == 302
+    timetable = client.get(f"/en/events/{event.slug}/programme/")
+    assert title in timetable.text and "Room A" in timetable.text

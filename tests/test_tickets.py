@@ -18,6 +18,7 @@ from portal.registration.models import Registration, RegistrationState
 from portal.tickets import services as tickets
 from portal.tickets.models import CheckIn, Ticket
 from tests import factories as f
+from tests import pdfcheck
 
 S = RegistrationState
 
@@ -143,6 +144,12 @@ def test_my_registration_shows_the_qr_code_and_pdf(client, app, day, tmp_path):
     if shutil.which("pdftotext"):
         text = pdftotext(r.data, tmp_path)
         assert "Ticket" in text and "Hanako Sato" in text and "Attending on site" in text
+        assert pdfcheck.pages(r.data, tmp_path) == 1
+        assert "IPAexGothic" in pdfcheck.fonts(r.data, tmp_path)
+        # The QR code is drawn: dark pixels in the lower half of the page.
+        image = pdfcheck.render(r.data, tmp_path)
+        lower = image.crop((0, image.height // 2, image.width, image.height))
+        assert pdfcheck.ink(lower) > 0.02
     # Somebody else's ticket is not found.
     with app.app_context():
         other = f.user(db.session)
