@@ -87,7 +87,7 @@
       .then(function (stream) {
         video.srcObject = stream;
         video.setAttribute("playsinline", "");
-        startButton.hidden = true;
+        startButton.style.display = "none";
         return video.play();
       })
       .then(function () { window.requestAnimationFrame(tick); })
