@@ -344,3 +344,22 @@ def test_dashboard_counts(client, app, day):
     assert 'data-count="checked_in" data-mode="onsite">1<' in page.text
     assert 'data-count="expected" data-mode="onsite">2<' in page.text
     assert "/static/tickets/counts.js" in page.text
+
+
+@needs_poppler
+def test_ticket_pdf_says_whether_the_person_joins_the_exchange_meeting(client, app, day, tmp_path):
+    login(client, day["user"])
+    url = f"/ja/my/registrations/{day['reg_id']}/ticket.pdf"
+    assert "意見交換会" not in pdftotext(client.get(url).data, tmp_path)  # plugin off
+    with app.app_context():
+        f.enable(db.session, db.session.get(Event, day["event_id"]), "exchange_meeting")
+        db.session.commit()
+    assert "意見交換会    いいえ" in pdftotext(client.get(url).data, tmp_path)
+    with app.app_context():
+        db.session.add(
+            ExchangeMeetingSignup(
+                registration_id=day["reg_id"], event_id=day["event_id"], state=SignupState.confirmed
+            )
+        )
+        db.session.commit()
+    assert "意見交換会    はい" in pdftotext(client.get(url).data, tmp_path)
