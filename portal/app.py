@@ -56,6 +56,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.registration.views import init_app as init_registration
 
     init_registration(app)
+    from portal.tickets.views import init_app as init_tickets
+
+    init_tickets(app)
+    from portal.programme.views import init_app as init_programme
+
+    init_programme(app)
     from portal.speakers.views import admin as speaker_admin_bp
     from portal.speakers.views import bp as speakers_bp
 
