@@ -21,6 +21,7 @@ from flask_login import current_user
 from sqlalchemy.orm import joinedload
 
 from portal.accounts.models import Person
+from portal.csvexport import csv_stream_response
 from portal.db import db
 from portal.events.models import Talk
 from portal.i18n import LANGUAGES, BilingualText, current_language
@@ -521,15 +522,7 @@ def speaker_invite(person_id: int):
 
 @admin.get("/speakers/export.csv")
 def speaker_export():
-    body = services.speakers_csv(db.session)
-    return Response(
-        body.encode("utf-8"),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": 'attachment; filename="speakers.csv"',
-            "Content-Type": "text/csv; charset=utf-8",
-        },
-    )
+    return csv_stream_response(services.speakers_csv_rows(db.session), "speakers.csv")
 
 
 @admin.get("/speakers/duplicates")
