@@ -183,3 +183,33 @@ def test_speakers_csv_streams_each_speakers_current_affiliation(app, client):
     assert by_id[str(first.person_id)][12:14] == ["現所属", "現所属 (en)"]
     assert by_id[str(second.person_id)][12:14] == ["自己申告の所属", ""]
     session.close()
+
+
+def test_speaker_lists_are_not_counted(app, client):
+    """Page 1 of many: "more than" and a next page, no count statement; the last page counts."""
+    from portal.speakers.views import PER_PAGE
+    from tests import test_speakers_support as support
+
+    session = next(support.open_session(app))
+    for _ in range(PER_PAGE + 3):
+        support.speaker(session)
+    support.login(client, support.organiser(session))
+    session.commit()
+    session.close()
+    engine = app.extensions["portal_db"]["engine"]
+    seen = []
+
+    def listener(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        first = client.get("/en/organiser/speakers/").get_data(as_text=True)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    assert not [s for s in seen if "count(" in s.lower()]
+    assert f"More than {PER_PAGE} speakers found." in first
+    assert "Page 1</span>" in first and 'rel="next"' in first
+    last = client.get("/en/organiser/speakers/?page=2").get_data(as_text=True)
+    assert f"{PER_PAGE + 3} speakers found." in last
+    assert 'rel="next"' not in last and "Page 2 of 2" in last
