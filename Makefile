@@ -1,4 +1,5 @@
 # make run  — install, prepare the SQLite database with demo data, serve http://127.0.0.1:5000
+#             with a Celery worker and scheduler on a SQLite-file broker (no server needed)
 # make test — install and run the whole suite (ruff, translations, tests)
 PYTHON ?= python3.11
 VENV := .venv
@@ -22,7 +23,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/portal db upgrade
 	$(BIN)/portal demo load
-	$(BIN)/portal run --host 127.0.0.1 --port 5000
+	$(BIN)/portal tasks dev --host 127.0.0.1 --port 5000
 
 test: install
 	$(BIN)/ruff check .

@@ -57,6 +57,9 @@ class Person(Base):
     sector: Mapped[Sector | None] = mapped_column(sa.Enum(Sector, native_enum=False, length=20))
     country: Mapped[str] = mapped_column(sa.String(2), default="")
     preferred_language: Mapped[str] = mapped_column(sa.String(2), default="ja")
+    # Names, reading (kana and romaji) and email folded into one string for searching
+    # (portal.accounts.search; kept fresh on every change by a session listener).
+    search_key: Mapped[str] = mapped_column(sa.String(500), default="")
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -152,3 +155,27 @@ class LoginAttempt(Base):
     email: Mapped[str] = mapped_column(sa.String(254), index=True)
     remote_addr: Mapped[str] = mapped_column(sa.String(64), index=True)
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+# The index of the folded search key: on PostgreSQL a trigram index (pg_trgm, GIN), which serves
+# LIKE '%…%' in the global people searches; elsewhere an ordinary index.
+sa.event.listen(
+    Person.__table__,
+    "before_create",
+    sa.DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
+)
+sa.Index(
+    "ix_people_search_key",
+    Person.search_key,
+    postgresql_using="gin",
+    postgresql_ops={"search_key": "gin_trgm_ops"},
+)
+
+
+def _install_search_keys() -> None:
+    from portal.accounts import search
+
+    search.install()
+
+
+_install_search_keys()

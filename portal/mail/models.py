@@ -43,6 +43,9 @@ class OutboxEmail(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A sender claims a mail (a lease) before talking to the SMTP server, so two senders
+    # running at once never deliver the same mail; an expired claim is taken over.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str] = mapped_column(sa.Text, default="")
 
     attachments: Mapped[list[OutboxAttachment]] = relationship(

@@ -679,18 +679,21 @@ def check_in(slug: str, reg_id: int):
     registration = _event_registration(event, reg_id)
     q = request.form.get("q", "")
     if forms.ConfirmForm().validate():
-        try:
-            services.check_in(db.session, registration, actor=current_user)
-            db.session.commit()
-            flash(_("%(name)s: attended.", name=format_person_name(registration.person)), "success")
-        except services.RegistrationError:
-            db.session.rollback()
-            registration = _event_registration(event, reg_id)
-            if registration.state == RegistrationState.attended:
-                message = _("%(name)s is already checked in.")
-            else:
-                message = _("%(name)s cannot be checked in: the registration is not confirmed.")
-            flash(message % {"name": format_person_name(registration.person)}, "error")
+        from portal.tickets import services as tickets
+
+        result = tickets.check_in(db.session, event, registration, actor=current_user)
+        db.session.commit()
+        name = format_person_name(registration.person)
+        if result.ok:
+            flash(_("%(name)s: attended.", name=name), "success")
+        elif result.code == "already":
+            flash(_("%(name)s is already checked in.") % {"name": name}, "error")
+        elif result.code == "online_only":
+            message = _("%(name)s cannot be checked in: registered to attend online.")
+            flash(message % {"name": name}, "error")
+        else:
+            message = _("%(name)s cannot be checked in: the registration is not confirmed.")
+            flash(message % {"name": name}, "error")
     return redirect(url_for(".check_in_page", slug=slug, q=q or None))
 
 
