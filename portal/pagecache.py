@@ -37,6 +37,7 @@ made, no cookie set). A cache that does not answer (Redis down) means pages are 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -253,26 +254,46 @@ def _personal() -> bool:
     return "_user_id" in session or "_flashes" in session or remember in request.cookies
 
 
-def _shareable(response) -> bool:
+def _shareable(response, per_person: bool) -> bool:
     csrf_field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     return (
         response.status_code == 200
         and not response.direct_passthrough
         and not session.modified
-        and csrf_field not in g
+        # A CSRF token is valid only with its session's secret, which a personal key names.
+        and (per_person or csrf_field not in g)
         and "Set-Cookie" not in response.headers
     )
 
 
-def cached_for_visitors(view):
-    """Serve the view's answer from the shared cache to visitors who are not logged in."""
+def csrf_secret_digest() -> str:
+    """Which CSRF secret the session holds (kept HTML may hold tokens made from it)."""
+    secret = session.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+    return hashlib.sha256(secret.encode()).hexdigest()[:16] if secret else "-"
+
+
+def cached_for_visitors(view=None, *, per_person: bool = False):
+    """Serve the view's answer from the shared cache to visitors who are not logged in.
+
+    ``per_person=True``: a logged-in person's own copy is kept too, under their log-in (which
+    names the password version) and their session's CSRF secret. Served without loading the
+    person: any change to their rows (password, roles, registrations) replaces a version the
+    copy depends on. Never with a flash message waiting.
+    """
+    if view is None:
+        return lambda v: cached_for_visitors(v, per_person=per_person)
 
     @wraps(view)
     def wrapper(*args, **kwargs):
         store = current_app.extensions.get(_EXTENSION)
-        if store is None or store.max_seconds <= 0 or request.method != "GET" or _personal():
+        if store is None or store.max_seconds <= 0 or request.method != "GET":
             return view(*args, **kwargs)
         key = f"page:{request.host}{request.full_path}"
+        mine = per_person and "_user_id" in session and "_flashes" not in session
+        if mine:
+            key += f"|u:{session['_user_id']}|{csrf_secret_digest()}"
+        elif _personal():
+            return view(*args, **kwargs)
         try:
             entry = store.backend.get(key)
             scopes = [GLOBAL, *(entry["scopes"] if entry else ())]
@@ -284,7 +305,7 @@ def cached_for_visitors(view):
             return current_app.response_class(entry["body"], status=200, headers=entry["headers"])
 
         response = make_response(view(*args, **kwargs))
-        if not _shareable(response):
+        if not _shareable(response, mine):
             return response
         scopes_now = {GLOBAL, *g.get("_page_scopes", ())}
         # Versions read before rendering prove the page; a scope first seen in this rendering
@@ -307,3 +328,42 @@ def cached_for_visitors(view):
         return response
 
     return wrapper
+
+
+def cached_fragment(key, scopes, render):
+    """A part of a page kept in the shared cache under the content versions of ``scopes``
+    (plus the global version): ``render()`` runs only when one of them changed.
+
+    ``key()`` names the part (include everything it depends on besides the data: the
+    language, the person); it is asked again after rendering, since rendering may change it
+    (a CSRF secret put into the session). ``render()`` returns any picklable value.
+    """
+    store = current_app.extensions.get(_EXTENSION)
+    if store is None or store.max_seconds <= 0:
+        return render()
+    scopes = [GLOBAL, *scopes]
+    try:
+        versions = store.versions(scopes)  # read before rendering: they prove the part
+        entry = store.backend.get(f"frag:{key()}")
+    except Exception:
+        log.exception("the page cache did not answer")
+        return render()
+    now = time.time()
+    if entry is not None and entry["versions"] == versions and entry["until"] > now:
+        if entry["until"] < now + store.max_seconds:
+            fresh_until(datetime.fromtimestamp(entry["until"]).astimezone())
+        return entry["value"]
+    outer = g.pop("_page_until", None)
+    value = render()
+    until = min(now + store.max_seconds, g.get("_page_until", now + store.max_seconds))
+    if outer is not None:
+        g._page_until = min(outer, until)
+    try:
+        store.backend.set(
+            f"frag:{key()}",
+            {"versions": versions, "until": until, "value": value},
+            timeout=max(1, int(until - now) + 1),
+        )
+    except Exception:
+        log.exception("the page cache did not keep a part of a page")
+    return value

@@ -354,3 +354,90 @@ def test_not_found_is_not_kept(app, cached_app):
 
 def test_the_cache_url_chooses_the_backend(app_config, app):
     assert page_cache(app).url == "simple"  # tests: one process's memory
+
+
+def _log_in(client, user_id: str) -> None:
+    with client.session_transaction() as s:
+        s["_user_id"] = user_id
+        s["_fresh"] = True
+
+
+def _warm(client, path: str) -> None:
+    for _ in range(3):  # learn the event, put the CSRF secret into the session, keep
+        client.get(path)
+
+
+def test_a_member_gets_their_own_kept_page_and_sees_their_registration_at_once(
+    app, cached_app, other_worker
+):
+    event_id, slug, user_id = _event(cached_app)
+    with cached_app.app_context():
+        other = f.user(db.session, given_name="別人", romanized_name="Someone Else")
+        fee = FeeCategory(event_id=event_id, code="g", name=BilingualText(ja="一般", en="G"))
+        db.session.add(fee)
+        db.session.commit()
+        other_id, fee_id = other.get_id(), fee.id
+        person_id = db.session.get(type(other), int(user_id.split(":")[0])).person_id
+    path = f"/en/events/{slug}/"
+    member, someone = cached_app.test_client(), cached_app.test_client()
+    _log_in(member, user_id)
+    _log_in(someone, other_id)
+    _warm(member, path)
+    _warm(someone, path)
+    page, n = _queries(cached_app, member, path)
+    assert n == 0 and "Register for this event" in page.text
+    mine = page.text
+    theirs, n = _queries(cached_app, someone, path)
+    assert n == 0 and "Someone Else" in theirs.text and "Someone Else" not in mine
+
+    with other_worker.app_context():
+        db.session.add(
+            Registration(
+                event_id=event_id,
+                person_id=person_id,
+                attendance_mode="onsite",
+                fee_category_id=fee_id,
+                state=RegistrationState.confirmed,
+                currency="JPY",
+                privacy_accepted_at=utcnow(),
+            )
+        )
+        db.session.commit()
+    assert "You are registered for this event" in member.get(path).text
+    assert "You are registered for this event" not in someone.get(path).text
+
+
+def test_a_kept_page_of_a_member_is_not_served_after_a_password_change(app, cached_app):
+    event_id, slug, user_id = _event(cached_app)
+    path = f"/en/events/{slug}/"
+    member = cached_app.test_client()
+    _log_in(member, user_id)
+    _warm(member, path)
+    assert _queries(cached_app, member, path)[1] == 0
+    assert "Log out" in member.get(path).text
+    with cached_app.app_context():
+        from portal.accounts.models import User
+
+        user = db.session.get(User, int(user_id.split(":")[0]))
+        user.password_changed_at = utcnow() + time_delta(seconds=5)
+        db.session.commit()
+    page = member.get(path).text
+    assert "Log out" not in page and "Log in" in page
+
+
+def test_the_kept_page_of_a_member_holds_a_working_csrf_token(app_config, cache_dir, app):
+    strict = _make_app(app_config, CACHE_URL=f"file://{cache_dir}", WTF_CSRF_ENABLED=True)
+    try:
+        _event_id, slug, user_id = _event(strict)
+        path = f"/en/events/{slug}/"
+        member = strict.test_client()
+        _log_in(member, user_id)
+        _warm(member, path)
+        page, n = _queries(strict, member, path)
+        assert n == 0
+        token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        response = member.post("/en/account/logout", data={"csrf_token": token})
+        assert response.status_code == 302
+        assert "Log in" in member.get(path).text
+    finally:
+        strict.extensions["portal_db"]["engine"].dispose()
