@@ -139,6 +139,9 @@ def _draft_get(event: Event) -> dict | None:
 @bp.route("/events/<slug>/register", methods=["GET", "POST"])
 def register(slug: str):
     """Registration form → confirmation step (price lines, total) → register."""
+    if request.method == "POST" and request.form.get("step") == "confirm":
+        # Read and check first; SQLite's write lock only from services.register's event lock.
+        db.defer_write_lock()
     event = _event_or_404(slug)
     closed = _closed_message(event)
     if current_user.is_authenticated:
