@@ -54,25 +54,29 @@ def event_page(slug: str):
     """The event page. Visitors get it from the page cache; for a logged-in person its
     content (their tabs, registration box and plugin sections) is kept per person under the
     event's content versions, and only the frame (header, messages) is rendered each time."""
-    row = services.event_summary(db.session, slug)
-    if row is None or (row.status == EventStatus.draft and not current_user.is_authenticated):
-        abort(404)
-    if not current_user.is_authenticated or row.status == EventStatus.draft:
-        title, body = _event_content(slug)
+    if not current_user.is_authenticated:
+        event_id, title, body = _event_content(slug)
     else:
-        title, body = cached_fragment(
-            lambda: (
-                f"event:{row.id}:{current_language()}:{current_user.get_id()}"
-                f":{csrf_secret_digest()}"
-            ),
-            [f"event:{row.id}"],
-            lambda: _event_content(slug),
-        )
-    depends_on(f"event:{row.id}")  # seats left, registrations: the event's own version
+        row = services.event_summary(db.session, slug)
+        if row is None:
+            abort(404)
+        event_id = row.id
+        if row.status == EventStatus.draft:  # organisers only: not kept
+            _id, title, body = _event_content(slug)
+        else:
+            _id, title, body = cached_fragment(
+                lambda: (
+                    f"event:{row.id}:{current_language()}:{current_user.get_id()}"
+                    f":{csrf_secret_digest()}"
+                ),
+                [f"event:{row.id}"],
+                lambda: _event_content(slug),
+            )
+    depends_on(f"event:{event_id}")  # seats left, registrations: the event's own version
     return render_template("events/event.html", title=title, body=Markup(body))
 
 
-def _event_content(slug: str) -> tuple[str, str]:
+def _event_content(slug: str) -> tuple[int, str, str]:
     event = services.event_with_programme(db.session, slug)
     if event is None or not services.can_view(event, current_user):
         abort(404)
@@ -84,4 +88,4 @@ def _event_content(slug: str) -> tuple[str, str]:
         status_labels=services.STATUS_LABELS,
         format_labels=services.FORMAT_LABELS,
     )
-    return event.title.get(None, event.series.default_language), body
+    return event.id, event.title.get(None, event.series.default_language), body
