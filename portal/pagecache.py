@@ -99,7 +99,8 @@ class PageCache:
     def __init__(self, app: Flask):
         from flask_caching import Cache
 
-        url = app.config.get("CACHE_URL") or ""
+        # PORTAL_CACHE_URL, else the one Redis of PORTAL_REDIS_URL (config: CACHE_REDIS_URL).
+        url = app.config.get("CACHE_URL") or app.config.get("CACHE_REDIS_URL") or ""
         if not url:
             url = (
                 "simple"
