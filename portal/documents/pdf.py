@@ -23,11 +23,11 @@ _registered = False
 
 
 def register_fonts() -> tuple[str, str]:
+    """Register the embedded Japanese fonts once; returns (gothic, mincho) font names."""
     # reportlab is loaded on first use, not in every worker (docs/performance.md: memory).
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.ttfonts import TTFont
 
-    """Register the embedded Japanese fonts once; returns (gothic, mincho) font names."""
     global _registered
     if not _registered:
         pdfmetrics.registerFont(TTFont(GOTHIC, str(FONTS / "ipaexg.ttf")))

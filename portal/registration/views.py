@@ -220,6 +220,9 @@ def register(slug: str):
             waitlist=full is not None and full <= 0,
             payment_days=services.settings_for(db.session, event).payment_days,
         )
+    from portal.tickets.services import prepare_token
+
+    prepare_token()  # the ticket's QR code encoded before the event lock, not under it
     try:
         registration = services.register(
             db.session, event, person, privacy_accepted=form.privacy.data, **choices
