@@ -79,6 +79,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     for command in plugins.collect(pm.hook.cli_commands()):
         app.cli.add_command(command)
 
+    from portal import pagecache
+
+    pagecache.init_app(app)
+
     from portal.errors import init_app as init_errors
 
     init_errors(app)

@@ -50,8 +50,13 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     "UPLOAD_FOLDER": ("PORTAL_UPLOAD_FOLDER", str(INSTANCE / "uploads"), str),
     "LOGIN_RATE_LIMIT": ("PORTAL_LOGIN_RATE_LIMIT", 5, int),
     "LOGIN_RATE_WINDOW": ("PORTAL_LOGIN_RATE_WINDOW", 300, int),
-    # Seconds a public page is reused for visitors who are not logged in (portal/pagecache.py).
-    "PAGE_CACHE_SECONDS": ("PORTAL_PAGE_CACHE_SECONDS", 5, int),
+    # Public pages for visitors who are not logged in are kept in a cache shared by every
+    # worker, keyed by content versions (portal/pagecache.py): never stale after a change.
+    # PAGE_CACHE_SECONDS: the longest a page is kept (pages also change with time); 0 = off.
+    "PAGE_CACHE_SECONDS": ("PORTAL_PAGE_CACHE_SECONDS", 300, int),
+    # redis://host:6379/0 (production, several machines), file:///folder (default:
+    # instance/cache, shared by the workers of one machine), simple (one process), null.
+    "CACHE_URL": ("PORTAL_CACHE_URL", "", str),
     # -- production components (docs/operations.md) --
     # One Redis for everything shared between machines (broker, rate limits, page cache);
     # empty: no Redis (make run): a SQLite-file broker and in-process limits and cache.

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from portal import audit, plugins
 from portal.accounts.models import Person, Role, Sector
-from portal.db import utcnow
+from portal.db import db, utcnow
 from portal.events.models import AttendanceMode, Event, EventStatus
 from portal.i18n import LANGUAGES, BilingualText
 from portal.mail.services import queue_email
@@ -395,6 +395,7 @@ def lock_event(session: Session, event: Event) -> _Locked:
     PostgreSQL: ``SELECT … FOR UPDATE`` on the event row, held until the transaction ends.
     SQLite: the writing transaction began with BEGIN IMMEDIATE, so it holds the write lock.
     """
+    db.take_write_lock(session)  # SQLite, after a request's reading part (defer_write_lock)
     row = session.execute(
         sa.select(Event.status, Event.capacity_onsite, Event.capacity_online)
         .where(Event.id == event.id)

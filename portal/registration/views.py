@@ -139,6 +139,9 @@ def _draft_get(event: Event) -> dict | None:
 @bp.route("/events/<slug>/register", methods=["GET", "POST"])
 def register(slug: str):
     """Registration form → confirmation step (price lines, total) → register."""
+    if request.method == "POST" and request.form.get("step") == "confirm":
+        # Read and check first; SQLite's write lock only from services.register's event lock.
+        db.defer_write_lock()
     event = _event_or_404(slug)
     closed = _closed_message(event)
     if current_user.is_authenticated:
@@ -217,6 +220,9 @@ def register(slug: str):
             waitlist=full is not None and full <= 0,
             payment_days=services.settings_for(db.session, event).payment_days,
         )
+    from portal.tickets.services import prepare_token
+
+    prepare_token()  # the ticket's QR code encoded before the event lock, not under it
     try:
         registration = services.register(
             db.session, event, person, privacy_accepted=form.privacy.data, **choices

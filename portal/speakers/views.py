@@ -25,6 +25,7 @@ from portal.csvexport import csv_stream_response
 from portal.db import db
 from portal.events.models import Talk
 from portal.i18n import LANGUAGES, BilingualText, current_language
+from portal.pagecache import cached_for_visitors
 from portal.pagination import page_number, paginate
 from portal.speakers import forms, photos, services
 from portal.speakers.models import SpeakerMerge, SpeakerProfile
@@ -77,6 +78,7 @@ def _send_photo(profile: SpeakerProfile) -> Response:
 
 
 @bp.get("/")
+@cached_for_visitors
 def directory():
     query = (request.args.get("q") or "").strip()[:100]
     page = services.speakers_page(db.session, query, current_language(), page_number(), PER_PAGE)
@@ -84,6 +86,7 @@ def directory():
 
 
 @bp.get("/<int:person_id>/")
+@cached_for_visitors
 def speaker_page(person_id: int):
     survivor = services.resolve(db.session, person_id)
     if survivor is not None and survivor != person_id:
