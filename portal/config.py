@@ -42,6 +42,14 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     "LOGIN_RATE_WINDOW": ("PORTAL_LOGIN_RATE_WINDOW", 300, int),
     # Seconds a public page is reused for visitors who are not logged in (portal/pagecache.py).
     "PAGE_CACHE_SECONDS": ("PORTAL_PAGE_CACHE_SECONDS", 5, int),
+    # Security (portal/security.py, docs/security.md): reverse proxies in front of the app
+    # (their X-Forwarded-* headers are trusted), the rate-limit counters' storage shared by
+    # all workers (redis://… in production), and the limits per client address.
+    "TRUSTED_PROXIES": ("PORTAL_TRUSTED_PROXIES", 0, int),
+    "RATELIMIT_STORAGE_URL": ("PORTAL_RATELIMIT_STORAGE_URL", "memory://", str),
+    "RATELIMIT_ENABLED": ("PORTAL_RATELIMIT_ENABLED", True, bool),
+    "LOGIN_ADDRESS_RATE_LIMIT": ("PORTAL_LOGIN_ADDRESS_RATE_LIMIT", "30 per 5 minutes", str),
+    "EMAIL_FORM_RATE_LIMIT": ("PORTAL_EMAIL_FORM_RATE_LIMIT", "10 per 15 minutes", str),
 }
 
 DEV_SECRET_KEY = "dev-only-not-for-production"
@@ -82,5 +90,7 @@ def load(overrides: dict | None = None) -> dict:
             PREFERRED_URL_SCHEME="https",
         )
     settings.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    settings.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
+    settings.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     settings.setdefault("MAX_CONTENT_LENGTH", 20 * 1024 * 1024)
     return settings

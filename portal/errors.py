@@ -17,7 +17,9 @@ def init_app(app: Flask) -> None:
 
     def handler(code):
         def handle(error):
-            return render_template("errors/error.html", code=code, message=messages[code]()), code
+            # A message of the error itself (e.g. which argument was wrong) where it has one.
+            message = getattr(error, "portal_message", None) or messages[code]()
+            return render_template("errors/error.html", code=code, message=message), code
 
         return handle
 

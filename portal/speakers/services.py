@@ -162,15 +162,19 @@ def talk_self_introduction(talk: Talk, profile: SpeakerProfile | None) -> Biling
     return profile.self_introduction if profile is not None else BilingualText()
 
 
-def _search_conditions(query: str | None, organiser: bool, public: bool) -> list:
+def _search_conditions(query: str | None, organiser: bool, public: bool, email_scope=None) -> list:
+    """``email_scope``: a condition on ``Person`` whose emails match in part (the people of
+    the organiser's series, ``portal.people.visible_to``); everyone else's email matches
+    only when the whole address is typed. None: any email matches in part."""
     key = SpeakerProfile.public_search_key if public else SpeakerProfile.search_key
     conditions = [SpeakerProfile.merged_into_id.is_(None), Person.anonymised_at.is_(None)]
     for term in search.query_terms(query):
         condition = key.like(search.like_pattern(term), escape="\\")
         if organiser and "@" in term:
-            condition = sa.or_(
-                condition, SpeakerProfile.email_key.like(search.like_pattern(term), escape="\\")
-            )
+            partial = SpeakerProfile.email_key.like(search.like_pattern(term), escape="\\")
+            if email_scope is not None:
+                partial = sa.or_(sa.and_(email_scope, partial), SpeakerProfile.email_key == term)
+            condition = sa.or_(condition, partial)
         conditions.append(condition)
     return conditions
 
@@ -206,13 +210,14 @@ def speakers_page(
     per_page: int = 20,
     organiser: bool = False,
     public: bool = True,
+    email_scope=None,
 ) -> Page:
     """One page of ``search_speakers`` in four queries, whatever the number of speakers:
     count and ids on narrow columns (no biographies sorted or counted), then the rows."""
     narrow = (
         sa.select(SpeakerProfile.id)
         .join(Person, Person.id == SpeakerProfile.person_id)
-        .where(*_search_conditions(query, organiser, public))
+        .where(*_search_conditions(query, organiser, public, email_scope))
     )
     total = session.scalar(sa.select(sa.func.count()).select_from(narrow.subquery())) or 0
     ids = list(
