@@ -31,11 +31,11 @@ class BadArgument(BadRequest):
 
     def __init__(self, name: str):
         super().__init__()
-        self.name = name
+        self.argument = name
 
     @property
     def portal_message(self) -> str:
-        return _("“%(name)s” must be a whole number in the allowed range.", name=self.name)
+        return _("“%(name)s” must be a whole number in the allowed range.", name=self.argument)
 
 
 def int_or_none(raw, minimum: int = 0, maximum: int = MAX_ID) -> int | None:

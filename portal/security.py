@@ -37,8 +37,9 @@ def email_form_limit() -> str:
 
 
 def limit_email_form(view):
-    """Decorator for a view whose POST sends email: limited per client address."""
-    return limiter.limit(email_form_limit, methods=["POST"], scope="email-form")(view)
+    """Decorator for a view whose POST sends email: limited per client address (each form
+    has its own count)."""
+    return limiter.limit(email_form_limit, methods=["POST"])(view)
 
 
 # -- log-in counters -------------------------------------------------------------------------
@@ -116,7 +117,47 @@ def _security_headers(response):
     return response
 
 
+def _file_field_names(fields) -> set[str]:
+    from wtforms.fields import FieldList, FileField, FormField, MultipleFileField
+
+    names: set[str] = set()
+    for field in fields:
+        if isinstance(field, FileField | MultipleFileField):
+            names.add(field.name)
+        elif isinstance(field, FormField):
+            names |= _file_field_names(field.form)
+        elif isinstance(field, FieldList):
+            names |= _file_field_names(field.entries)
+    return names
+
+
+def _only_files_for_file_fields() -> None:
+    """A file posted under a text field's name reaches that field as a ``FileStorage`` (and
+    ``len()`` of it fails). Flask-WTF's form data keeps files only under file fields' names."""
+    from flask_wtf import FlaskForm
+    from werkzeug.datastructures import CombinedMultiDict, MultiDict
+
+    meta = FlaskForm.Meta
+    if getattr(meta.wrap_formdata, "portal_checked", False):
+        return
+    original = meta.wrap_formdata
+
+    def wrap_formdata(self, form, formdata):
+        data = original(self, form, formdata)
+        if isinstance(data, CombinedMultiDict):
+            allowed = _file_field_names(form)
+            files = MultiDict(
+                [(k, v) for k, v in request.files.items(multi=True) if k in allowed]
+            )
+            data = CombinedMultiDict((files, request.form))
+        return data
+
+    wrap_formdata.portal_checked = True
+    meta.wrap_formdata = wrap_formdata
+
+
 def init_app(app: Flask) -> None:
+    _only_files_for_file_fields()
     proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
     if proxies > 0:
         app.wsgi_app = ProxyFix(
