@@ -146,9 +146,7 @@ def _only_files_for_file_fields() -> None:
         data = original(self, form, formdata)
         if isinstance(data, CombinedMultiDict):
             allowed = _file_field_names(form)
-            files = MultiDict(
-                [(k, v) for k, v in request.files.items(multi=True) if k in allowed]
-            )
+            files = MultiDict([(k, v) for k, v in request.files.items(multi=True) if k in allowed])
             data = CombinedMultiDict((files, request.form))
         return data
 
