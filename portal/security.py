@@ -161,7 +161,10 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
         )
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("RATELIMIT_STORAGE_URL"))
+    cfg = app.config
+    cfg["RATELIMIT_STORAGE_URI"] = (
+        cfg.get("RATELIMIT_STORAGE_URL") or cfg.get("REDIS_URL") or "memory://"
+    )
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     limiter.init_app(app)
     app.after_request(_security_headers)

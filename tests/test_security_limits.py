@@ -161,8 +161,19 @@ def test_signup_is_limited(app, client):
 # -- headers and cookies ---------------------------------------------------------------------
 
 
+def production_config(app_config: dict) -> dict:
+    return dict(
+        app_config,
+        ENV="production",
+        TESTING=False,
+        SECRET_KEY="a-production-secret-key-of-enough-length-0123456789",
+        ALLOW_SQLITE_IN_PRODUCTION=True,
+        BASE_URL="https://portal.example",
+    )
+
+
 def test_production_pages_send_the_security_headers(app_config, app):
-    production = create_app(dict(app_config, ENV="production", TESTING=False))
+    production = create_app(production_config(app_config))
     try:
         response = production.test_client().get("/en/", base_url="https://portal.example")
     finally:
@@ -198,7 +209,7 @@ def test_no_template_has_an_inline_script_or_event_handler():
 
 def test_remember_me_cookie_is_lax_secure_and_http_only(app_config, app):
     _, email = make_user(app)
-    production = create_app(dict(app_config, ENV="production", TESTING=False))
+    production = create_app(production_config(app_config))
     try:
         client = production.test_client()
         r = client.post(
