@@ -57,6 +57,15 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     # redis://host:6379/0 (production, several machines), file:///folder (default:
     # instance/cache, shared by the workers of one machine), simple (one process), null.
     "CACHE_URL": ("PORTAL_CACHE_URL", "", str),
+    # Security (portal/security.py, docs/security.md): reverse proxies in front of the app
+    # (their X-Forwarded-* headers are trusted), the rate-limit counters' storage shared by
+    # all workers (redis://… in production), and the limits per client address.
+    "TRUSTED_PROXIES": ("PORTAL_TRUSTED_PROXIES", 0, int),
+    # Empty: PORTAL_REDIS_URL when set, else memory:// (one process, make run).
+    "RATELIMIT_STORAGE_URL": ("PORTAL_RATELIMIT_STORAGE_URL", "", str),
+    "RATELIMIT_ENABLED": ("PORTAL_RATELIMIT_ENABLED", True, bool),
+    "LOGIN_ADDRESS_RATE_LIMIT": ("PORTAL_LOGIN_ADDRESS_RATE_LIMIT", "30 per 5 minutes", str),
+    "EMAIL_FORM_RATE_LIMIT": ("PORTAL_EMAIL_FORM_RATE_LIMIT", "10 per 15 minutes", str),
     # -- production components (docs/operations.md) --
     # One Redis for everything shared between machines (broker, rate limits, page cache);
     # empty: no Redis (make run): a SQLite-file broker and in-process limits and cache.
@@ -122,6 +131,8 @@ def load(overrides: dict | None = None) -> dict:
             PREFERRED_URL_SCHEME="https",
         )
     settings.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    settings.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
+    settings.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     settings.setdefault("MAX_CONTENT_LENGTH", 20 * 1024 * 1024)
     return settings
 

@@ -28,6 +28,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
+from portal import people
 from portal.accounts.models import Person
 from portal.csvexport import csv_stream_response
 from portal.db import db, utcnow
@@ -41,6 +42,7 @@ from portal.i18n import (
     from_minor,
 )
 from portal.pagination import page_number, paginate
+from portal.params import int_or_none
 from portal.registration import forms, services
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from portal.registration.services import MODE_LABELS, SECTOR_LABELS, STATE_LABELS
@@ -484,18 +486,25 @@ def add(slug: str):
     form.fee_category.choices = _category_choices(event, categories)
     if len(event.attendance_modes) == 1 and not form.attendance_mode.data:
         form.attendance_mode.data = event.attendance_modes[0].value
-    q = request.args.get("q", "").strip()[:100]
+    q = request.values.get("q", "").strip()[:100]
     person = None
     person_id = request.values.get("person_id", "")
-    if person_id.isdigit():
+    if int_or_none(person_id) is not None:
         person = db.session.get(Person, int(person_id))
+        # Only people of the organiser's series, or the one whose exact email was typed.
+        if not people.may_see(db.session, current_user, person, q):
+            person, person_id = None, ""
         form.person_id.data = person_id if person else ""
     found = []
     if q and person is None:
         found = list(
             db.session.scalars(
                 sa.select(Person)
-                .where(services.person_search(q), Person.anonymised_at.is_(None))
+                .where(
+                    services.person_search(q),
+                    Person.anonymised_at.is_(None),
+                    people.findable(current_user, q),
+                )
                 .order_by(Person.family_name_kana, Person.romanized_name, Person.id)
                 .limit(20)
             )
@@ -551,7 +560,7 @@ def add(slug: str):
         return redirect(url_for(".detail", slug=slug, reg_id=error.registration.id))
     except services.RegistrationError as error:
         db.session.rollback()
-        person = db.session.get(Person, int(person_id)) if person_id.isdigit() else None
+        person = db.session.get(Person, int(person_id)) if person_id else None
         _attach_error(form, error)
         return show(400)
     flash(

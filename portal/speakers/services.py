@@ -160,15 +160,19 @@ def talk_self_introduction(talk: Talk, profile: SpeakerProfile | None) -> Biling
     return profile.self_introduction if profile is not None else BilingualText()
 
 
-def _search_conditions(query: str | None, organiser: bool, public: bool) -> list:
+def _search_conditions(query: str | None, organiser: bool, public: bool, email_scope=None) -> list:
+    """``email_scope``: a condition on ``Person`` whose emails match in part (the people of
+    the organiser's series, ``portal.people.visible_to``); everyone else's email matches
+    only when the whole address is typed. None: any email matches in part."""
     key = SpeakerProfile.public_search_key if public else SpeakerProfile.search_key
     conditions = [SpeakerProfile.merged_into_id.is_(None), Person.anonymised_at.is_(None)]
     for term in search.query_terms(query):
         condition = key.like(search.like_pattern(term), escape="\\")
         if organiser and "@" in term:
-            condition = sa.or_(
-                condition, SpeakerProfile.email_key.like(search.like_pattern(term), escape="\\")
-            )
+            partial = SpeakerProfile.email_key.like(search.like_pattern(term), escape="\\")
+            if email_scope is not None:
+                partial = sa.or_(sa.and_(email_scope, partial), SpeakerProfile.email_key == term)
+            condition = sa.or_(condition, partial)
         conditions.append(condition)
     return conditions
 
@@ -204,6 +208,7 @@ def speakers_page(
     per_page: int = 20,
     organiser: bool = False,
     public: bool = True,
+    email_scope=None,
 ) -> Page:
     """One page of ``search_speakers`` in three queries, whatever the number of speakers: the
     page's ids on narrow columns, one more than shown to know whether a next page exists (no
@@ -211,7 +216,7 @@ def speakers_page(
     narrow = (
         sa.select(SpeakerProfile.id)
         .join(Person, Person.id == SpeakerProfile.person_id)
-        .where(*_search_conditions(query, organiser, public))
+        .where(*_search_conditions(query, organiser, public, email_scope))
     )
     ids = list(
         session.scalars(
