@@ -33,10 +33,11 @@ from sqlalchemy.orm import Session, joinedload
 
 from portal import audit, plugins
 from portal.accounts.models import Person, Role, Sector
-from portal.db import utcnow
+from portal.db import db, utcnow
 from portal.events.models import AttendanceMode, Event, EventStatus
 from portal.i18n import LANGUAGES, BilingualText
 from portal.mail.services import queue_email
+from portal.params import int_or_none
 from portal.registration.models import (
     FeeCategory,
     Registration,
@@ -294,7 +295,8 @@ def _resolve_category(
         return None
     else:
         raw = str(value)
-        category = session.get(FeeCategory, int(raw)) if raw.isdigit() else None
+        category_id = int_or_none(raw)
+        category = session.get(FeeCategory, category_id) if category_id is not None else None
     if (
         category is None
         or category.event_id != event.id
@@ -395,6 +397,7 @@ def lock_event(session: Session, event: Event) -> _Locked:
     PostgreSQL: ``SELECT … FOR UPDATE`` on the event row, held until the transaction ends.
     SQLite: the writing transaction began with BEGIN IMMEDIATE, so it holds the write lock.
     """
+    db.take_write_lock(session)  # SQLite, after a request's reading part (defer_write_lock)
     row = session.execute(
         sa.select(Event.status, Event.capacity_onsite, Event.capacity_online)
         .where(Event.id == event.id)
@@ -1309,8 +1312,8 @@ def organiser_list(
         stmt = stmt.where(Registration.state == RegistrationState(state))
     if mode in {m.value for m in AttendanceMode}:
         stmt = stmt.where(Registration.attendance_mode == AttendanceMode(mode))
-    if str(fee_category_id).isdigit():
-        stmt = stmt.where(Registration.fee_category_id == int(fee_category_id))
+    if int_or_none(fee_category_id) is not None:
+        stmt = stmt.where(Registration.fee_category_id == int_or_none(fee_category_id))
     if sector in {s.value for s in Sector}:
         stmt = stmt.where(Person.sector == Sector(sector))
     if q and q.strip():
