@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from portal.text import truthy
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
@@ -53,7 +55,7 @@ class ConfigError(RuntimeError):
 
 def _parse(raw: str, kind: type | None):
     if kind is bool:
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
+        return truthy(raw)
     if kind is int:
         return int(raw)
     return raw

@@ -7,8 +7,7 @@ Sample people and talks are clearly fictional.
 from __future__ import annotations
 
 import csv
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -27,6 +26,7 @@ from portal.events.models import (
     Talk,
 )
 from portal.i18n import BilingualText
+from portal.localtime import at
 
 ATTENDANCE_CSV = ROOT.parent / "shared" / "domain" / "data" / "study_group_attendance.csv"
 
@@ -117,10 +117,6 @@ def _series(session: Session) -> tuple[Series, Series]:
     return study, workshop
 
 
-def _at(day, hour: int, minute: int, tz: str) -> datetime:
-    return datetime.combine(day, time(hour, minute), tzinfo=ZoneInfo(tz))
-
-
 def _past_meetings(session: Session, study: Series) -> None:
     if not ATTENDANCE_CSV.exists():
         return
@@ -139,8 +135,8 @@ def _past_meetings(session: Session, study: Series) -> None:
                     ja=f"第{number}回 レアメタル研究会",
                     en=f"Rare Metal Study Group, meeting {number}",
                 ),
-                starts_at=_at(day, 14, 30, study.timezone),
-                ends_at=_at(day, 18, 0, study.timezone),
+                starts_at=at(day, 14, 30, study.timezone),
+                ends_at=at(day, 18, 0, study.timezone),
                 timezone=study.timezone,
                 venue=BilingualText(
                     ja="東京大学生産技術研究所(駒場)",
@@ -195,8 +191,8 @@ def _upcoming(session: Session, study: Series, workshop: Series, people: list[Pe
                 ja="講演者による自己紹介と講演、討論のあと、意見交換会(交流会)を行います。",
                 en="Speakers introduce themselves and give their talks; a discussion follows, then the exchange meeting (reception).",
             ),
-            starts_at=_at(day, 14, 30, study.timezone),
-            ends_at=_at(day, 18, 0, study.timezone),
+            starts_at=at(day, 14, 30, study.timezone),
+            ends_at=at(day, 18, 0, study.timezone),
             timezone=study.timezone,
             venue=BilingualText(
                 ja="東京大学生産技術研究所 コンベンションホール",
@@ -228,8 +224,8 @@ def _upcoming(session: Session, study: Series, workshop: Series, people: list[Pe
                     position=i + 1,
                     title=BilingualText(ja=ja, en=en),
                     language="ja",
-                    starts_at=_at(day, 14, 40 + 0, study.timezone) + timedelta(minutes=60 * i),
-                    ends_at=_at(day, 15, 30, study.timezone) + timedelta(minutes=60 * i),
+                    starts_at=at(day, 14, 40 + 0, study.timezone) + timedelta(minutes=60 * i),
+                    ends_at=at(day, 15, 30, study.timezone) + timedelta(minutes=60 * i),
                 )
             )
 
@@ -249,8 +245,8 @@ def _upcoming(session: Session, study: Series, workshop: Series, people: list[Pe
                 ja="反応性金属の製錬・加工に関する国際ワークショップ。講演要旨を募集しています。",
                 en="An international workshop on the extraction and processing of reactive metals. Abstracts are welcome.",
             ),
-            starts_at=_at(day, 9, 0, workshop.timezone),
-            ends_at=_at(day, 17, 30, workshop.timezone),
+            starts_at=at(day, 9, 0, workshop.timezone),
+            ends_at=at(day, 17, 30, workshop.timezone),
             timezone=workshop.timezone,
             venue=BilingualText(
                 ja="マサチューセッツ工科大学(米国ケンブリッジ)", en="MIT, Cambridge, MA"

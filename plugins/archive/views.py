@@ -30,10 +30,10 @@ from plugins.archive.models import ArchiveItem, FileType, ItemKind
 from plugins.archive.services import ArchiveError
 from portal import plugins
 from portal.accounts.models import Person
-from portal.app import csrf
 from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event, Series, Talk
+from portal.extensions import csrf
 from portal.pagination import page_number, paginate
 
 bp = Blueprint("archive", __name__, url_prefix="/<lang_code>", template_folder="templates")

@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 
 from plugins.attendance.services import Figures, save_figures
 from portal import audit
-from portal.demo import _at
+from portal.errors import UserError
 from portal.events.models import Event, EventFormat, EventStatus, Series
 from portal.i18n import BilingualText
+from portal.localtime import at
 
 COLUMNS = (
     "meeting_no",
@@ -46,7 +47,7 @@ FORMATS = ("onsite", "online", "hybrid", "cancelled")
 _NUMBER = re.compile(r"\d{1,3}(,\d{3})+|\d+")
 
 
-class ImportFileError(ValueError):
+class ImportFileError(UserError):
     """The file as a whole cannot be read (missing columns, not a CSV, not UTF-8)."""
 
 
@@ -187,8 +188,8 @@ def meeting_event(series: Series, number: int, day: date, fmt: str) -> Event:
             ja=f"第{number}回 {series.name.get('ja')}",
             en=f"{series.name.get('en')}, meeting {number}",
         ),
-        starts_at=_at(day, 14, 30, series.timezone),
-        ends_at=_at(day, 18, 0, series.timezone),
+        starts_at=at(day, 14, 30, series.timezone),
+        ends_at=at(day, 18, 0, series.timezone),
         timezone=series.timezone,
         format=EventFormat(fmt) if fmt in EventFormat.__members__ else EventFormat.onsite,
         status=EventStatus.cancelled if fmt == "cancelled" else EventStatus.closed,

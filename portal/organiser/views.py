@@ -27,8 +27,10 @@ from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event, EventStatus, Series, Talk
 from portal.events.services import STATUS_LABELS, STATUS_MOVES, StatusChangeError
+from portal.localtime import to_local
 from portal.organiser import forms, services
 from portal.pagination import page_number, paginate
+from portal.text import LIKE_ESCAPE, like_pattern
 
 bp = Blueprint("organiser", __name__, url_prefix="/<lang_code>/organiser")
 
@@ -313,15 +315,15 @@ def find_people(query: str, limit: int = SPEAKER_RESULTS) -> list[Person]:
         return []
     stmt = sa.select(Person).where(Person.anonymised_at.is_(None))
     for word in words:
-        like = f"%{word}%"
+        like = like_pattern(word)
         stmt = stmt.where(
             sa.or_(
-                Person.family_name.ilike(like),
-                Person.given_name.ilike(like),
-                Person.family_name_kana.ilike(like),
-                Person.given_name_kana.ilike(like),
-                Person.romanized_name.ilike(like),
-                Person.email.ilike(like),
+                Person.family_name.ilike(like, escape=LIKE_ESCAPE),
+                Person.given_name.ilike(like, escape=LIKE_ESCAPE),
+                Person.family_name_kana.ilike(like, escape=LIKE_ESCAPE),
+                Person.given_name_kana.ilike(like, escape=LIKE_ESCAPE),
+                Person.romanized_name.ilike(like, escape=LIKE_ESCAPE),
+                Person.email.ilike(like, escape=LIKE_ESCAPE),
             )
         )
     stmt = stmt.order_by(Person.family_name, Person.given_name, Person.id).limit(limit)
@@ -363,7 +365,7 @@ def _talk_form(event: Event, talk: Talk | None):
                 "speaker_id": talk.speaker_id or 0,
                 "language": talk.language,
                 "position": talk.position,
-                "starts_at": forms.to_local(talk.starts_at, event.timezone),
+                "starts_at": to_local(talk.starts_at, event.timezone),
             }
         )
     return form

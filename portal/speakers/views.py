@@ -23,6 +23,7 @@ from sqlalchemy.orm import joinedload
 from portal.accounts.models import Person
 from portal.db import db
 from portal.events.models import Talk
+from portal.extensions import login_manager
 from portal.i18n import LANGUAGES, BilingualText, current_language
 from portal.pagination import page_number, paginate
 from portal.speakers import forms, photos, services
@@ -335,8 +336,6 @@ def reindex_command():
 @admin.before_request
 def organisers_only():
     if not current_user.is_authenticated:
-        from portal.app import login_manager
-
         return login_manager.unauthorized()
     if not current_user.is_organiser:
         abort(403)
