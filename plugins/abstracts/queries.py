@@ -156,7 +156,7 @@ SORTS = ("id", "state", "mean", "spread", "count")
 
 def organiser_list(event: Event, state: str | None = None, sort: str = "id") -> sa.Select:
     """Every abstract of the event ever submitted, sortable by its scores."""
-    stats = _stats_subquery()
+    stats = _stats_subquery(event.id)
     stmt = (
         sa.select(Abstract)
         .outerjoin(stats, stats.c.abstract_id == Abstract.id)

@@ -30,7 +30,8 @@ class ScoreSummary:
         return None if self.low is None else self.high - self.low
 
 
-def _stats_subquery():
+def _stats_subquery(event_id: int):
+    """Review figures per abstract of one event (not grouped over every assignment ever)."""
     return (
         sa.select(
             ReviewAssignment.abstract_id.label("abstract_id"),
@@ -40,7 +41,9 @@ def _stats_subquery():
             (sa.func.max(Review.overall) - sa.func.min(Review.overall)).label("spread"),
         )
         .select_from(ReviewAssignment)
+        .join(Abstract, Abstract.id == ReviewAssignment.abstract_id)
         .outerjoin(Review, Review.assignment_id == ReviewAssignment.id)
+        .where(Abstract.event_id == event_id)
         .group_by(ReviewAssignment.abstract_id)
         .subquery()
     )

@@ -30,7 +30,6 @@ from portal.events.services import STATUS_LABELS, STATUS_MOVES, StatusChangeErro
 from portal.localtime import to_local
 from portal.organiser import forms, services
 from portal.pagination import page_number, paginate
-from portal.text import LIKE_ESCAPE, like_pattern
 
 bp = Blueprint("organiser", __name__, url_prefix="/<lang_code>/organiser")
 
@@ -309,23 +308,14 @@ def plugin_settings(slug: str, name: str):
 
 
 def find_people(query: str, limit: int = SPEAKER_RESULTS) -> list[Person]:
-    """People whose name, reading, romanised name or email contains every word typed."""
+    """People whose name, reading (kana or romaji), romanised name or email contains every
+    word typed, kana and full-/half-width alike (``Person.search_key``)."""
     words = [w for w in (query or "").split() if w]
     if not words:
         return []
-    stmt = sa.select(Person).where(Person.anonymised_at.is_(None))
-    for word in words:
-        like = like_pattern(word)
-        stmt = stmt.where(
-            sa.or_(
-                Person.family_name.ilike(like, escape=LIKE_ESCAPE),
-                Person.given_name.ilike(like, escape=LIKE_ESCAPE),
-                Person.family_name_kana.ilike(like, escape=LIKE_ESCAPE),
-                Person.given_name_kana.ilike(like, escape=LIKE_ESCAPE),
-                Person.romanized_name.ilike(like, escape=LIKE_ESCAPE),
-                Person.email.ilike(like, escape=LIKE_ESCAPE),
-            )
-        )
+    from portal.accounts.search import person_matches
+
+    stmt = sa.select(Person).where(Person.anonymised_at.is_(None), person_matches(query))
     stmt = stmt.order_by(Person.family_name, Person.given_name, Person.id).limit(limit)
     return list(db.session.scalars(stmt).unique())
 

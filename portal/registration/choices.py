@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from portal.events.models import AttendanceMode, Event
+from portal.params import int_or_none
 from portal.registration.errors import InvalidChoice, RegistrationError
 from portal.registration.models import (
     FeeCategory,
@@ -47,7 +48,8 @@ def _resolve_category(
         return None
     else:
         raw = str(value)
-        category = session.get(FeeCategory, int(raw)) if raw.isdigit() else None
+        category_id = int_or_none(raw)
+        category = session.get(FeeCategory, category_id) if category_id is not None else None
     if (
         category is None
         or category.event_id != event.id

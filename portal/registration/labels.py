@@ -33,6 +33,8 @@ ACTION_LABELS = {
     "mode_switched": _l("Attendance mode changed"),
     "state_changed_by_organiser": _l("State changed by an organiser"),
     "repriced": _l("Price recalculated"),
+    "ticket_revoked": _l("Ticket revoked and issued again"),
+    "reception_checked_in": _l("Checked in at the exchange meeting"),
 }
 
 

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
@@ -12,7 +11,6 @@ from portal import audit
 from portal.accounts.models import Person, Sector
 from portal.i18n import LANGUAGES
 from portal.registration.errors import RegistrationError
-from portal.text import LIKE_ESCAPE, like_pattern
 
 
 def create_guest_person(
@@ -50,25 +48,8 @@ def create_guest_person(
 
 
 def person_search(q: str):
-    """A condition: every word of ``q`` is in the name (either script, kana, romanised) or email."""
-    conditions = []
-    for term in (q or "").split():
-        pattern = like_pattern(term)
-        conditions.append(
-            sa.or_(
-                *(
-                    column.ilike(pattern, escape=LIKE_ESCAPE)
-                    for column in (
-                        Person.family_name,
-                        Person.given_name,
-                        Person.family_name_kana,
-                        Person.given_name_kana,
-                        Person.romanized_name,
-                        Person.email,
-                        Person.family_name + Person.given_name,
-                        Person.family_name_kana + Person.given_name_kana,
-                    )
-                )
-            )
-        )
-    return sa.and_(*conditions) if conditions else sa.true()
+    """A condition: every word of ``q`` is in the person's folded search key (name in either
+    script, kana, romaji, romanised name, email; kana and full/half width alike)."""
+    from portal.accounts.search import person_matches
+
+    return person_matches(q)

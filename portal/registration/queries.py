@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from portal.accounts.models import Person, Sector
 from portal.events.models import AttendanceMode, Event
+from portal.params import int_or_none
 from portal.registration.models import (
     Registration,
     RegistrationState,
@@ -81,8 +82,8 @@ def organiser_list(
         stmt = stmt.where(Registration.state == RegistrationState(state))
     if mode in {m.value for m in AttendanceMode}:
         stmt = stmt.where(Registration.attendance_mode == AttendanceMode(mode))
-    if str(fee_category_id).isdigit():
-        stmt = stmt.where(Registration.fee_category_id == int(fee_category_id))
+    if int_or_none(fee_category_id) is not None:
+        stmt = stmt.where(Registration.fee_category_id == int_or_none(fee_category_id))
     if sector in {s.value for s in Sector}:
         stmt = stmt.where(Person.sector == Sector(sector))
     if q and q.strip():

@@ -14,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.db import utcnow
+from portal.db import db, utcnow
 from portal.events.models import AttendanceMode, Event, EventStatus
 from portal.registration.models import (
     Registration,
@@ -87,6 +87,7 @@ def lock_event(session: Session, event: Event) -> _Locked:
     PostgreSQL: ``SELECT … FOR UPDATE`` on the event row, held until the transaction ends.
     SQLite: the writing transaction began with BEGIN IMMEDIATE, so it holds the write lock.
     """
+    db.take_write_lock(session)  # SQLite, after a request's reading part (defer_write_lock)
     row = session.execute(
         sa.select(Event.status, Event.capacity_onsite, Event.capacity_online)
         .where(Event.id == event.id)

@@ -53,6 +53,9 @@ def _email(session: Session, registration: Registration, template: str, **contex
     )
     if registration.state == S.waitlisted and "position" not in context:
         context["position"] = waitlist_position(session, registration)
+    from portal.tickets.services import ticket_email_parts
+
+    context.update(ticket_email_parts(session, registration, template, lang))
     queue_email(
         session,
         person.email,
@@ -90,6 +93,9 @@ def _notify(
         reason=reason,
         **data,
     )
+    from portal.tickets.services import ensure_ticket
+
+    ensure_ticket(session, registration, actor=actor)
     if email:
         _email(session, registration, email, reason=reason)
     plugins.event_hooks(registration.event).registration_changed(

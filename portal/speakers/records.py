@@ -116,15 +116,19 @@ def talk_self_introduction(talk: Talk, profile: SpeakerProfile | None) -> Biling
     return profile.self_introduction if profile is not None else BilingualText()
 
 
-def _search_conditions(query: str | None, organiser: bool, public: bool) -> list:
+def _search_conditions(query: str | None, organiser: bool, public: bool, email_scope=None) -> list:
+    """``email_scope``: a condition on ``Person`` whose emails match in part (the people of
+    the organiser's series, ``portal.people.visible_to``); everyone else's email matches
+    only when the whole address is typed. None: any email matches in part."""
     key = SpeakerProfile.public_search_key if public else SpeakerProfile.search_key
     conditions = [SpeakerProfile.merged_into_id.is_(None), Person.anonymised_at.is_(None)]
     for term in search.query_terms(query):
         condition = key.like(like_pattern(term), escape=LIKE_ESCAPE)
         if organiser and "@" in term:
-            condition = sa.or_(
-                condition, SpeakerProfile.email_key.like(like_pattern(term), escape=LIKE_ESCAPE)
-            )
+            partial = SpeakerProfile.email_key.like(like_pattern(term), escape=LIKE_ESCAPE)
+            if email_scope is not None:
+                partial = sa.or_(sa.and_(email_scope, partial), SpeakerProfile.email_key == term)
+            condition = sa.or_(condition, partial)
         conditions.append(condition)
     return conditions
 
@@ -160,18 +164,25 @@ def speakers_page(
     per_page: int = 20,
     organiser: bool = False,
     public: bool = True,
+    email_scope=None,
 ) -> Page:
-    """One page of ``search_speakers`` in four queries, whatever the number of speakers:
-    count and ids on narrow columns (no biographies sorted or counted), then the rows."""
+    """One page of ``search_speakers`` in three queries, whatever the number of speakers: the
+    page's ids on narrow columns, one more than shown to know whether a next page exists (no
+    count of every match: ``Page.total`` is None until the last page), then the rows."""
     narrow = (
         sa.select(SpeakerProfile.id)
         .join(Person, Person.id == SpeakerProfile.person_id)
-        .where(*_search_conditions(query, organiser, public))
+        .where(*_search_conditions(query, organiser, public, email_scope))
     )
-    total = session.scalar(sa.select(sa.func.count()).select_from(narrow.subquery())) or 0
     ids = list(
-        session.scalars(narrow.order_by(*_sort(lang)).limit(per_page).offset((page - 1) * per_page))
+        session.scalars(
+            narrow.order_by(*_sort(lang)).limit(per_page + 1).offset((page - 1) * per_page)
+        )
     )
+    more = len(ids) > per_page
+    ids = ids[:per_page]
+    # Known exactly on the last page (not on one past the end, which shows nothing).
+    total = None if more or (page > 1 and not ids) else (page - 1) * per_page + len(ids)
     rows = (
         {
             p.id: p
@@ -187,7 +198,11 @@ def speakers_page(
         else {}
     )
     return Page(
-        items=[rows[i] for i in ids if i in rows], page=page, per_page=per_page, total=total
+        items=[rows[i] for i in ids if i in rows],
+        page=page,
+        per_page=per_page,
+        total=total,
+        more=more,
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from portal.speakers.export import (
     CSV_COLUMNS,
-    speakers_csv,
+    speakers_csv_rows,
 )
 from portal.speakers.identity import person_by_email, resolve
 from portal.speakers.invitations import (
