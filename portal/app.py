@@ -52,6 +52,9 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     app.register_blueprint(speakers_bp)
     app.register_blueprint(speaker_admin_bp)
+    from portal.payments.views import init_app as init_payments
+
+    init_payments(app)
     for blueprint in plugins.collect(pm.hook.blueprints()):
         app.register_blueprint(blueprint)
 
