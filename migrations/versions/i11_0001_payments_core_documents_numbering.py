@@ -1,7 +1,7 @@
 """payments core: receipt addressees; documents numbered per kind and year (R-2026-000123)
 
 Revision ID: i11_0001
-Revises: b1a2c3d4e5f6
+Revises: i16_0001
 Create Date: 2026-12-05 10:00:00
 
 Documents issued before this revision are renumbered per kind and calendar year of issue
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = "i11_0001"
-down_revision = "b1a2c3d4e5f6"
+down_revision = "i16_0001"
 branch_labels = None
 depends_on = None
 

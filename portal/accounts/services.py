@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from portal import audit, plugins
 from portal.accounts import tokens
@@ -513,7 +513,10 @@ def _registrations_data(session: Session, person) -> list[dict]:
     from portal.registration.models import Registration
 
     rows = session.scalars(
-        sa.select(Registration).where(Registration.person_id == person.id).order_by(Registration.id)
+        sa.select(Registration)
+        .where(Registration.person_id == person.id)
+        .options(joinedload(Registration.event))  # one statement, not one per registration
+        .order_by(Registration.id)
     )
     return [
         {
@@ -599,3 +602,48 @@ def _user_from_payload(session: Session, payload: dict) -> User | None:
     if not isinstance(uid, int):
         return None
     return session.get(User, uid)
+
+
+# -- the first administrator -----------------------------------------------------------------
+
+
+def create_administrator(
+    session: Session, email: str, password: str | None = None, language: str = "ja"
+) -> tuple[User, bool]:
+    """Make ``email`` an administrator: a new, verified account, or an existing one promoted.
+
+    With a password, the account can log in at once. Without one, a new account gets an
+    unusable random password and the owner an email with a link to set one (the reset link).
+    Returns the user and whether the account was created. Does not commit.
+    """
+    import secrets
+
+    email = normalise_email(email)
+    if not email or "@" not in email:
+        raise AccountError("email_invalid", "email")
+    if password is not None:
+        _check_new_password(password)
+    user = session.scalar(sa.select(User).where(User.email == email))
+    created = user is None
+    if created:
+        person = Person(email=email, preferred_language=language if language in LANGUAGES else "ja")
+        session.add(person)
+        session.flush()
+        user = User(
+            person_id=person.id,
+            email=email,
+            password_hash=hash_password(password or secrets.token_urlsafe(32)),
+            email_verified_at=utcnow(),
+        )
+        user.person = person
+        session.add(user)
+    elif password is not None:
+        _set_password(user, password)
+    user.is_admin = True
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+    session.flush()
+    audit.record(session, None, "user", user.id, "account.made_administrator")
+    if password is None:
+        request_password_reset(session, email)
+    return user, created

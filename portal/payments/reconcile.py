@@ -16,6 +16,16 @@ from portal.payments.models import Payment, PaymentState
 from portal.payments.services import PaymentError
 
 
+def reconcile_candidates(session: Session) -> list[int]:
+    """Pending payments, oldest first (the partial index ``ix_payments_pending``); the
+    providers that can check them (``checks_pending``) are asked by ``reconcile``."""
+    return list(
+        session.scalars(
+            sa.select(Payment.id).where(Payment.state == PaymentState.pending).order_by(Payment.id)
+        )
+    )
+
+
 def reconcile(session: Session | None = None, *, echo=None) -> dict[str, int]:
     """Ask each provider that can (``checks_pending``) about every pending payment of its
     method and settle it; then run each provider's housekeeping (e.g. expire attempts that
@@ -26,18 +36,16 @@ def reconcile(session: Session | None = None, *, echo=None) -> dict[str, int]:
         session = db.session
     counts: dict[str, int] = {}
     registry = providers.all_providers()
-    codes = [code for code, p in registry.items() if p.checks_pending]
-    ids = list(
-        session.scalars(
-            sa.select(Payment.id)
-            .where(Payment.state == PaymentState.pending, Payment.method.in_(codes))
-            .order_by(Payment.id)
-        )
-    )
+    ids = reconcile_candidates(session)
     session.commit()
     for payment_id in ids:
         payment = session.get(Payment, payment_id)
-        provider = registry[payment.method]
+        provider = registry.get(payment.method)
+        if provider is None or not provider.checks_pending:
+            continue
+        if provider.unavailable_reason(payment.event) is not None:
+            counts["provider_not_set_up"] = counts.get("provider_not_set_up", 0) + 1
+            continue
         try:
             outcome = provider.check(session, payment)
         except PaymentError as exc:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from portal import audit
 from portal.accounts.models import Person, Sector
@@ -919,7 +919,9 @@ def personal_data(session: Session, person: Person) -> dict:
     rows = session.scalars(
         sa.select(Payment)
         .where(Payment.person_id == person.id)
-        .options(joinedload(Payment.event), joinedload(Payment.receipt))
+        .options(
+            joinedload(Payment.event), joinedload(Payment.receipt), selectinload(Payment.refunds)
+        )
         .order_by(Payment.id)
     ).unique()
     return {

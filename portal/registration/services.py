@@ -73,6 +73,8 @@ ACTION_LABELS = {
     "mode_switched": _l("Attendance mode changed"),
     "state_changed_by_organiser": _l("State changed by an organiser"),
     "repriced": _l("Price recalculated"),
+    "ticket_revoked": _l("Ticket revoked and issued again"),
+    "reception_checked_in": _l("Checked in at the exchange meeting"),
 }
 
 MODE_LABELS = {
@@ -470,6 +472,9 @@ def _email(session: Session, registration: Registration, template: str, **contex
     )
     if registration.state == S.waitlisted and "position" not in context:
         context["position"] = waitlist_position(session, registration)
+    from portal.tickets.services import ticket_email_parts
+
+    context.update(ticket_email_parts(session, registration, template, lang))
     queue_email(
         session,
         person.email,
@@ -507,6 +512,9 @@ def _notify(
         reason=reason,
         **data,
     )
+    from portal.tickets.services import ensure_ticket
+
+    ensure_ticket(session, registration, actor=actor)
     if email:
         _email(session, registration, email, reason=reason)
     plugins.event_hooks(registration.event).registration_changed(
@@ -1285,34 +1293,12 @@ def get_for_person(session: Session, reg_id: int, user) -> Registration | None:
     )
 
 
-def _like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def person_search(q: str):
-    """A condition: every word of ``q`` is in the name (either script, kana, romanised) or email."""
-    conditions = []
-    for term in (q or "").split():
-        pattern = _like(term)
-        conditions.append(
-            sa.or_(
-                *(
-                    column.ilike(pattern, escape="\\")
-                    for column in (
-                        Person.family_name,
-                        Person.given_name,
-                        Person.family_name_kana,
-                        Person.given_name_kana,
-                        Person.romanized_name,
-                        Person.email,
-                        Person.family_name + Person.given_name,
-                        Person.family_name_kana + Person.given_name_kana,
-                    )
-                )
-            )
-        )
-    return sa.and_(*conditions) if conditions else sa.true()
+    """A condition: every word of ``q`` is in the person's folded search key (name in either
+    script, kana, romaji, romanised name, email; kana and full/half width alike)."""
+    from portal.accounts.search import person_matches
+
+    return person_matches(q)
 
 
 def organiser_list(
