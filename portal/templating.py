@@ -10,8 +10,9 @@ from portal import i18n, plugins
 def lang_switch_url(lang: str) -> str:
     """The current page in another language (same endpoint, same arguments)."""
     if request.endpoint and request.url_rule and "lang_code" in request.url_rule.arguments:
-        args = dict(request.view_args or {})
-        args.update(request.args.to_dict(flat=True))
+        # The path's own values win over query arguments of the same name (?person_id=…).
+        args = request.args.to_dict(flat=True)
+        args.update(request.view_args or {})
         args["lang_code"] = lang
         return url_for(request.endpoint, **args)
     return url_for("events.home", lang_code=lang)
