@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from portal.text import truthy
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "portal"
 # A checkout (or editable install) has pyproject.toml next to portal/; an installed wheel has
@@ -50,8 +52,13 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     "UPLOAD_FOLDER": ("PORTAL_UPLOAD_FOLDER", str(INSTANCE / "uploads"), str),
     "LOGIN_RATE_LIMIT": ("PORTAL_LOGIN_RATE_LIMIT", 5, int),
     "LOGIN_RATE_WINDOW": ("PORTAL_LOGIN_RATE_WINDOW", 300, int),
-    # Seconds a public page is reused for visitors who are not logged in (portal/pagecache.py).
-    "PAGE_CACHE_SECONDS": ("PORTAL_PAGE_CACHE_SECONDS", 5, int),
+    # Public pages for visitors who are not logged in are kept in a cache shared by every
+    # worker, keyed by content versions (portal/pagecache.py): never stale after a change.
+    # PAGE_CACHE_SECONDS: the longest a page is kept (pages also change with time); 0 = off.
+    "PAGE_CACHE_SECONDS": ("PORTAL_PAGE_CACHE_SECONDS", 300, int),
+    # redis://host:6379/0 (production, several machines), file:///folder (default:
+    # instance/cache, shared by the workers of one machine), simple (one process), null.
+    "CACHE_URL": ("PORTAL_CACHE_URL", "", str),
     # Security (portal/security.py, docs/security.md): reverse proxies in front of the app
     # (their X-Forwarded-* headers are trusted), the rate-limit counters' storage shared by
     # all workers (redis://… in production), and the limits per client address.
@@ -93,7 +100,7 @@ class ConfigError(RuntimeError):
 
 def _parse(raw: str, kind: type | None):
     if kind is bool:
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
+        return truthy(raw)
     if kind is int:
         return int(raw)
     return raw

@@ -28,8 +28,9 @@ from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event, Talk
 from portal.i18n import BilingualText, current_language
+from portal.pagecache import cached_for_visitors, depends_on
 from portal.params import int_or_none
-from portal.programme import pdf, services
+from portal.programme import services
 from portal.programme.models import ItemKind, ProgrammeItem
 
 bp = Blueprint("programme", __name__, url_prefix="/<lang_code>/events/<slug>/programme")
@@ -54,8 +55,10 @@ def _event_url(event: Event) -> str:
 
 
 @bp.get("/")
+@cached_for_visitors
 def timetable(slug: str):
     event = _public_event(slug)
+    depends_on(f"event:{event.id}")  # programme items: the event's own version
     table = services.timetable(db.session, event)
     days = table.days
     chosen_day = request.args.get("day", "")
@@ -104,6 +107,8 @@ def schedule_ics(slug: str):
 def schedule_pdf(slug: str):
     event = _public_event(slug)
     table = services.timetable(db.session, event)
+    from portal.programme import pdf  # reportlab: loaded on first use (worker memory)
+
     content = pdf.programme_pdf(table)
     return Response(
         content,

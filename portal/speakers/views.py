@@ -22,9 +22,12 @@ from sqlalchemy.orm import joinedload
 
 from portal import people
 from portal.accounts.models import Person
+from portal.csvexport import csv_stream_response
 from portal.db import db
 from portal.events.models import Talk
+from portal.extensions import login_manager
 from portal.i18n import LANGUAGES, BilingualText, current_language
+from portal.pagecache import cached_for_visitors
 from portal.pagination import page_number, paginate
 from portal.params import int_or_none
 from portal.security import limit_email_form
@@ -79,6 +82,7 @@ def _send_photo(profile: SpeakerProfile) -> Response:
 
 
 @bp.get("/")
+@cached_for_visitors
 def directory():
     query = (request.args.get("q") or "").strip()[:100]
     page = services.speakers_page(db.session, query, current_language(), page_number(), PER_PAGE)
@@ -86,6 +90,7 @@ def directory():
 
 
 @bp.get("/<int:person_id>/")
+@cached_for_visitors
 def speaker_page(person_id: int):
     survivor = services.resolve(db.session, person_id)
     if survivor is not None and survivor != person_id:
@@ -338,8 +343,6 @@ def reindex_command():
 @admin.before_request
 def organisers_only():
     if not current_user.is_authenticated:
-        from portal.app import login_manager
-
         return login_manager.unauthorized()
     if not current_user.is_organiser:
         abort(403)
@@ -526,15 +529,7 @@ def speaker_invite(person_id: int):
 
 @admin.get("/speakers/export.csv")
 def speaker_export():
-    body = services.speakers_csv(db.session)
-    return Response(
-        body.encode("utf-8"),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": 'attachment; filename="speakers.csv"',
-            "Content-Type": "text/csv; charset=utf-8",
-        },
-    )
+    return csv_stream_response(services.speakers_csv_rows(db.session), "speakers.csv")
 
 
 @admin.get("/speakers/duplicates")
