@@ -141,10 +141,9 @@ def _file_field_names(fields) -> set[str]:
     for field in fields:
         if isinstance(field, FileField | MultipleFileField):
             names.add(field.name)
-        elif isinstance(field, FormField):
-            names |= _file_field_names(field.form)
-        elif isinstance(field, FieldList):
-            names |= _file_field_names(field.entries)
+        elif isinstance(field, FormField | FieldList):
+            # Not processed yet (no entries): files under its rows' names may pass.
+            names.add(field.name + "-*")
     return names
 
 
@@ -163,7 +162,14 @@ def _only_files_for_file_fields() -> None:
         data = original(self, form, formdata)
         if isinstance(data, CombinedMultiDict):
             allowed = _file_field_names(form)
-            files = MultiDict([(k, v) for k, v in request.files.items(multi=True) if k in allowed])
+            rows = tuple(name[:-1] for name in allowed if name.endswith("-*"))
+            files = MultiDict(
+                [
+                    (k, v)
+                    for k, v in request.files.items(multi=True)
+                    if k in allowed or (rows and k.startswith(rows))
+                ]
+            )
             data = CombinedMultiDict((files, request.form))
         return data
 
