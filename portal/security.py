@@ -19,11 +19,15 @@ security headers of every response. ``docs/security.md`` explains the choices.
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+logger = logging.getLogger("portal.security")
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=False)
 
@@ -56,6 +60,16 @@ def _address_item():
     return parse(current_app.config.get("LOGIN_ADDRESS_RATE_LIMIT") or "30 per 5 minutes")
 
 
+def _hit(item, *keys: str) -> bool:
+    """One atomic increment-and-compare; when the storage (Redis) is down, log and let the
+    request through rather than lock everybody out (Argon2 still slows guessing)."""
+    try:
+        return limiter.limiter.hit(item, *keys)
+    except Exception:
+        logger.warning("rate-limit storage unavailable; request not counted")
+        return True
+
+
 def _enabled() -> bool:
     return bool(current_app.config.get("RATELIMIT_ENABLED", True))
 
@@ -64,14 +78,14 @@ def hit_login_address(address: str) -> bool:
     """Count a log-in attempt from the address; False when the address must slow down."""
     if not _enabled():
         return True
-    return limiter.limiter.hit(_address_item(), "login-address", address or "-")
+    return _hit(_address_item(), "login-address", address or "-")
 
 
 def hit_login_account(email: str) -> bool:
     """Count an attempt for the account; False when its password alone may not log in now."""
     if not _enabled():
         return True
-    return limiter.limiter.hit(_account_item(), "login-account", email or "-")
+    return _hit(_account_item(), "login-account", email or "-")
 
 
 def hit_reset_request(email: str) -> bool:
@@ -79,13 +93,16 @@ def hit_reset_request(email: str) -> bool:
     if not _enabled():
         return True
     item = parse(current_app.config.get("RESET_EMAIL_RATE_LIMIT") or "3 per 15 minutes")
-    return limiter.limiter.hit(item, "reset-email", email or "-")
+    return _hit(item, "reset-email", email or "-")
 
 
 def clear_login_account(email: str) -> None:
     """A successful log-in or password reset: the account's count starts again."""
     if _enabled():
-        limiter.limiter.clear(_account_item(), "login-account", email or "-")
+        try:
+            limiter.limiter.clear(_account_item(), "login-account", email or "-")
+        except Exception:  # the storage is down: the count expires by itself
+            logger.warning("rate-limit storage unavailable; count not cleared")
 
 
 # -- headers ---------------------------------------------------------------------------------
@@ -124,10 +141,9 @@ def _file_field_names(fields) -> set[str]:
     for field in fields:
         if isinstance(field, FileField | MultipleFileField):
             names.add(field.name)
-        elif isinstance(field, FormField):
-            names |= _file_field_names(field.form)
-        elif isinstance(field, FieldList):
-            names |= _file_field_names(field.entries)
+        elif isinstance(field, FormField | FieldList):
+            # Not processed yet (no entries): files under its rows' names may pass.
+            names.add(field.name + "-*")
     return names
 
 
@@ -146,7 +162,14 @@ def _only_files_for_file_fields() -> None:
         data = original(self, form, formdata)
         if isinstance(data, CombinedMultiDict):
             allowed = _file_field_names(form)
-            files = MultiDict([(k, v) for k, v in request.files.items(multi=True) if k in allowed])
+            rows = tuple(name[:-1] for name in allowed if name.endswith("-*"))
+            files = MultiDict(
+                [
+                    (k, v)
+                    for k, v in request.files.items(multi=True)
+                    if k in allowed or (rows and k.startswith(rows))
+                ]
+            )
             data = CombinedMultiDict((files, request.form))
         return data
 
@@ -166,6 +189,9 @@ def init_app(app: Flask) -> None:
         cfg.get("RATELIMIT_STORAGE_URL") or cfg.get("REDIS_URL") or "memory://"
     )
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+    # Redis down: the decorated forms count in memory meanwhile instead of failing.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)
     app.after_request(_security_headers)
 

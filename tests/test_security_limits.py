@@ -234,3 +234,16 @@ def test_user_lookup_by_stamp_ignores_unicode_digits(app, client):
         flask_session["_user_id"] = "²:1"
     assert client.get("/en/account/profile").status_code == 302
     assert user is not None
+
+
+def test_log_in_still_works_when_the_rate_limit_storage_is_down(app_config, app):
+    _, email = make_user(app)
+    port = free_port()  # nothing listens there
+    down = create_app(dict(app_config, RATELIMIT_STORAGE_URL=f"redis://127.0.0.1:{port}/0"))
+    try:
+        client = down.test_client()
+        assert log_in(client, email, "wrong password").status_code == 400
+        assert log_in(client, email).status_code == 302
+        assert client.post("/en/account/password/forgot", data={"email": email}).status_code == 200
+    finally:
+        down.extensions["portal_db"]["engine"].dispose()
