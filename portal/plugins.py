@@ -39,14 +39,19 @@ class Tab:
 
 # The core's own areas that answer app-wide hooks (personal data download and erasure), so
 # that the accounts area reaches them the way it reaches plugins. They have ``core = True`` and
-# are not plugins: ``installed()`` leaves them out.
-CORE_HOOKS = ("portal.registration.hooks", "portal.speakers.hooks")
+# are not plugins: ``installed()`` leaves them out. They run before the plugins, in this order
+# (registrations give back their seats before payments and speaker records are forgotten).
+CORE_HOOKS = (
+    "portal.registration.hooks",
+    "portal.speakers.hooks",
+    "portal.payments.hooks",
+)
 
 
 def make_plugin_manager(extra: tuple[str, ...] = ()) -> pluggy.PluginManager:
     pm = pluggy.PluginManager("portal")
     pm.add_hookspecs(hookspecs)
-    for dotted in CORE_HOOKS:
+    for dotted in reversed(CORE_HOOKS):  # pluggy calls the last registered first
         module = importlib.import_module(dotted)
         pm.register(module, name=f"core.{module.name}")
     for dotted in (*builtin_plugins(), *extra):

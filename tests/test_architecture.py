@@ -20,16 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # that owns the file (listed in docs/architecture.md); nothing else may be added here.
 ALLOWED: set[tuple[str, str]] = {
     ("portal/plugins.py", "plugins"),  # the host finds the built-in plugins
-    # payments: the ledger moves to portal/payments (bank transfer then imports the core)
-    ("plugins/bank_transfer/services.py", "plugins.stripe_payments"),
-    ("plugins/bank_transfer/services.py", "plugins.stripe_payments.models"),
-    ("plugins/bank_transfer/views.py", "plugins.stripe_payments"),
-    ("plugins/stripe_payments/views.py", "portal.app"),
     # periodic jobs of plugins: to become a hook
     ("portal/tasks/jobs.py", "plugins.webinar.services"),
     ("portal/tasks/jobs.py", "plugins.membership.services"),
-    ("portal/tasks/jobs.py", "plugins.stripe_payments"),
-    ("portal/tasks/jobs.py", "plugins.stripe_payments.cli"),
     # tickets read the exchange meeting's sign-ups: to become a hook
     ("portal/tickets/services.py", "plugins.exchange_meeting.models"),
 }

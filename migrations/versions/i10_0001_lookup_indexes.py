@@ -4,7 +4,7 @@ UTC instants (the local-time strings in the abstracts plugin's settings are conv
 event's zone)
 
 Revision ID: i10_0001
-Revises: i16_0001
+Revises: i11_0001
 Create Date: 2026-12-05 11:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "i10_0001"
-down_revision = "i16_0001"
+down_revision = "i11_0001"
 branch_labels = None
 depends_on = None
 

@@ -489,7 +489,7 @@ def personal_data(session: Session, user: User) -> dict:
             }
             for e in entries
         ],
-        **from_core,  # "registrations", "speaker": the core areas, through the same hook
+        **from_core,  # "registrations", "speaker", "payments": the core areas, through the hook
         "plugins": dict(sorted(from_plugins.items())),
     }
     return _jsonable(data)
@@ -510,7 +510,7 @@ def delete_account(session: Session, user: User) -> None:
     """
     person = user.person
     email = user.email
-    # The core's areas (registrations give back their seats, speaker records) run first.
+    # The core's areas (registrations give back their seats, speaker records, payments) first.
     plugins.manager().hook.forget_person(person=person)
     session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == email))
     # Emails to the person (also to earlier addresses) go; others lose the address.
