@@ -284,10 +284,15 @@ def register(app: Flask) -> None:
     app.cli.add_command(users_group)
 
 
-def _create_app():
-    from portal.app import create_app
+# The app the `portal` command runs, named like a WSGI server names it: the app registers
+# this module's commands (``register``), so this module does not import the app's code.
+APP = ("portal.app", "create_app()")
 
-    return create_app()
+
+def _create_app():
+    from flask.cli import locate_app
+
+    return locate_app(*APP)
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)

@@ -170,3 +170,11 @@ class Database:
 
 
 db = Database()
+
+
+def session_of(obj) -> Session:
+    """The session an ORM object belongs to (a CLI command's or a test's), else the request's:
+    for hooks that receive a row but no session (``personal_data``, ``forget_person``)."""
+    from sqlalchemy.orm import object_session
+
+    return object_session(obj) or db.session

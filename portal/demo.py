@@ -13,6 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from portal import plugins
 from portal.accounts.models import Person, Role, Sector, User, UserRole
 from portal.accounts.passwords import hash_password
 from portal.db import utcnow
@@ -385,36 +386,6 @@ def _set_up_event(
     session.flush()
 
 
-def _membership(session: Session, study: Series) -> None:
-    """A fictional member company whose people (by email domain) are members this year."""
-    from plugins.membership import services as membership
-    from plugins.membership.models import MemberCompany
-
-    if session.scalar(sa.select(MemberCompany).where(MemberCompany.series_id == study.id)):
-        return
-    company = membership.create_company(
-        session,
-        study,
-        None,
-        domains=["fictional-metals.example"],
-        name=BilingualText(ja="架空金属株式会社", en="Fictional Metals Co., Ltd."),
-        contact_name="会員 次郎",
-        contact_email="member@fictional-metals.example",
-        billing_address="東京都千代田区見本町1-1",
-        language="ja",
-    )
-    year = membership.current_fiscal_year(study)
-    fee = membership.record_membership(
-        session,
-        company,
-        year,
-        tier=BilingualText(ja="一般会員", en="Regular member"),
-        amount_minor=300000,
-        actor=None,
-    )
-    membership.record_payment(session, fee, utcnow().date(), None)
-
-
 def load_demo(session: Session) -> list[tuple[str, str, str]]:
     """Load (or complete) the demo data; returns the demo accounts to print."""
     study, workshop = _series(session)
@@ -432,7 +403,7 @@ def load_demo(session: Session) -> list[tuple[str, str, str]]:
             _set_up_event(session, event, STUDY_GROUP_FEES, STUDY_GROUP_PLUGINS, study.currency)
         else:
             _set_up_event(session, event, WORKSHOP_FEES, WORKSHOP_PLUGINS, workshop.currency)
-    _membership(session, study)
+    plugins.manager().hook.demo_data(session=session, study_group=study, workshop=workshop)
     accounts = _accounts(session, study, workshop)
     session.flush()
     return accounts

@@ -25,10 +25,11 @@ class UserError(ValueError):
     """A change the person asked for that is not possible; ``message`` is translated."""
 
     default_message = _l("This change is not possible.")
+    default_field: str | None = None
 
     def __init__(self, message=None, field: str | None = None):
         self.message = message if message is not None else self.default_message
-        self.field = field
+        self.field = field if field is not None else self.default_field
         super().__init__(str(self.message))
 
 

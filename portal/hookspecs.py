@@ -26,6 +26,11 @@ def cli_commands():
     """Return click commands to add under the ``portal`` command (app-wide)."""
 
 
+@hookspec
+def demo_data(session, study_group, workshop):
+    """Add this plugin's rows to the demo data of the two demo series; running it twice changes nothing (app-wide)."""
+
+
 @hookspec(firstresult=True)
 def member_status(user, series):
     """Return True or False if this plugin knows whether the user belongs to a member company of the series, else None (app-wide, first answer wins)."""

@@ -13,6 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from portal.db import utcnow
 
+# The office's zone, for dates that belong to no event or series (a speaker's affiliation
+# ending on a given day): the study group's office in Tokyo keeps the speaker records.
+OFFICE_ZONE = "Asia/Tokyo"
+
 
 def valid_zone(name: str) -> bool:
     try:
@@ -48,6 +52,11 @@ def parse_local(text: str | None, zone: str) -> datetime | None:
     except ValueError:
         return None
     return to_utc(value, zone)
+
+
+def office_today(now: datetime | None = None) -> date:
+    """Today's date at the office (``OFFICE_ZONE``), for dates of no particular event."""
+    return today(OFFICE_ZONE, now)
 
 
 def local_date(value: datetime, zone: str) -> date:

@@ -37,9 +37,23 @@ class Tab:
     plugin: str = ""
 
 
+# The core's own areas that answer app-wide hooks (personal data download and erasure), so
+# that the accounts area reaches them the way it reaches plugins. They have ``core = True`` and
+# are not plugins: ``installed()`` leaves them out. They run before the plugins, in this order
+# (registrations give back their seats before payments and speaker records are forgotten).
+CORE_HOOKS = (
+    "portal.registration.hooks",
+    "portal.speakers.hooks",
+    "portal.payments.hooks",
+)
+
+
 def make_plugin_manager(extra: tuple[str, ...] = ()) -> pluggy.PluginManager:
     pm = pluggy.PluginManager("portal")
     pm.add_hookspecs(hookspecs)
+    for dotted in reversed(CORE_HOOKS):  # pluggy calls the last registered first
+        module = importlib.import_module(dotted)
+        pm.register(module, name=f"core.{module.name}")
     for dotted in (*builtin_plugins(), *extra):
         module = importlib.import_module(dotted)
         pm.register(module, name=module.name)
@@ -57,7 +71,9 @@ def installed() -> dict[str, ModuleType]:
     plugins = pm.get_plugins()
     cached = getattr(pm, "_portal_installed", None)
     if cached is None or cached[0] != len(plugins):
-        names = {pm.get_name(p): p for p in plugins if pm.get_name(p)}
+        names = {
+            pm.get_name(p): p for p in plugins if pm.get_name(p) and not getattr(p, "core", False)
+        }
         cached = (len(plugins), names)
         pm._portal_installed = cached
     return cached[1]
@@ -168,3 +184,82 @@ def call_event_hook(hook_name: str, event, **kwargs) -> list:
 
 def render_blocks(blocks) -> Markup:
     return Markup("\n").join(Markup(b) for b in blocks)
+
+
+# -- the one writer of enablement and settings ---------------------------------------------------
+
+
+def _row(session, event, name: str):
+    from portal.events.models import EventPlugin
+
+    row = session.scalar(
+        sa.select(EventPlugin).where(EventPlugin.event_id == event.id, EventPlugin.plugin == name)
+    )
+    if row is None:
+        row = EventPlugin(event_id=event.id, plugin=name, enabled=False, settings={})
+        session.add(row)
+    return row
+
+
+def set_enabled(session, event, name: str, enabled: bool, actor):
+    """Switch a plugin on or off for an event (KeyError for an unknown plugin); audited."""
+    from portal import audit
+
+    if name not in installed():
+        raise KeyError(name)
+    row = _row(session, event, name)
+    if row.id is not None and row.enabled == enabled:
+        return row
+    row.enabled = enabled
+    session.flush()
+    action = "plugin_enabled" if enabled else "plugin_disabled"
+    audit.record(session, actor, "event", event.id, action, plugin=name)
+    forget(event)
+    return row
+
+
+def save_settings(session, event, name: str, values: dict, actor):
+    """Store a plugin's settings for an event: only the keys it declares in
+    ``default_settings`` (others are dropped), over what is stored; audited."""
+    from portal import audit
+
+    module = installed().get(name)
+    if module is None:
+        raise KeyError(name)
+    allowed = set((getattr(module, "default_settings", {}) or {}).keys())
+    clean = {k: v for k, v in values.items() if k in allowed}
+    row = _row(session, event, name)
+    row.settings = {**(row.settings or {}), **clean}
+    session.flush()
+    audit.record(session, actor, "event", event.id, "plugin_settings", plugin=name, settings=clean)
+    forget(event)
+    return row
+
+
+def enabled_events(name: str) -> sa.Select:
+    """A SELECT of the ids of the events that have the plugin on (for a plugin's queries)."""
+    from portal.events.models import EventPlugin
+
+    return sa.select(EventPlugin.event_id).where(
+        EventPlugin.plugin == name, EventPlugin.enabled.is_(True)
+    )
+
+
+def latest_series_settings(session, series, name: str) -> dict | None:
+    """The stored settings of the series' latest event with the plugin on (None if no event
+    has it on): how a plugin whose settings belong to the whole series reads them until
+    series-wide settings exist."""
+    from portal.events.models import Event, EventPlugin
+
+    settings = session.scalar(
+        sa.select(EventPlugin.settings)
+        .join(Event, Event.id == EventPlugin.event_id)
+        .where(
+            Event.series_id == series.id,
+            EventPlugin.plugin == name,
+            EventPlugin.enabled.is_(True),
+        )
+        .order_by(Event.starts_at.desc())
+        .limit(1)
+    )
+    return None if settings is None else dict(settings or {})

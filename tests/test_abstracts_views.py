@@ -16,7 +16,7 @@ from plugins.abstracts import services
 from plugins.abstracts.models import Abstract, AbstractState, ReviewAssignment
 from plugins.abstracts.services import AuthorInput
 from portal.db import db
-from portal.events.models import EventPlugin
+from portal.events.models import Event, EventPlugin
 from portal.i18n import BilingualText
 from portal.mail.models import OutboxEmail
 from tests import factories as f
@@ -427,7 +427,11 @@ def test_settings_page_saves_the_call(app, client):
     with opened(app) as session:
         row = session.scalar(sa.select(EventPlugin).where(EventPlugin.event_id == call.event.id))
         settings = row.settings
-    assert (settings["opens_at"], settings["closes_at"]) == ("2030-03-01T09:00", "2030-04-01T23:59")
+    # Typed in the event's zone (New York), stored as UTC instants.
+    assert (settings["opens_at"], settings["closes_at"]) == (
+        "2030-03-01T14:00:00+00:00",
+        "2030-04-02T03:59:00+00:00",
+    )
     assert settings["topics"] == [
         {"key": "extraction", "ja": "製錬", "en": "Extraction"},
         {"key": "recycling", "ja": "リサイクル", "en": "Recycling"},
@@ -437,6 +441,12 @@ def test_settings_page_saves_the_call(app, client):
     assert settings["anonymised_reviews"] is True
     call_page = client.get(base(call) + "/").text
     assert "America/New_York" in call_page and "1 April 2030, 23:59 EDT" in call_page
+    assert 'value="2030-04-01T23:59"' in client.get(base(call) + "/manage/settings").text
+    with opened(app) as session:  # the event moves to Tokyo: the deadline stays the same instant
+        session.get(Event, call.event.id).timezone = "Asia/Tokyo"
+        session.commit()
+    call_page = client.get(base(call) + "/").text
+    assert "2 April 2030, 12:59 JST" in call_page
 
 
 def test_email_texts_are_edited_per_event(app, client):

@@ -4,7 +4,6 @@ reviewer assignment and the email texts. Forms parse input; the rules live in se
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -28,6 +27,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from plugins.abstracts import files, services
 from plugins.abstracts.services import AbstractInput, AuthorInput, CallSettings
 from portal.i18n import BilingualText
+from portal.localtime import to_local, to_utc
 
 try:  # WTForms 3.3+ wants SelectChoice objects; older versions take (value, label) tuples.
     from wtforms.fields.choices import SelectChoice as _SelectChoice
@@ -242,11 +242,12 @@ class SettingsForm(FlaskForm):
     )
 
     @classmethod
-    def build(cls, settings: CallSettings, **kwargs) -> SettingsForm:
+    def build(cls, settings: CallSettings, zone: str = "UTC", **kwargs) -> SettingsForm:
+        """The form for the call's settings; dates are shown in the event's ``zone``."""
         if "formdata" in kwargs and kwargs["formdata"] is None:
             kwargs["data"] = {
-                "opens_at": _local(settings.opens_local),
-                "closes_at": _local(settings.closes_local),
+                "opens_at": to_local(settings.opens_at, zone),
+                "closes_at": to_local(settings.closes_at, zone),
                 "word_limit": settings.word_limit,
                 "topics": _lines(settings.topics),
                 "presentation_types": settings.presentation_types,
@@ -284,10 +285,12 @@ class SettingsForm(FlaskForm):
             ok = False
         return ok
 
-    def values(self) -> dict:
+    def values(self, zone: str = "UTC") -> dict:
+        """The settings to store: the dates typed in the event's ``zone`` as UTC instants
+        (ISO 8601 with offset), so changing the event's zone later does not move them."""
         return {
-            "opens_at": self.opens_at.data.strftime(LOCAL_FORMAT) if self.opens_at.data else "",
-            "closes_at": self.closes_at.data.strftime(LOCAL_FORMAT) if self.closes_at.data else "",
+            "opens_at": _instant(self.opens_at.data, zone),
+            "closes_at": _instant(self.closes_at.data, zone),
             "word_limit": self.word_limit.data,
             "topics": _parse_lines(self.topics.data, self.settings.topics, "topic-"),
             "presentation_types": [
@@ -303,14 +306,9 @@ class SettingsForm(FlaskForm):
         }
 
 
-def _local(text: str) -> datetime | None:
-    try:
-        value = datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-    if value is not None and value.tzinfo is not None:
-        value = value.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
-    return value
+def _instant(local: datetime | None, zone: str) -> str:
+    value = to_utc(local, zone)
+    return value.isoformat() if value is not None else ""
 
 
 # -- reviewing and deciding ------------------------------------------------------------------

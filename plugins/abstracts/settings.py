@@ -11,11 +11,10 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from plugins.abstracts.states import PLUGIN, TYPE_LABELS
-from portal import audit, plugins
+from portal import plugins
 from portal.db import utcnow
 from portal.events.models import Event
 from portal.i18n import (
@@ -142,17 +141,6 @@ def call_settings(event: Event) -> CallSettings:
 
 
 def update_settings(session: Session, event: Event, values: dict, actor) -> None:
-    """Save the call's settings for the event (the plugin's row; audited)."""
-    from portal.events.models import EventPlugin
-
-    row = session.scalar(
-        sa.select(EventPlugin).where(EventPlugin.event_id == event.id, EventPlugin.plugin == PLUGIN)
-    )
-    if row is None:
-        row = EventPlugin(event_id=event.id, plugin=PLUGIN, enabled=False, settings={})
-        session.add(row)
-    merged = dict(row.settings or {})
-    merged.update(values)
-    row.settings = merged
-    plugins.forget(event)
-    audit.record(session, actor, "event", event.id, "abstracts.settings", keys=sorted(values))
+    """Save the call's settings for the event through the plugin host (declared keys only;
+    audited as ``plugin_settings``)."""
+    plugins.save_settings(session, event, PLUGIN, values, actor)

@@ -433,14 +433,14 @@ def settings(slug: str):
     event = _organiser_event(slug)
     current = services.call_settings(event)
     if request.method == "POST":
-        form = forms.SettingsForm.build(current)
+        form = forms.SettingsForm.build(current, zone=event.timezone)
         if form.validate():
-            services.update_settings(db.session, event, form.values(), current_user)
+            services.update_settings(db.session, event, form.values(event.timezone), current_user)
             db.session.commit()
             flash(_("The settings of the call for abstracts were saved."), "success")
             return redirect(url_for(".settings", slug=slug))
         return _render("abstracts/settings.html", event, code=400, settings=current, form=form)
-    form = forms.SettingsForm.build(current, formdata=None)
+    form = forms.SettingsForm.build(current, zone=event.timezone, formdata=None)
     return _render("abstracts/settings.html", event, settings=current, form=form)
 
 

@@ -71,7 +71,9 @@ class ArchiveAccessLog(Base):
     item_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("archive_items.id", ondelete="SET NULL"), index=True
     )
-    talk_id: Mapped[int | None] = mapped_column(sa.ForeignKey("talks.id", ondelete="SET NULL"))
+    talk_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("talks.id", ondelete="SET NULL"), index=True
+    )
     user_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
     )

@@ -35,7 +35,7 @@ from plugins.archive.models import ArchiveAccessLog, ArchiveItem, ItemKind
 from portal import audit, plugins
 from portal.accounts.models import Person, Role
 from portal.errors import UserError
-from portal.events.models import Event, EventPlugin, EventStatus, Series, Talk
+from portal.events.models import Event, EventStatus, Series, Talk
 from portal.i18n import BilingualText
 from portal.text import LIKE_ESCAPE, like_pattern
 
@@ -245,14 +245,8 @@ def log_access(item: ArchiveItem, series: Series, user, allowed: bool, reason: s
 
 def archive_events() -> sa.Select:
     """Ids of the events whose archive is shown: plugin on, not a draft."""
-    return (
-        sa.select(EventPlugin.event_id)
-        .join(Event, Event.id == EventPlugin.event_id)
-        .where(
-            EventPlugin.plugin == PLUGIN,
-            EventPlugin.enabled.is_(True),
-            Event.status != EventStatus.draft,
-        )
+    return sa.select(Event.id).where(
+        Event.id.in_(plugins.enabled_events(PLUGIN)), Event.status != EventStatus.draft
     )
 
 

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from plugins.attendance.models import AttendanceSource, MeetingAttendance
-from portal import audit
+from portal import audit, plugins
 from portal.db import utcnow
 from portal.errors import UserError
-from portal.events.models import Event, EventPlugin, EventStatus, Series
+from portal.events.models import Event, EventStatus, Series
 from portal.localtime import local_date
 from portal.text import truthy
 
@@ -262,21 +262,10 @@ def record_from_registrations(
 
 def statistics_public(session: Session, series: Series, defaults: dict | None = None) -> bool:
     """Public when the series' latest event with the plugin on has the setting ``public``."""
-    settings = session.scalar(
-        sa.select(EventPlugin.settings)
-        .join(Event, Event.id == EventPlugin.event_id)
-        .where(
-            Event.series_id == series.id,
-            EventPlugin.plugin == PLUGIN,
-            EventPlugin.enabled.is_(True),
-        )
-        .order_by(Event.starts_at.desc())
-        .limit(1)
-    )
+    settings = plugins.latest_series_settings(session, series, PLUGIN)
     if settings is None:
         return False
-    merged = {**(defaults or {}), **(settings or {})}
-    return truthy(merged.get("public"))
+    return truthy({**(defaults or {}), **settings}.get("public"))
 
 
 def is_organiser(user, series: Series) -> bool:

@@ -89,6 +89,40 @@ def dashboard_panels(event, user):
 
 
 @hookimpl
+def demo_data(session, study_group, workshop):
+    """A fictional member company whose people (by email domain) are members this year."""
+    import sqlalchemy as sa
+
+    from plugins.membership import services
+    from plugins.membership.models import MemberCompany
+    from portal.i18n import BilingualText
+
+    if session.scalar(sa.select(MemberCompany).where(MemberCompany.series_id == study_group.id)):
+        return
+    company = services.create_company(
+        session,
+        study_group,
+        None,
+        domains=["fictional-metals.example"],
+        name=BilingualText(ja="架空金属株式会社", en="Fictional Metals Co., Ltd."),
+        contact_name="会員 次郎",
+        contact_email="member@fictional-metals.example",
+        billing_address="東京都千代田区見本町1-1",
+        language="ja",
+    )
+    year = services.current_fiscal_year(study_group)
+    fee = services.record_membership(
+        session,
+        company,
+        year,
+        tier=BilingualText(ja="一般会員", en="Regular member"),
+        amount_minor=300000,
+        actor=None,
+    )
+    services.record_payment(session, fee, services.local_today(study_group), None)
+
+
+@hookimpl
 def personal_data(person):
     from plugins.membership import services
     from portal.db import db

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from plugins.stripe_payments import forms, services
 from portal import plugins
-from portal.app import csrf
 from portal.db import db
+from portal.extensions import csrf
 from portal.i18n import current_language
 from portal.payments import services as ledger
 from portal.payments.models import Payment, PaymentState, ProcessedWebhookEvent

@@ -41,7 +41,7 @@ from portal import audit, plugins
 from portal.accounts.models import Person
 from portal.db import utcnow
 from portal.errors import UserError
-from portal.events.models import AttendanceMode, Event, EventPlugin, EventStatus
+from portal.events.models import AttendanceMode, Event, EventStatus
 from portal.i18n import LANGUAGES
 from portal.mail.services import queue_email
 from portal.registration import services as registrations
@@ -141,15 +141,8 @@ def due_events(session: Session, now: datetime) -> list[Event]:
     return list(
         session.scalars(
             sa.select(Event)
-            .join(
-                EventPlugin,
-                sa.and_(
-                    EventPlugin.event_id == Event.id,
-                    EventPlugin.plugin == PLUGIN,
-                    EventPlugin.enabled.is_(True),
-                ),
-            )
             .where(
+                Event.id.in_(plugins.enabled_events(PLUGIN)),
                 Event.starts_at >= now + REMIND_FROM,
                 Event.starts_at < now + REMIND_UNTIL,
                 Event.status.in_((EventStatus.open, EventStatus.closed)),

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from portal.speakers.search import compact, fold
+from portal.text import compact, fold
 
 SEARCH_KEY_LENGTH = 500
 SEPARATOR = "|"

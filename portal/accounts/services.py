@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from portal import audit, plugins, security
 from portal.accounts import tokens
@@ -29,7 +29,6 @@ from portal.i18n import LANGUAGES, BilingualText
 from portal.links import external_url
 from portal.mail.services import queue_email
 from portal.scrub import forget_in_outbox
-from portal.speakers.services import forget_speaker, speaker_personal_data
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1000
@@ -455,11 +454,13 @@ def personal_data(session: Session, user: User) -> dict:
         )
         .order_by(AuditEntry.at, AuditEntry.id)
     )
-    from_plugins = {}
+    from_core, from_plugins = {}, {}
     for impl in plugins.manager().hook.personal_data.get_hookimpls():
         kwargs = {"person": person} if "person" in impl.argnames else {}
         result = impl.function(**kwargs)
-        if result is not None:
+        if getattr(impl.plugin, "core", False):
+            from_core[impl.plugin.name] = result
+        elif result is not None:
             from_plugins[impl.plugin_name] = result
     data = {
         "person": {
@@ -488,74 +489,10 @@ def personal_data(session: Session, user: User) -> dict:
             }
             for e in entries
         ],
-        "registrations": _registrations_data(session, person),
-        "speaker": speaker_personal_data(session, person),
-        "payments": _payments_personal_data(session, person),
+        **from_core,  # "registrations", "speaker", "payments": the core areas, through the hook
         "plugins": dict(sorted(from_plugins.items())),
     }
     return _jsonable(data)
-
-
-def _payments_personal_data(session: Session, person) -> list[dict]:
-    from portal.payments.services import personal_data as payments_data
-
-    return payments_data(session, person)["payments"]
-
-
-def _forget_payments(session: Session, person) -> None:
-    from portal.payments.services import forget_person as forget_payments
-
-    forget_payments(session, person)
-
-
-def _registrations_data(session: Session, person) -> list[dict]:
-    from portal.registration.models import Registration
-
-    rows = session.scalars(
-        sa.select(Registration)
-        .where(Registration.person_id == person.id)
-        .options(joinedload(Registration.event))  # one statement, not one per registration
-        .order_by(Registration.id)
-    )
-    return [
-        {
-            "event": r.event.slug,
-            "state": r.state,
-            "attendance_mode": r.attendance_mode,
-            "answers": r.answers,
-            "price_lines": r.price_lines,
-            "total_minor": r.total_minor,
-            "currency": r.currency,
-            "created_at": r.created_at,
-            "checked_in_at": r.checked_in_at,
-        }
-        for r in rows
-    ]
-
-
-def _cancel_upcoming_registrations(session: Session, person) -> None:
-    """A person who leaves gives back their seats at events still to come."""
-    from portal.events.models import Event
-    from portal.registration import services as registration
-    from portal.registration.models import Registration, RegistrationState
-
-    upcoming = session.scalars(
-        sa.select(Registration)
-        .join(Event, Registration.event_id == Event.id)
-        .where(
-            Registration.person_id == person.id,
-            Registration.state.in_(
-                [
-                    RegistrationState.confirmed,
-                    RegistrationState.pending_payment,
-                    RegistrationState.waitlisted,
-                ]
-            ),
-            Event.starts_at > utcnow(),
-        )
-    )
-    for reg in list(upcoming):
-        registration.cancel(session, reg, actor=None, reason="account deleted")
 
 
 def check_password(user: User, password: str) -> bool:
@@ -565,16 +502,15 @@ def check_password(user: User, password: str) -> bool:
 def delete_account(session: Session, user: User) -> None:
     """Delete the account and anonymise the person.
 
-    Every plugin forgets the person first (``forget_person`` hook); then the User and its
-    roles are deleted, the person's names, address and affiliation are blanked (sector and
-    country stay, so statistics still count them), emails to the address are dropped and an
-    audit entry without personal details is written. The view logs the person out.
+    The core's areas (registrations, speaker records) and every plugin forget the person first
+    (``forget_person`` hook); then the User and its roles are deleted, the person's names,
+    address and affiliation are blanked (sector and country stay, so statistics still count
+    them), emails to the address are dropped and an audit entry without personal details is
+    written. The view logs the person out.
     """
     person = user.person
     email = user.email
-    _cancel_upcoming_registrations(session, person)
-    forget_speaker(session, person)
-    _forget_payments(session, person)
+    # The core's areas (registrations give back their seats, speaker records, payments) first.
     plugins.manager().hook.forget_person(person=person)
     session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == email))
     # Emails to the person (also to earlier addresses) go; others lose the address.

@@ -59,7 +59,7 @@ class Document(Base):
     # What the document is about, e.g. ("registration", 12) or ("membership_fee", 3).
     subject_type: Mapped[str] = mapped_column(sa.String(40))
     subject_id: Mapped[int] = mapped_column()
-    replaces_id: Mapped[int | None] = mapped_column(sa.ForeignKey("documents.id"))
+    replaces_id: Mapped[int | None] = mapped_column(sa.ForeignKey("documents.id"), index=True)
     is_cancellation: Mapped[bool] = mapped_column(default=False)
 
     series: Mapped[Series] = relationship(lazy="joined")

@@ -99,7 +99,7 @@ class Payment(Base):
     # Set when the registration stopped waiting for this attempt (paid otherwise, cancelled):
     # ``portal payments reconcile`` expires such sessions at Stripe.
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    receipt_id: Mapped[int | None] = mapped_column(sa.ForeignKey("documents.id"))
+    receipt_id: Mapped[int | None] = mapped_column(sa.ForeignKey("documents.id"), index=True)
     note: Mapped[str] = mapped_column(sa.Text, default="")
     created_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")

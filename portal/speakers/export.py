@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from portal.accounts.models import Person
 from portal.csvexport import safe_cell
 from portal.events.models import Talk
+from portal.localtime import office_today
 from portal.speakers.models import Affiliation, SpeakerProfile
 from portal.speakers.records import PERSON_FIELDS, PROFILE_TEXT_FIELDS
 
@@ -60,7 +61,7 @@ def speakers_csv_rows(session: Session):
         sa.select(other.id)
         .where(
             other.person_id == Person.id,
-            sa.or_(other.ended_on.is_(None), other.ended_on >= date.today()),
+            sa.or_(other.ended_on.is_(None), other.ended_on >= office_today()),
         )
         .order_by(sa.func.coalesce(other.started_on, date.min).desc(), other.id.desc())
         .limit(1)

@@ -22,7 +22,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.accounts.models import Person, User
 from portal.db import Base, UTCDateTime, utcnow
 from portal.i18n import Bilingual, BilingualText
-from portal.speakers import search
+from portal.localtime import office_today
+
+# An index entry (sort key + search key) stays under PostgreSQL's b-tree limit of about 2,700
+# bytes even in 4-byte characters. The keys are computed by portal.speakers.search.
+SEARCH_KEY_LENGTH = 500
+SORT_KEY_LENGTH = 100
 
 
 class SpeakerProfile(Base):
@@ -69,10 +74,10 @@ class SpeakerProfile(Base):
 
     # Kept current by portal.speakers.search (see there). Lists read the indexes below
     # (merged_into_id first: lists show unmerged records), never the long texts.
-    search_key: Mapped[str] = mapped_column(sa.String(search.SEARCH_KEY_LENGTH), default="")
-    public_search_key: Mapped[str] = mapped_column(sa.String(search.SEARCH_KEY_LENGTH), default="")
-    sort_kana: Mapped[str] = mapped_column(sa.String(search.SORT_KEY_LENGTH), default="")
-    sort_roman: Mapped[str] = mapped_column(sa.String(search.SORT_KEY_LENGTH), default="")
+    search_key: Mapped[str] = mapped_column(sa.String(SEARCH_KEY_LENGTH), default="")
+    public_search_key: Mapped[str] = mapped_column(sa.String(SEARCH_KEY_LENGTH), default="")
+    sort_kana: Mapped[str] = mapped_column(sa.String(SORT_KEY_LENGTH), default="")
+    sort_roman: Mapped[str] = mapped_column(sa.String(SORT_KEY_LENGTH), default="")
     name_key: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
     kana_key: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
     roman_key: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
@@ -116,7 +121,7 @@ class Affiliation(Base):
 
     @property
     def is_current(self) -> bool:
-        return self.ended_on is None or self.ended_on >= date.today()
+        return self.ended_on is None or self.ended_on >= office_today()
 
 
 def current_affiliation(affiliations) -> Affiliation | None:
@@ -172,6 +177,3 @@ class SpeakerMerge(Base):
     survivor: Mapped[Person] = relationship(foreign_keys=[survivor_id], lazy="joined")
     merged: Mapped[Person] = relationship(foreign_keys=[merged_id])
     merged_by: Mapped[User | None] = relationship()
-
-
-search.install()

@@ -28,7 +28,9 @@ SUBFOLDER = "speakers"
 
 
 class PhotoError(UserError):
-    """A photo that cannot be used; ``message`` is translated for the form."""
+    """A photo that cannot be used; ``message`` is translated for the form's ``photo`` field."""
+
+    default_field = "photo"
 
 
 @dataclass(frozen=True)

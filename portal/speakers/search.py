@@ -20,12 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
+from portal.accounts.models import Person
+from portal.events.models import Talk
+from portal.speakers.models import SEARCH_KEY_LENGTH, SORT_KEY_LENGTH, Affiliation, SpeakerProfile
 from portal.text import compact, fold
 
-# An index entry (sort key + search key) stays under PostgreSQL's b-tree limit of about 2,700
-# bytes even in 4-byte characters.
-SEARCH_KEY_LENGTH = 500
-SORT_KEY_LENGTH = 100
 SEPARATOR = "|"
 
 PERSON_KEY_FIELDS = (
@@ -126,9 +125,6 @@ def _changed(obj, names) -> bool:
 
 
 def _after_flush(session: Session, _flush_context) -> None:
-    from portal.accounts.models import Person
-    from portal.events.models import Talk
-    from portal.speakers.models import Affiliation, SpeakerProfile
 
     pending = session.info.setdefault(_PENDING, set())
     needed = session.info.setdefault(_NEEDED, set())
@@ -164,8 +160,6 @@ def refresh(session: Session, person_ids, create_for=()) -> None:
 
     Changes are picked up by the next flush (``commit`` flushes until nothing is left).
     """
-    from portal.accounts.models import Person
-    from portal.speakers.models import Affiliation, SpeakerProfile
 
     ids = sorted(set(person_ids))
     if not ids:

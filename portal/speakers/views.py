@@ -33,6 +33,7 @@ from portal.params import int_or_none
 from portal.security import limit_email_form
 from portal.speakers import forms, photos, services
 from portal.speakers.models import SpeakerMerge, SpeakerProfile
+from portal.transactions import state_change
 
 bp = Blueprint("speakers", __name__, url_prefix="/<lang_code>/speakers", cli_group="speakers")
 admin = Blueprint("speaker_admin", __name__, url_prefix="/<lang_code>/organiser")
@@ -125,29 +126,20 @@ def _own_form_page(profile, talks, template_context: dict, invitation=None):
     affiliation_form = forms.AffiliationForm(prefix="aff")
     status = 200
     if request.method == "POST" and form.validate_on_submit():
-        try:
-            data = photos.read_upload(form.photo.data)
+        saved = _("Thank you. Your speaker profile has been saved.")
+        with state_change(form, success=saved) as change:
             services.update_speaker(
                 db.session,
                 person,
                 form.values(),
                 current_user,
-                photo=data,
+                photo=photos.read_upload(form.photo.data),
                 talk_introductions=forms.talk_introductions(form, talks),
                 invitation=invitation,
             )
-        except photos.PhotoError as exc:
-            db.session.rollback()
-            form.photo.errors = [*form.photo.errors, exc.message]
-            status = 400
-        except services.SpeakerError as exc:
-            db.session.rollback()
-            flash(str(exc.message), "error")
-            status = 400
-        else:
-            db.session.commit()
-            flash(_("Thank you. Your speaker profile has been saved."), "success")
+        if change.ok:
             return redirect(request.path)
+        status = change.status
     elif request.method == "POST":
         status = 400
     return _render(
@@ -165,7 +157,7 @@ def _own_form_page(profile, talks, template_context: dict, invitation=None):
 def _own_affiliation(profile, redirect_to: str, template_context: dict, talks, invitation=None):
     affiliation_form = forms.AffiliationForm(prefix="aff")
     if affiliation_form.validate_on_submit():
-        try:
+        with state_change(success=_("The affiliation has been added.")) as change:
             services.add_affiliation(
                 db.session,
                 profile.person,
@@ -175,12 +167,7 @@ def _own_affiliation(profile, redirect_to: str, template_context: dict, talks, i
                 affiliation_form.ended_on.data,
                 current_user if invitation is None else None,
             )
-        except services.SpeakerError as exc:
-            db.session.rollback()
-            flash(str(exc.message), "error")
-        else:
-            db.session.commit()
-            flash(_("The affiliation has been added."), "success")
+        if change.ok:
             return redirect(redirect_to)
     form = forms.own_profile_form(talks)
     form.fill(profile)
@@ -318,14 +305,11 @@ def invitation_link(token: str):
     if not form.validate_on_submit():
         abort(400)
     invitation, _profile = found
-    try:
+    linked = _("The speaker record is now linked to your account.")
+    with state_change(success=linked) as change:
         person = services.link_speaker_to_account(db.session, invitation, current_user)
-    except services.SpeakerError as exc:
-        db.session.rollback()
-        flash(str(exc.message), "error")
+    if not change.ok:
         return redirect(url_for("speakers.invitation", token=token))
-    db.session.commit()
-    flash(_("The speaker record is now linked to your account."), "success")
     return redirect(url_for("speakers.own_profile", person_id=person.id))
 
 
@@ -391,20 +375,15 @@ def speaker_new():
                     "error",
                 )
             else:
-                try:
-                    data = photos.read_upload(form.photo.data)
+                created = _("The speaker record has been created.")
+                with state_change(form, success=created) as change:
                     profile = services.create_speaker(
-                        db.session, form.values(), current_user, photo=data
+                        db.session,
+                        form.values(),
+                        current_user,
+                        photo=photos.read_upload(form.photo.data),
                     )
-                except photos.PhotoError as exc:
-                    db.session.rollback()
-                    form.photo.errors = [*form.photo.errors, exc.message]
-                except services.SpeakerError as exc:
-                    db.session.rollback()
-                    flash(str(exc.message), "error")
-                else:
-                    db.session.commit()
-                    flash(_("The speaker record has been created."), "success")
+                if change.ok:
                     return redirect(
                         url_for("speaker_admin.speaker_edit", person_id=profile.person_id)
                     )
@@ -444,18 +423,10 @@ def speaker_edit(person_id: int):
         return _edit_page(profile)
     form = forms.SpeakerForm()
     if form.validate_on_submit():
-        try:
+        with state_change(form, success=_("The speaker record has been saved.")) as change:
             data = photos.read_upload(form.photo.data)
             services.update_speaker(db.session, profile.person, form.values(), current_user, data)
-        except photos.PhotoError as exc:
-            db.session.rollback()
-            form.photo.errors = [*form.photo.errors, exc.message]
-        except services.SpeakerError as exc:
-            db.session.rollback()
-            flash(str(exc.message), "error")
-        else:
-            db.session.commit()
-            flash(_("The speaker record has been saved."), "success")
+        if change.ok:
             return redirect(url_for("speaker_admin.speaker_edit", person_id=person_id))
         profile = _person(person_id)
     return _edit_page(profile, 400, form=form)
@@ -466,7 +437,7 @@ def speaker_affiliation(person_id: int):
     profile = _person(person_id)
     affiliation_form = forms.AffiliationForm(prefix="aff")
     if affiliation_form.validate_on_submit():
-        try:
+        with state_change(success=_("The affiliation has been added.")) as change:
             services.add_affiliation(
                 db.session,
                 profile.person,
@@ -476,12 +447,7 @@ def speaker_affiliation(person_id: int):
                 affiliation_form.ended_on.data,
                 current_user,
             )
-        except services.SpeakerError as exc:
-            db.session.rollback()
-            flash(str(exc.message), "error")
-        else:
-            db.session.commit()
-            flash(_("The affiliation has been added."), "success")
+        if change.ok:
             return redirect(url_for("speaker_admin.speaker_edit", person_id=person_id))
     return _edit_page(profile, 400, affiliation_form=affiliation_form)
 
@@ -503,7 +469,8 @@ def speaker_invite(person_id: int):
     profile = _person(person_id)
     invite_form = forms.InviteForm(prefix="inv")
     if invite_form.validate_on_submit():
-        try:
+        sent = _("The invitation has been sent to %(email)s.", email=invite_form.invite_email.data)
+        with state_change(success=sent) as change:
             services.invite_speaker(
                 db.session,
                 profile.person,
@@ -511,18 +478,7 @@ def speaker_invite(person_id: int):
                 current_user,
                 invite_form.invite_language.data,
             )
-        except services.SpeakerError as exc:
-            db.session.rollback()
-            flash(str(exc.message), "error")
-        else:
-            db.session.commit()
-            flash(
-                _(
-                    "The invitation has been sent to %(email)s.",
-                    email=invite_form.invite_email.data,
-                ),
-                "success",
-            )
+        if change.ok:
             return redirect(url_for("speaker_admin.speaker_edit", person_id=person_id))
     return _edit_page(profile, 400, invite_form=invite_form)
 
@@ -563,18 +519,13 @@ def speaker_merge():
                     first,
                 )
             )
-            try:
+            with state_change(success=_("The records have been merged.")) as change:
                 record = services.merge_speakers(
                     db.session, survivor.person, merged.person, current_user
                 )
-            except services.SpeakerError as exc:
-                db.session.rollback()
-                flash(str(exc.message), "error")
-                first, second = (_person(i) for i in ids)
-            else:
-                db.session.commit()
-                flash(_("The records have been merged."), "success")
+            if change.ok:
                 return redirect(url_for("speaker_admin.merge_detail", merge_id=record.id))
+            first, second = (_person(i) for i in ids)
     elif form.survivor_id.data is None:
         form.survivor_id.data = first.person_id
     counts = {
