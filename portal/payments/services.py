@@ -41,6 +41,7 @@ from portal.payments.models import (
     PAID_STATES,
     Payment,
     PaymentState,
+    ProcessedWebhookEvent,
     ReceiptAddressee,
     Refund,
     RefundState,
@@ -958,3 +959,18 @@ def forget_person(session: Session, person: Person) -> None:
             k: v for k, v in (payment.request_params or {}).items() if k not in _PERSONAL_KEYS
         }
         payment.note = ""
+    forget_webhook_payloads(session, person)
+
+
+def forget_webhook_payloads(session: Session, person: Person) -> None:
+    """Stored webhook events of the person's payments lose the customer details; any other
+    stored event that mentions the person's email address loses the address."""
+    from portal.scrub import contains, scrub_json
+
+    emails = {e for e in {person.email, getattr(person.user, "email", None)} if e}
+    payment_ids = set(session.scalars(sa.select(Payment.id).where(Payment.person_id == person.id)))
+    conditions = [ProcessedWebhookEvent.payment_id.in_(payment_ids)]
+    conditions += [contains(ProcessedWebhookEvent.payload, e) for e in emails]
+    for record in session.scalars(sa.select(ProcessedWebhookEvent).where(sa.or_(*conditions))):
+        own = record.payment_id in payment_ids
+        record.payload = scrub_json(record.payload or {}, emails, _PERSONAL_KEYS if own else ())
