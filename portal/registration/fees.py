@@ -23,6 +23,7 @@ from portal.registration.models import (
     FeeCategory,
     Registration,
     RegistrationSettings,
+    RegistrationState,
 )
 from portal.registration.types import PaymentMethod, PriceLine, RegistrationField
 
@@ -67,7 +68,6 @@ def payment_methods(event: Event, registration: Registration) -> list[PaymentMet
     (``portal.payments.providers``) while the registration owes something, then the
     ``payment_methods`` hook's."""
     from portal.payments import providers
-    from portal.registration.models import RegistrationState
 
     offered = []
     if (
