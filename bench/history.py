@@ -682,6 +682,7 @@ def build_history(
                     "id": doc_first + n,
                     "series_id": series_id,
                     "kind": DocumentKind.receipt,
+                    "year": at.year,
                     "number": n + 1,
                     "issued_at": at,
                     "language": "ja",

@@ -48,6 +48,26 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     ),
     "ISSUER_REGISTRATION_NUMBER": ("PORTAL_ISSUER_REGISTRATION_NUMBER", "T0000000000000", str),
     "ISSUER_BANK_ACCOUNT": ("PORTAL_ISSUER_BANK_ACCOUNT", "見本銀行 駒場支店 普通 0000000", str),
+    # The account holder (口座名義) printed on invoices, and the bank details for transfers from
+    # abroad printed on English invoices (SWIFT/BIC, account, holder, the bank's address).
+    "ISSUER_BANK_ACCOUNT_HOLDER": (
+        "PORTAL_ISSUER_BANK_ACCOUNT_HOLDER",
+        "ザイ）ミホンキンゾクシンコウザイダン",
+        str,
+    ),
+    "ISSUER_BANK_NAME_EN": ("PORTAL_ISSUER_BANK_NAME_EN", "Sample Bank, Komaba Branch", str),
+    "ISSUER_BANK_SWIFT": ("PORTAL_ISSUER_BANK_SWIFT", "SMPLJPJT", str),
+    "ISSUER_BANK_ACCOUNT_EN": ("PORTAL_ISSUER_BANK_ACCOUNT_EN", "Ordinary 0000000", str),
+    "ISSUER_BANK_ACCOUNT_HOLDER_EN": (
+        "PORTAL_ISSUER_BANK_ACCOUNT_HOLDER_EN",
+        "Sample Metals Foundation",
+        str,
+    ),
+    "ISSUER_BANK_ADDRESS_EN": (
+        "PORTAL_ISSUER_BANK_ADDRESS_EN",
+        "1-1 Komaba, Meguro-ku, Tokyo, Japan (sample)",
+        str,
+    ),
     "TAX_RATES": ("PORTAL_TAX_RATES", "JPY:10,USD:0", str),
     "UPLOAD_FOLDER": ("PORTAL_UPLOAD_FOLDER", str(INSTANCE / "uploads"), str),
     "LOGIN_RATE_LIMIT": ("PORTAL_LOGIN_RATE_LIMIT", 5, int),
@@ -184,6 +204,31 @@ def production_problems(settings: dict) -> list[str]:
     host = (urlsplit(str(settings.get("BASE_URL") or "")).hostname or "").lower()
     if host in _LOCAL_HOSTS or host.endswith(".localhost"):
         problems.append("PORTAL_BASE_URL must be the public address, not a local one.")
+    problems += _issuer_problems(settings)
+    return problems
+
+
+# The sample issuer the portal ships with: receipts and invoices must never carry it.
+SAMPLE_ISSUER = {
+    "ISSUER_NAME": "一般財団法人 見本金属振興財団",
+    "ISSUER_NAME_EN": "Sample Metals Foundation",
+    "ISSUER_REGISTRATION_NUMBER": "T0000000000000",
+}
+
+
+def _issuer_problems(settings: dict) -> list[str]:
+    """Receipts and invoices are legal documents: the issuer must be the real one."""
+    import re
+
+    problems = []
+    for key, sample in SAMPLE_ISSUER.items():
+        value = str(settings.get(key) or "").strip()
+        if not value or value == sample:
+            problems.append(f"PORTAL_{key} is still the sample issuer's; set the real one.")
+    number = str(settings.get("ISSUER_REGISTRATION_NUMBER") or "")
+    if number and number != SAMPLE_ISSUER["ISSUER_REGISTRATION_NUMBER"]:
+        if not re.fullmatch(r"T\d{13}", number):
+            problems.append("PORTAL_ISSUER_REGISTRATION_NUMBER must be T followed by 13 digits.")
     return problems
 
 

@@ -26,6 +26,9 @@ def test_production_sets_secure_cookies(monkeypatch):
     monkeypatch.setenv("PORTAL_ENV", "production")
     monkeypatch.setenv("PORTAL_SECRET_KEY", "a-real-secret-of-at-least-32-bytes")
     monkeypatch.setenv("PORTAL_BASE_URL", "https://portal.example.org")
+    monkeypatch.setenv("PORTAL_ISSUER_NAME", "一般財団法人 架空金属研究財団")
+    monkeypatch.setenv("PORTAL_ISSUER_NAME_EN", "Fictional Metals Research Foundation")
+    monkeypatch.setenv("PORTAL_ISSUER_REGISTRATION_NUMBER", "T1234567890123")
     app = create_app({"DATABASE_URL": "postgresql+psycopg://portal@127.0.0.1:1/portal"})
     assert app.config["SECRET_KEY"] == "a-real-secret-of-at-least-32-bytes"
     assert app.config["SESSION_COOKIE_SECURE"] is True

@@ -20,6 +20,9 @@ GOOD = {
     "SECRET_KEY": "x" * 32,
     "DATABASE_URL": "postgresql+psycopg://portal@127.0.0.1:1/portal",
     "BASE_URL": "https://portal.example.org",
+    "ISSUER_NAME": "一般財団法人 架空金属研究財団",
+    "ISSUER_NAME_EN": "Fictional Metals Research Foundation",
+    "ISSUER_REGISTRATION_NUMBER": "T1234567890123",
 }
 
 
@@ -31,6 +34,19 @@ GOOD = {
         ({"DATABASE_URL": "sqlite:////srv/portal.db"}, "production needs PostgreSQL"),
         ({"BASE_URL": "http://localhost:5000"}, "PORTAL_BASE_URL must be the public address"),
         ({"BASE_URL": "http://127.0.0.1"}, "PORTAL_BASE_URL must be the public address"),
+        (
+            {"ISSUER_REGISTRATION_NUMBER": "T0000000000000"},
+            "PORTAL_ISSUER_REGISTRATION_NUMBER is still the sample issuer's",
+        ),
+        (
+            {"ISSUER_NAME": "一般財団法人 見本金属振興財団"},
+            "PORTAL_ISSUER_NAME is still the sample issuer's",
+        ),
+        (
+            {"ISSUER_NAME_EN": "Sample Metals Foundation"},
+            "PORTAL_ISSUER_NAME_EN is still the sample issuer's",
+        ),
+        ({"ISSUER_REGISTRATION_NUMBER": "T123"}, "must be T followed by 13 digits"),
     ],
 )
 def test_production_refuses_unsafe_settings(monkeypatch, change, message):

@@ -169,3 +169,9 @@ class EmailForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A button that only needs the CSRF token."""
+
+
+class AnnualInvoicesForm(FlaskForm):
+    """Issue the year's invoices to every member company (after the preview)."""
+
+    due_date = DateField(_l("Payment due by"), validators=[Optional()], format="%Y-%m-%d")

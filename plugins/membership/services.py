@@ -39,7 +39,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from plugins.membership.models import (
     CompanyDomain,
@@ -58,7 +58,7 @@ from portal.documents.models import Document, DocumentKind
 from portal.documents.services import cancel_document, correct_document, issue_document, latest_for
 from portal.errors import UserError
 from portal.events.models import Series
-from portal.i18n import BilingualText
+from portal.i18n import BilingualText, format_money
 from portal.links import external_url
 from portal.mail.services import queue_email
 from portal.speakers.identity import person_by_email
@@ -370,6 +370,106 @@ def record_payment(session: Session, membership: Membership, paid_on: date, acto
         receipt=receipt.id,
     )
     return receipt
+
+
+# -- the year's invoices in one step ----------------------------------------------------------
+
+
+@dataclass
+class AnnualInvoice:
+    """One line of the preview: a company that was a member last year and has no membership
+    for ``year`` yet, with last year's tier and amount."""
+
+    company: MemberCompany
+    tier: BilingualText
+    amount_minor: int
+    currency: str
+
+    @property
+    def mailed(self) -> bool:
+        return bool((self.company.contact_email or "").strip())
+
+
+def annual_invoice_plan(session: Session, series: Series, year: int) -> list[AnnualInvoice]:
+    """What ``issue_annual_invoices`` would issue for ``year``: every company with a
+    (not cancelled) membership in the year before and none for ``year``, at last year's tier
+    and amount; one query."""
+    this_year = aliased(Membership)
+    has_year = (
+        sa.select(this_year.id)
+        .where(this_year.company_id == MemberCompany.id, this_year.fiscal_year == year)
+        .correlate(MemberCompany)
+    )
+    rows = session.execute(
+        sa.select(MemberCompany, Membership)
+        .join(Membership, Membership.company_id == MemberCompany.id)
+        .where(
+            MemberCompany.series_id == series.id,
+            Membership.fiscal_year == year - 1,
+            Membership.state != MembershipState.cancelled,
+            ~has_year.exists(),
+        )
+        .order_by(MemberCompany.id)
+    ).all()
+    return [
+        AnnualInvoice(
+            company=company,
+            tier=previous.tier or BilingualText(),
+            amount_minor=previous.amount_minor,
+            currency=previous.currency,
+        )
+        for company, previous in rows
+    ]
+
+
+def issue_annual_invoices(
+    session: Session, series: Series, year: int, *, actor, due_date: date | None = None
+) -> list[Document]:
+    """The year's invoices to every company of the plan, each emailed as a PDF attachment to
+    the company's contact (companies without a contact email get theirs issued, to be sent
+    by hand). A company invoiced meanwhile is skipped, so pressing twice issues nothing more.
+    """
+    from portal.documents.pdf import pdf_attachment
+
+    issued = []
+    for row in annual_invoice_plan(session, series, year):
+        membership = record_membership(
+            session,
+            row.company,
+            year,
+            tier=row.tier,
+            amount_minor=row.amount_minor,
+            actor=actor,
+            due_date=due_date,
+        )
+        invoice = latest_for(session, SUBJECT, membership.id, DocumentKind.invoice)
+        issued.append(invoice)
+        company = row.company
+        if row.mailed:
+            lang = company.language
+            queue_email(
+                session,
+                company.contact_email,
+                "membership/invoice",
+                lang,
+                attachments=[pdf_attachment(invoice)],
+                company=company,
+                series=series,
+                contact_name=company.contact_name,
+                year=year,
+                invoice=invoice,
+                amount=format_money(invoice.total_minor, invoice.currency, lang),
+            )
+    audit.record(
+        session,
+        actor,
+        "series",
+        series.id,
+        "annual_invoices_issued",
+        fiscal_year=year,
+        count=len(issued),
+    )
+    return issued
 
 
 def cancel_membership(session: Session, membership: Membership, actor) -> Document | None:

@@ -200,6 +200,37 @@ def year_page(slug: str):
     )
 
 
+@bp.route("/organiser/membership/<slug>/invoices", methods=["GET", "POST"])
+def annual_invoices(slug: str):
+    """The year's invoices in one step: the preview (GET), then issue and mail them (POST)."""
+    series = _series_or_404(slug)
+    year = _year_arg(series)
+    form = forms.AnnualInvoicesForm()
+    if form.validate_on_submit():
+        issued = services.issue_annual_invoices(
+            db.session, series, year, actor=current_user, due_date=form.due_date.data
+        )
+        db.session.commit()
+        flash(
+            _(
+                "%(count)s invoices for %(year)s were issued and sent to the companies' contacts.",
+                count=len(issued),
+                year=fy_label(year),
+            ),
+            "success",
+        )
+        return redirect(url_for(".year_page", slug=slug, fy=year))
+    plan = services.annual_invoice_plan(db.session, series, year)
+    return render_template(
+        "membership/annual_invoices.html",
+        series=series,
+        year=year,
+        plan=plan,
+        form=form,
+        total=sum(row.amount_minor for row in plan),
+    ), 400 if form.is_submitted() else 200
+
+
 @bp.get("/organiser/membership/<slug>/members")
 def members(slug: str):
     series = _series_or_404(slug)

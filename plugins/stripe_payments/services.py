@@ -408,10 +408,10 @@ def record_provider_refunds(session: Session, charge: dict) -> tuple[str, Paymen
         payment_id = session.scalar(
             sa.select(Payment.id).where(Payment.provider_payment_id == charge["payment_intent"])
         )
-    raw = str((charge.get("metadata") or {}).get("payment_id") or "")
-    if payment_id is None and int_or_none(raw) is not None:
+    named = int_or_none(str((charge.get("metadata") or {}).get("payment_id") or ""))
+    if payment_id is None and named is not None:
         payment_id = session.scalar(
-            sa.select(Payment.id).where(Payment.id == int(raw), Payment.method == METHOD)
+            sa.select(Payment.id).where(Payment.id == named, Payment.method == METHOD)
         )
     if payment_id is None:
         return "unknown_payment", None
@@ -481,9 +481,9 @@ def _payment_for_session(session: Session, obj: dict) -> Payment:
     payment = session.scalar(sa.select(Payment).where(Payment.provider_session_id == obj["id"]))
     if payment is not None:
         return payment
-    raw_payment = str((obj.get("metadata") or {}).get("payment_id") or "")
-    if int_or_none(raw_payment) is not None:
-        attempt = session.get(Payment, int(raw_payment))
+    payment_id = int_or_none(str((obj.get("metadata") or {}).get("payment_id") or ""))
+    if payment_id is not None:
+        attempt = session.get(Payment, payment_id)
         if (
             attempt is not None
             and attempt.method == METHOD
@@ -501,7 +501,8 @@ def _record_unmatched(session: Session, obj: dict) -> Payment | None:
     raw = str(metadata.get("registration_id") or "")
     if not raw:
         raw = str(obj.get("client_reference_id") or "").removeprefix("registration-")
-    registration = session.get(Registration, int(raw)) if int_or_none(raw) is not None else None
+    registration_id = int_or_none(raw)
+    registration = session.get(Registration, registration_id) if registration_id else None
     current_app.logger.warning(
         "Stripe: a paid Checkout Session %s the portal did not create (registration %s)",
         obj.get("id"),

@@ -38,6 +38,12 @@ def issuer_settings() -> dict:
         "address_en": cfg.get("ISSUER_ADDRESS_EN") or cfg.get("ISSUER_ADDRESS") or "",
         "registration_number": number,
         "bank_account": cfg.get("ISSUER_BANK_ACCOUNT") or "",
+        "bank_account_holder": cfg.get("ISSUER_BANK_ACCOUNT_HOLDER") or "",
+        "bank_name_en": cfg.get("ISSUER_BANK_NAME_EN") or "",
+        "bank_swift": cfg.get("ISSUER_BANK_SWIFT") or "",
+        "bank_account_en": cfg.get("ISSUER_BANK_ACCOUNT_EN") or "",
+        "bank_account_holder_en": cfg.get("ISSUER_BANK_ACCOUNT_HOLDER_EN") or "",
+        "bank_address_en": cfg.get("ISSUER_BANK_ADDRESS_EN") or "",
     }
 
 

@@ -7,7 +7,8 @@ What it does, as Stripe does:
 - ``POST /v1/checkout/sessions``, ``GET /v1/checkout/sessions/<id>``,
   ``POST /v1/checkout/sessions/<id>/expire``, ``POST /v1/refunds``;
   form-encoded parameters (``metadata[registration_id]=1``), the secret key as a bearer token,
-  idempotency keys (the same key answers the same object; other parameters are an error);
+  idempotency keys (the same key answers the same object; other parameters are an error; a
+  second request while the first with that key is still running gets 409);
 - a hosted "checkout" page ``/pay/<session_id>`` with a Pay button: paying marks the session
   complete, sends the signed ``checkout.session.completed`` webhook to ``webhook_url`` and
   redirects the browser to the session's ``success_url``;
@@ -77,6 +78,7 @@ class FakeStripe:
         self.deliveries: list[tuple[str, int]] = []  # (event id, HTTP status)
         self.requests: list[dict] = []
         self._idempotent: dict[str, tuple[dict, int, dict]] = {}
+        self._in_flight: set[str] = set()  # idempotency keys of requests being answered
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -341,6 +343,18 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "POST" and key:
             with fake._lock:
                 seen = fake._idempotent.get(key)
+                busy = seen is None and key in fake._in_flight
+                if seen is None and not busy:
+                    fake._in_flight.add(key)
+            if busy:
+                # As Stripe does: a second request with a key whose first is still running.
+                raise _ApiError(
+                    409,
+                    "There is currently another in-progress request using this Idempotency "
+                    "Key. Please try again later.",
+                    "idempotency_key_in_use",
+                    kind="idempotency_error",
+                )
             if seen is not None:
                 old_params, status, body = seen
                 if old_params != {"path": path, **params}:
@@ -351,10 +365,17 @@ class _Handler(BaseHTTPRequestHandler):
                         kind="idempotency_error",
                     )
                 return status, body
-        status, body = self._route(method, path, params)
+        try:
+            status, body = self._route(method, path, params)
+        except _ApiError:
+            if method == "POST" and key:
+                with fake._lock:
+                    fake._in_flight.discard(key)
+            raise
         if method == "POST" and key:
             with fake._lock:
                 fake._idempotent[key] = ({"path": path, **params}, status, body)
+                fake._in_flight.discard(key)
         return status, body
 
     def _route(self, method: str, path: str, params: dict):
