@@ -120,6 +120,7 @@ def make_app(url: str, upload_folder: str):
             "UPLOAD_FOLDER": upload_folder,
             "RATELIMIT_ENABLED": False,
             "BASE_URL": "http://127.0.0.1",
+            "LOG_REQUESTS": False,  # the access log would be measured (and printed) too
         }
     )
 
