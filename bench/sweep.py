@@ -5,7 +5,8 @@ in a new schema; then Flask's test client (page cache off) opens each page once 
 ``--repeat`` times to measure: the median server time and the number of SQL statements (a
 ``before_cursor_execute`` listener; BEGIN/COMMIT/ROLLBACK not counted). Exports are read to
 the end (a streamed answer is consumed) and measured once more under ``tracemalloc`` for the
-peak of Python memory they allocate. Two further rows time what the workers do with nothing to
+peak of Python memory they allocate (the answer consumed piece by piece, as a server sends
+it, not kept). Two further rows time what the workers do with nothing to
 do: the due-mail query of ``portal outbox send`` and the pending-payment query of
 ``portal payments reconcile``.
 
@@ -145,9 +146,13 @@ def clients(app, data: HistoryData) -> dict:
     return out
 
 
-def _get(client, path: str):
+def _get(client, path: str, keep: bool = True):
+    """GET ``path``, running a streamed answer to its end; (status, body or its size)."""
     response = client.get(path, buffered=False)
-    body = b"".join(response.response)  # runs a streamed answer to its end
+    if keep:
+        body = b"".join(response.response)
+    else:  # as a server sends it: piece by piece, nothing kept
+        body = sum(len(chunk) for chunk in response.response)
     response.close()
     return response.status_code, body
 
@@ -169,7 +174,7 @@ def measure_page(app, client, page: Page, path: str, repeat: int) -> Measure:
     if page.export:
         tracemalloc.start()
         try:
-            _get(client, path)
+            _get(client, path, keep=False)
             m.peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
         finally:
             tracemalloc.stop()

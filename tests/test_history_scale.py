@@ -66,8 +66,10 @@ def test_the_history_builder_writes_what_it_says(app):
             )
             == 5
         )
-        # Every account's email domain is filled in, as the model would.
+        # Every account's email domain and every person's search key are filled in, as the
+        # models would.
         assert count("users WHERE email_domain = ''") == 0
+        assert count("people WHERE search_key = ''") == 0
     assert data.counts["registrations"] == 600
 
 
