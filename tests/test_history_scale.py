@@ -27,6 +27,8 @@ def _statements(app, scale: float) -> dict[str, tuple[int, int]]:
         _get(by_who[page.who], path)  # first request: anything done once per process
         with _Counter(engine) as counter:
             status, _body = _get(by_who[page.who], path)
+        # Every connection back in the pool: a streamed export closed its session at the end.
+        assert engine.pool.checkedout() == 0, page.name
         out[page.name] = (status, counter.n)
     return out
 
