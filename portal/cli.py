@@ -231,6 +231,8 @@ def translations_extract():
         "lazy_gettext",
         "--no-location",
         "--sort-output",
+        "--width",
+        "100",  # the catalogue's wrapping: a re-run changes only new entries
         "-o",
         "translations/messages.pot",
         ".",
@@ -245,6 +247,8 @@ def translations_extract():
         "ja",
         "--no-fuzzy-matching",
         "--ignore-obsolete",
+        "--width",
+        "100",
     )
 
 

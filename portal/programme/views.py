@@ -28,7 +28,9 @@ from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event, Talk
 from portal.i18n import BilingualText, current_language
-from portal.programme import pdf, services
+from portal.pagecache import cached_for_visitors, depends_on
+from portal.params import int_or_none
+from portal.programme import services
 from portal.programme.models import ItemKind, ProgrammeItem
 
 bp = Blueprint("programme", __name__, url_prefix="/<lang_code>/events/<slug>/programme")
@@ -53,8 +55,10 @@ def _event_url(event: Event) -> str:
 
 
 @bp.get("/")
+@cached_for_visitors
 def timetable(slug: str):
     event = _public_event(slug)
+    depends_on(f"event:{event.id}")  # programme items: the event's own version
     table = services.timetable(db.session, event)
     days = table.days
     chosen_day = request.args.get("day", "")
@@ -103,6 +107,8 @@ def schedule_ics(slug: str):
 def schedule_pdf(slug: str):
     event = _public_event(slug)
     table = services.timetable(db.session, event)
+    from portal.programme import pdf  # reportlab: loaded on first use (worker memory)
+
     content = pdf.programme_pdf(table)
     return Response(
         content,
@@ -181,7 +187,7 @@ def _item(event: Event, item_id: int) -> ProgrammeItem:
 
 
 def _talk(event: Event, talk_id) -> Talk:
-    talk = db.session.get(Talk, int(talk_id)) if str(talk_id).isdigit() else None
+    talk = db.session.get(Talk, int(talk_id)) if int_or_none(talk_id) is not None else None
     if talk is None or talk.event_id != event.id:
         abort(404)
     return talk
@@ -203,7 +209,7 @@ def save_item(slug: str, item_id: int | None):
         abort(400)
     form = request.form
     chair = None
-    if form.get("chair", "").isdigit():
+    if int_or_none(form.get("chair", "")) is not None:
         chair = db.session.get(Person, int(form["chair"]))
     try:
         services.save_item(
@@ -253,7 +259,7 @@ def place_talk(slug: str, talk_id: int):
             services.unplace_talk(db.session, event, talk, actor=current_user)
         else:
             item_id = form.get("item", "")
-            if not item_id.isdigit():
+            if int_or_none(item_id) is None:
                 raise services.ProgrammeError(_("Choose a session."), "item")
             item = _item(event, int(item_id))
             services.place_talk(

@@ -8,6 +8,7 @@ matrix (error correction M, never a Micro QR, which phone decoders do not read).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from io import BytesIO
 
 import segno
@@ -22,7 +23,10 @@ from portal.documents.pdf import register_fonts
 from portal.i18n import format_date, format_person_name, format_time
 
 
+@lru_cache(maxsize=256)
 def qr(token: str) -> segno.QRCode:
+    # Encoding (choosing the best mask) is the costly part and one confirmation email needs
+    # the same code three times (the HTML, the PNG and the PDF): encoded once per token.
     return segno.make(token, error="m", micro=False)
 
 

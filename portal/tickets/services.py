@@ -45,6 +45,29 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def prepare_token() -> None:
+    """Draw the next ticket's token and encode its QR code now, before a registration takes
+    the event lock: encoding is the costly part of the confirmation email, and the lock
+    (SQLite's write lock) is then held only to use them (the rush: docs/performance.md)."""
+    from flask import g
+
+    from portal.tickets.pdf import qr
+
+    token = new_token()
+    qr(token)  # kept by qr's cache for the email's HTML, PNG and PDF
+    g.prepared_ticket_token = token
+
+
+def _next_token() -> str:
+    from flask import g, has_app_context
+
+    if has_app_context():
+        token = g.pop("prepared_ticket_token", None)
+        if token:
+            return token
+    return new_token()
+
+
 def current_ticket(session: Session, registration: Registration) -> Ticket | None:
     return session.scalar(
         sa.select(Ticket)
@@ -56,7 +79,7 @@ def current_ticket(session: Session, registration: Registration) -> Ticket | Non
 
 def issue_ticket(session: Session, registration: Registration, *, actor=None) -> Ticket:
     """A new valid ticket for the registration (does not revoke an existing one)."""
-    ticket = Ticket(registration_id=registration.id, token=new_token())
+    ticket = Ticket(registration_id=registration.id, token=_next_token())
     session.add(ticket)
     session.flush()
     return ticket

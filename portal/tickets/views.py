@@ -28,6 +28,7 @@ from markupsafe import Markup
 from portal.db import db
 from portal.events.models import Event
 from portal.i18n import LANGUAGES, current_language, format_person_name
+from portal.params import int_or_none
 from portal.registration import services as registrations
 from portal.registration.forms import ConfirmForm
 from portal.registration.models import Registration
@@ -222,7 +223,7 @@ def badges_pdf(slug: str):
     event = _organiser_event(slug)
     ids = None
     if request.args.getlist("r"):
-        ids = [int(v) for v in request.args.getlist("r") if v.isdigit()]
+        ids = [int(v) for v in request.args.getlist("r") if int_or_none(v) is not None]
     layout = request.args.get("layout", pdf.DEFAULT_LAYOUT)
     if layout not in pdf.LAYOUTS:
         abort(400)

@@ -7,7 +7,7 @@
   var readerZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   if (!readerZone || readerZone === eventZone) { return; }
   var lang = document.documentElement.lang || "en";
-  var format = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit", timeZone: readerZone });
+  var format = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: readerZone });
   var day = new Intl.DateTimeFormat(lang, { month: "short", day: "numeric", timeZone: readerZone });
   var eventDay = new Intl.DateTimeFormat("en-CA", { timeZone: eventZone });
   var readerDay = new Intl.DateTimeFormat("en-CA", { timeZone: readerZone });
