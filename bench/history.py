@@ -688,6 +688,7 @@ def build_history(
                     "id": doc_first + n,
                     "series_id": series_id,
                     "kind": DocumentKind.receipt,
+                    "year": at.astimezone(TZ).year,  # numbers are unique per kind and year
                     "number": n + 1,
                     "issued_at": at,
                     "language": "ja",
