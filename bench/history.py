@@ -36,6 +36,7 @@ if __package__ in (None, ""):
 
 import sqlalchemy as sa
 
+from portal.accounts import search as people_search
 from portal.accounts.models import Person, Sector, User, email_domain
 from portal.audit import AuditEntry
 from portal.documents.models import Document, DocumentKind
@@ -395,6 +396,11 @@ def build_history(
                 return f"p{i}@{domains[(i // 2) % C]}"
             return f"p{i}@example.org"
 
+        def keyed(row: dict) -> dict:
+            """The folded search key, as the model's flush listener would set it."""
+            row["search_key"] = people_search.search_key(SimpleNamespace(**row))
+            return row
+
         def person_row(i: int, person_id: int) -> dict:
             return {
                 "id": person_id,
@@ -414,10 +420,10 @@ def build_history(
 
         def people_rows():
             for i, person_id in enumerate(person_ids):
-                yield person_row(i, person_id)
+                yield keyed(person_row(i, person_id))
             admin = person_row(P, admin_person)
             admin["email"] = ADMIN_EMAIL
-            yield admin
+            yield keyed(admin)
 
         counts["people"] = _insert(conn, t["people"], people_rows())
         with_account = [i for i in range(P) if i % 5 != 4]
@@ -682,7 +688,7 @@ def build_history(
                     "id": doc_first + n,
                     "series_id": series_id,
                     "kind": DocumentKind.receipt,
-                    "year": at.year,
+                    "year": at.astimezone(TZ).year,  # numbers are unique per kind and year
                     "number": n + 1,
                     "issued_at": at,
                     "language": "ja",

@@ -5,7 +5,8 @@ in a new schema; then Flask's test client (page cache off) opens each page once 
 ``--repeat`` times to measure: the median server time and the number of SQL statements (a
 ``before_cursor_execute`` listener; BEGIN/COMMIT/ROLLBACK not counted). Exports are read to
 the end (a streamed answer is consumed) and measured once more under ``tracemalloc`` for the
-peak of Python memory they allocate. Two further rows time what the workers do with nothing to
+peak of Python memory they allocate (the answer consumed piece by piece, as a server sends
+it, not kept). Two further rows time what the workers do with nothing to
 do: the due-mail query of ``portal outbox send`` and the pending-payment query of
 ``portal payments reconcile``.
 
@@ -52,9 +53,11 @@ PAGES = (
     Page("membership year", "/ja/organiser/membership/{series}/"),
     Page("membership members", "/ja/organiser/membership/{series}/members"),
     Page("attendance statistics", "/ja/series/{series}/statistics"),
+    Page("statistics chart", "/ja/series/{series}/statistics/chart.svg"),
     Page("registration list", "/ja/organiser/events/{event}/registrations/"),
     Page("registration search", "/ja/organiser/events/{event}/registrations/?q=%E4%BD%90%E8%97%A4"),
     Page("check-in search", "/ja/organiser/events/{event}/registrations/check-in?q=sato"),
+    Page("people search (add)", "/ja/organiser/events/{event}/registrations/add?q=sato"),
     Page("organiser speaker search", "/ja/organiser/speakers/?q=sato"),
     Page("organiser speaker list", "/ja/organiser/speakers/"),
     Page("speakers directory", "/ja/speakers/", "visitor"),
@@ -118,6 +121,7 @@ def make_app(url: str, upload_folder: str):
             "UPLOAD_FOLDER": upload_folder,
             "RATELIMIT_ENABLED": False,
             "BASE_URL": "http://127.0.0.1",
+            "LOG_REQUESTS": False,  # the access log would be measured (and printed) too
         }
     )
 
@@ -142,9 +146,13 @@ def clients(app, data: HistoryData) -> dict:
     return out
 
 
-def _get(client, path: str):
+def _get(client, path: str, keep: bool = True):
+    """GET ``path``, running a streamed answer to its end; (status, body or its size)."""
     response = client.get(path, buffered=False)
-    body = b"".join(response.response)  # runs a streamed answer to its end
+    if keep:
+        body = b"".join(response.response)
+    else:  # as a server sends it: piece by piece, nothing kept
+        body = sum(len(chunk) for chunk in response.response)
     response.close()
     return response.status_code, body
 
@@ -166,7 +174,7 @@ def measure_page(app, client, page: Page, path: str, repeat: int) -> Measure:
     if page.export:
         tracemalloc.start()
         try:
-            _get(client, path)
+            _get(client, path, keep=False)
             m.peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
         finally:
             tracemalloc.stop()

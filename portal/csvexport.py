@@ -72,8 +72,9 @@ def csv_chunks(rows: Iterable[Iterable]) -> Iterator[str]:
 def csv_stream_response(rows: Iterable[Iterable], filename: str) -> Response:
     """A download streamed from ``rows`` (a generator: the header first), never held whole.
 
-    The generator runs while the answer is sent, inside the request's context (its database
-    session stays open until the last row).
+    The generator runs while the answer is sent, inside the request's context, after the view
+    has returned and its teardown has run: take ``db.session`` inside the generator (it is then
+    closed when the stream ends), never a session object fetched by the view.
     """
     body = (chunk.encode("utf-8") for chunk in csv_chunks(rows))
     return Response(

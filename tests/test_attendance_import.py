@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
@@ -276,7 +276,10 @@ def test_import_loads_only_the_meetings_in_its_file(session):
 
     series = _study_group(session)
     for number in range(1, 31):
-        f.event(session, series, number=number, status=EventStatus.closed)
+        # Meeting n on the 15th, n months after September 2003 (so 7 and 8 match the file).
+        month = 9 + number - 1
+        start = datetime(2003 + (month - 1) // 12, (month - 1) % 12 + 1, 15, 5, tzinfo=UTC)
+        f.event(session, series, number=number, status=EventStatus.closed, starts_at=start)
     session.commit()
     loaded = []
 
@@ -287,7 +290,7 @@ def test_import_loads_only_the_meetings_in_its_file(session):
     sa.event.listen(session, "loaded_as_persistent", count)
     try:
         text = "\n".join(
-            [HEADER, "7,2003-11-15,48,34,16,16,2,onsite,", "8,2004-01-15,40,30,15,10,5,onsite,"]
+            [HEADER, "7,2004-03-15,48,34,16,16,2,onsite,", "8,2004-04-15,40,30,15,10,5,onsite,"]
         )
         report = import_attendance(session, text, series)
     finally:

@@ -485,7 +485,10 @@ def speaker_invite(person_id: int):
 
 @admin.get("/speakers/export.csv")
 def speaker_export():
-    return csv_stream_response(services.speakers_csv_rows(db.session), "speakers.csv")
+    def rows():  # db.session taken while streaming: the one closed when the stream ends
+        yield from services.speakers_csv_rows(db.session)
+
+    return csv_stream_response(rows(), "speakers.csv")
 
 
 @admin.get("/speakers/duplicates")
