@@ -34,8 +34,9 @@ translations: $(STAMP)
 	$(BIN)/portal translations extract
 	$(BIN)/portal translations compile
 
+# make bench BENCH_ARGS="--only history --history-scales 0.1,1 --history-databases sqlite"
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -288,10 +288,12 @@ class PostgresServer:
     As root the server runs as the ``postgres`` user (``su postgres``), as .ci/run does.
     """
 
-    def __init__(self, database: str = "portal_bench", max_connections: int = 200):
+    def __init__(
+        self, database: str = "portal_bench", max_connections: int = 200, port: int | None = None
+    ):
         self.database = database
         self.max_connections = max_connections
-        self.port = free_port()
+        self.port = port or free_port()
         self.datadir: Path | None = None
         self.started = False
 
@@ -363,4 +365,6 @@ def portal_env(database_url: str, tmp: Path) -> dict[str, str]:
         "PORTAL_MAIL_SERVER": HOST,
         "PORTAL_MAIL_PORT": "1",
         "PORTAL_UPLOAD_FOLDER": str(tmp / "uploads"),
+        # The shared page cache in the run's folder, shared by the server's workers.
+        "PORTAL_CACHE_URL": f"file://{tmp / 'cache'}",
     }

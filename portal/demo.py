@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -15,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from portal.accounts.models import Person, Role, Sector, User, UserRole
 from portal.accounts.passwords import hash_password
-from portal.config import ROOT
 from portal.db import utcnow
 from portal.events.models import (
     Event,
@@ -28,7 +28,10 @@ from portal.events.models import (
 )
 from portal.i18n import BilingualText
 
-ATTENDANCE_CSV = ROOT.parent / "shared" / "domain" / "data" / "study_group_attendance.csv"
+# The study group's historical figures, kept in the repository (shipped as package data).
+ATTENDANCE_CSV = (
+    Path(__file__).resolve().parent.parent / "plugins/attendance/data/study_group_attendance.csv"
+)
 
 DEMO_ACCOUNTS = (
     # email, password, role, family, given, romanised
@@ -122,8 +125,6 @@ def _at(day, hour: int, minute: int, tz: str) -> datetime:
 
 
 def _past_meetings(session: Session, study: Series) -> None:
-    if not ATTENDANCE_CSV.exists():
-        return
     with ATTENDANCE_CSV.open(encoding="utf-8") as f:
         for row in csv.DictReader(f):
             number = int(row["meeting_no"])

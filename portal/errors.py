@@ -71,10 +71,10 @@ def init_app(app: Flask) -> None:
             original = getattr(error, "original_exception", None)
             if isinstance(original, DATABASE_UNAVAILABLE):
                 return database_unavailable(original)
+            # A message of the error itself (e.g. which argument was wrong) where it has one.
+            message = getattr(error, "portal_message", None) or messages[code]()
             try:
-                return render_template(
-                    "errors/error.html", code=code, message=messages[code]()
-                ), code
+                return render_template("errors/error.html", code=code, message=message), code
             except DATABASE_UNAVAILABLE as exc:
                 return database_unavailable(exc)
             except Exception:

@@ -80,5 +80,10 @@ def personal_data(person):
 
 
 @hookspec
+def series_people(series_ids):
+    """Return a SELECT (or a list of them) of person ids this plugin links to the given series (authors, company members), or None (app-wide; organisers see these people)."""
+
+
+@hookspec
 def forget_person(person):
     """Erase or anonymise what this plugin stores about a person who deleted their account (app-wide)."""

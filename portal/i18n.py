@@ -30,7 +30,11 @@ def other_language(lang: str) -> str:
 
 def current_language() -> str:
     """The language of the page being rendered (or of an email being written)."""
-    locale = get_locale()
+    from flask.globals import _cv_app
+
+    ctx = _cv_app.get(None)  # flask-babel's locale of the request, without its lookups
+    babel_ctx = ctx.g.__dict__.get("_flask_babel") if ctx is not None else None
+    locale = getattr(babel_ctx, "babel_locale", None) or get_locale()
     lang = locale.language if locale is not None else DEFAULT_LANGUAGE
     return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 

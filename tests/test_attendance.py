@@ -19,7 +19,7 @@ from portal.db import db, utcnow
 from portal.events.models import EventPlugin, EventStatus, Series
 from tests import factories as f
 
-REAL_FILE = ROOT.parent / "shared/domain/data/study_group_attendance.csv"
+REAL_FILE = ROOT / "plugins/attendance/data/study_group_attendance.csv"
 
 
 def _import_real_file(session, **series_kw):
@@ -145,7 +145,7 @@ def test_statistics_leave_out_drafts_and_meetings_without_figures(app, session):
 
 
 def test_save_figures_twice_changes_nothing(app, session):
-    event = f.event(session, status=EventStatus.closed)
+    event = f.event(session, status=EventStatus.closed, starts_at=f.at(2024, 5, 10, 5, 30))
     figures = services.Figures(registered=10, participants=8, company=8, onsite_participants=8)
 
     row, first = services.save_figures(session, event, figures)
@@ -226,7 +226,7 @@ def test_hook_blueprints_attendance_statistics_page_in_english(client, imported)
     text = page.text
     assert "<h1>Attendance statistics</h1>" in text
     assert "Meeting 93" in text and "6 November 2020" in text
-    assert "2,502" in text  # registered at meeting 93
+    assert "2,502" in text  # on the mailing list at meeting 93
     assert "Cancelled" in text
     assert "FY2019 (April 2019 – March 2020)" in text
     assert "2,954" in text and "1,966" in text and "2,116" in text
@@ -279,6 +279,7 @@ def test_statistics_csv_has_a_bom_and_headers_in_the_reader_language(app, client
         "Date",
         "Fiscal year",
         "Registered",
+        "On the mailing list",
         "Participants",
         "Company",
         "University",
@@ -294,6 +295,7 @@ def test_statistics_csv_has_a_bom_and_headers_in_the_reader_language(app, client
         "1",
         "2002-09-20",
         "FY2002",
+        "",
         "47",
         "43",
         "19",
@@ -309,6 +311,7 @@ def test_statistics_csv_has_a_bom_and_headers_in_the_reader_language(app, client
         "90",
         "2020-03-06",
         "FY2019",
+        "",
         "2224",
         "0",
         "0",
@@ -322,6 +325,7 @@ def test_statistics_csv_has_a_bom_and_headers_in_the_reader_language(app, client
     ]
     assert rows[-1] == [
         "Total",
+        "",
         "",
         "",
         "",
@@ -360,10 +364,11 @@ def test_chart_svg_has_bars_and_a_cumulative_line_on_a_second_axis(client, impor
     svg = response.text
     assert svg.startswith('<?xml version="1.0" encoding="utf-8"?>')
     assert 'class="axis y2' in svg  # the right-hand axis
-    assert svg.count('class="line reactive nofill"') == 1  # the cumulative line
+    # the cumulative line, broken where meetings 11–80 have no figures
+    assert svg.count('class="line reactive nofill"') == 2
     assert "On site" in svg and "Online" in svg and "Cumulative participants" in svg
-    # one bar per meeting in each of the two stacked series (on site, online)
-    assert svg.count('class="rect reactive tooltip-trigger"') == 23 + 23
+    # one bar per meeting and one (empty) for the gap 11–80 in each of the two stacked series
+    assert svg.count('class="rect reactive tooltip-trigger"') == 24 + 24
     assert "2,954" in svg  # the last cumulative value in the tooltips
 
 
@@ -448,7 +453,8 @@ def test_hook_dashboard_panels_attendance(app, session):
 def test_hook_event_sections_attendance(app, session):
     series, event = _past_event_with_figures(session)
     upcoming = f.event(session, series)
-    services.save_figures(session, upcoming, services.Figures(registered=5))
+    with pytest.raises(services.NotHeld):
+        services.save_figures(session, upcoming, services.Figures(registered=5))
     anonymous = None
     with _request(app):
         f.enable(session, event, "attendance")

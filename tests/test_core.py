@@ -173,7 +173,9 @@ def test_demo_load_twice_changes_nothing(app, runner):
         }
     assert again == counts
     assert counts["series"] == 2
-    assert counts["events"] == 23 + 2  # 23 past meetings from the shared data, 2 upcoming
+    assert (
+        counts["events"] == 23 + 2
+    )  # 23 past meetings from the repository's history file, 2 upcoming
 
 
 # -- migrations ------------------------------------------------------------------------------

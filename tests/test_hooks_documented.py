@@ -54,6 +54,7 @@ def test_hookspecs_are_found():
         "blueprints",
         "cli_commands",
         "member_status",
+        "series_people",
         "event_tabs",
         "event_sections",
         "dashboard_panels",

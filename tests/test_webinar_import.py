@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -309,3 +310,50 @@ def test_attendance_list_keeps_a_constant_number_of_queries(app, client, world):
     _upload(client, world["slug"], "\n".join(lines).encode())
     large = count_queries(app, lambda: client.get(url))
     assert small == large
+
+
+ZOOM_REPORT_JA = (
+    "出席者レポート\r\n"
+    "出席者の詳細\r\n"
+    "出席済み,ユーザー名（元の名前）,ユーザーのメールアドレス,参加時刻,退出時刻,期間（分）,国/地域名\r\n"
+    "はい,山田 太郎,taro.yamada@example.org,{day} 14:25:10,{day} 16:02:44,98,日本\r\n"
+    "はい,山田 太郎,taro.yamada@example.org,{day} 16:10:00,{day} 17:30:00,80,日本\r\n"
+    "はい,佐藤 花子,Hanako@example.org,{day} 14:30:00,{day} 17:00:00,150,日本\r\n"
+)
+
+
+@pytest.mark.parametrize("email_header", ["ユーザーのメールアドレス", "ユーザーのメール"])
+def test_zoom_japanese_headers_are_recognised(email_header):
+    text = ZOOM_REPORT_JA.format(day="2020/11/06").replace("ユーザーのメールアドレス", email_header)
+    report = wb.parse_report(text.encode("cp932"))
+    assert [(r.line, r.name, r.email, r.minutes) for r in report.rows] == [
+        (4, "山田 太郎", "taro.yamada@example.org", 98),
+        (5, "山田 太郎", "taro.yamada@example.org", 80),
+        (6, "佐藤 花子", "hanako@example.org", 150),
+    ]
+    assert report.rows[0].joined.isoformat() == "2020-11-06T14:25:10"
+    assert report.rows[1].left.isoformat() == "2020-11-06T17:30:00"
+
+
+def test_import_records_join_and_leave_times_and_checks_in_at_the_join_time(app, world):
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    with app.app_context():
+        s = db.session
+        event = s.get(Event, world["event_id"])
+        tz = ZoneInfo(event.timezone)
+        day = event.starts_at.astimezone(tz).strftime("%Y/%m/%d")
+        report = wb.parse_report(ZOOM_REPORT_JA.format(day=day).encode("utf-8"))
+        later = event.ends_at + timedelta(days=1)
+        wb.import_report(s, event, report, actor=None, now=later)
+        s.commit()
+        rows = {r.registration_id: r for r in s.scalars(sa.select(WebinarAttendance)).all()}
+        taro = rows[world["ids"]["taro"]]
+        local = event.starts_at.astimezone(tz).date()
+        joined = taro.first_joined_at.astimezone(tz)
+        assert (joined.date(), joined.strftime("%H:%M:%S")) == (local, "14:25:10")
+        assert taro.last_left_at.astimezone(tz).strftime("%H:%M") == "17:30"
+        assert (taro.minutes, taro.sessions) == (178, 2)
+        registration = s.get(Registration, world["ids"]["taro"])
+        assert registration.checked_in_at.astimezone(UTC) == taro.first_joined_at.astimezone(UTC)

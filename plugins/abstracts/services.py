@@ -1383,7 +1383,8 @@ class ScoreSummary:
         return None if self.low is None else self.high - self.low
 
 
-def _stats_subquery():
+def _stats_subquery(event_id: int):
+    """Review figures per abstract of one event (not grouped over every assignment ever)."""
     return (
         sa.select(
             ReviewAssignment.abstract_id.label("abstract_id"),
@@ -1393,7 +1394,9 @@ def _stats_subquery():
             (sa.func.max(Review.overall) - sa.func.min(Review.overall)).label("spread"),
         )
         .select_from(ReviewAssignment)
+        .join(Abstract, Abstract.id == ReviewAssignment.abstract_id)
         .outerjoin(Review, Review.assignment_id == ReviewAssignment.id)
+        .where(Abstract.event_id == event_id)
         .group_by(ReviewAssignment.abstract_id)
         .subquery()
     )
@@ -1404,7 +1407,7 @@ SORTS = ("id", "state", "mean", "spread", "count")
 
 def organiser_list(event: Event, state: str | None = None, sort: str = "id") -> sa.Select:
     """Every abstract of the event ever submitted, sortable by its scores."""
-    stats = _stats_subquery()
+    stats = _stats_subquery(event.id)
     stmt = (
         sa.select(Abstract)
         .outerjoin(stats, stats.c.abstract_id == Abstract.id)

@@ -36,6 +36,7 @@ from portal.events import services as event_services
 from portal.events.models import Event
 from portal.i18n import current_language
 from portal.pagination import page_number, paginate
+from portal.params import int_or_none
 
 bp = Blueprint(
     "abstracts",
@@ -154,9 +155,9 @@ def _form_page(event: Event, abstract: Abstract | None):
             form = forms.AbstractForm.build(
                 settings, lang, formdata=None, data=_form_data_without_files(form)
             )
-        elif action.startswith("remove-") and action[7:].isdigit():
+        elif action.startswith("remove-") and int_or_none(action[7:]) is not None:
             data = _form_data_without_files(form)
-            index = int(action[7:])
+            index = int_or_none(action[7:])
             rows = list(data.get("authors") or [])
             if 0 <= index < len(rows):
                 del rows[index]

@@ -277,7 +277,9 @@ def query_terms(query: str | None) -> list[str]:
     return [files.fold(t) for t in (query or "").split() if files.fold(t)][:8]
 
 
-def _term_matches(term: str):
+def _term_matches(term: str, access: Access | None = None):
+    """Title, speaker's name or the item titles match; the text of the slides only where the
+    reader may open them (``access``; None = everything, for internal use)."""
     pattern = like(term)
     speaker = (
         sa.select(Person.id)
@@ -299,12 +301,18 @@ def _term_matches(term: str):
         )
         .exists()
     )
+    if access is None or access.sees_all:
+        text_visible = sa.true()
+    elif access.person_id is not None:
+        text_visible = Talk.speaker_id == access.person_id  # their own talks' slides
+    else:
+        text_visible = sa.false()
     slides = (
         sa.select(ArchiveItem.id)
         .where(
             ArchiveItem.talk_id == Talk.id,
             sa.or_(
-                ArchiveItem.text_key.like(pattern, escape="\\"),
+                sa.and_(text_visible, ArchiveItem.text_key.like(pattern, escape="\\")),
                 sa.func.lower(sa.type_coerce(ArchiveItem.title, sa.JSON)["ja"].as_string()).like(
                     pattern, escape="\\"
                 ),
@@ -335,8 +343,11 @@ def archive_talks(
     speaker_id: int | None = None,
     query: str | None = None,
     event_id: int | None = None,
+    access: Access | None = None,
 ) -> sa.Select:
-    """Talks of the series with material, newest meeting first (by meeting)."""
+    """Talks of the series with material, newest meeting first (by meeting). The search
+    reads the slides' text only where ``access`` may open them (members-only text stays
+    members-only)."""
     stmt = (
         sa.select(Talk)
         .join(Event, Event.id == Talk.event_id)
@@ -352,7 +363,7 @@ def archive_talks(
     if event_id is not None:
         stmt = stmt.where(Event.id == event_id)
     for term in query_terms(query):
-        stmt = stmt.where(_term_matches(term))
+        stmt = stmt.where(_term_matches(term, access))
     return stmt
 
 
@@ -400,6 +411,13 @@ def archive_speakers(series: Series) -> sa.Select:
         .group_by(Person.id)
         .order_by(Person.family_name_kana, Person.given_name_kana, Person.romanized_name, Person.id)
     )
+
+
+def archive_speaker(session: Session, series: Series, person_id: int) -> Person | None:
+    """The person when they speak in a talk of the series' archive, else None: the archive
+    names its speakers, nobody else."""
+    row = session.execute(archive_speakers(series).where(Person.id == person_id)).first()
+    return row[0] if row else None
 
 
 def access_log(series: Series) -> sa.Select:

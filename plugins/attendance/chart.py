@@ -4,11 +4,25 @@ Stacked bars per meeting (on site and online, plus "not split" where the split i
 and cumulative participants as a line on a second axis. pygal draws every series of a chart
 in the chart's own kind, so ``BarsAndLine`` asks pygal's line drawing for the secondary
 series; the bars keep their full width.
+
+What the reader can tell apart without colour: online bars are hatched (and of another hue)
+while on-site bars are solid; the cumulative series is a line in the legend too; meetings
+without figures show as an empty slot labelled with their numbers (e.g. 11–80), where the
+cumulative line breaks; a cancelled meeting's label says so. Both axes have titles (the right
+one: cumulative participants).
+
+Rendering costs most of the page's time, so ``participants_svg`` keeps the SVG per language,
+title and figures (``_CACHE``): the same figures are drawn once per worker, and any change of
+figures changes the key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import pygal
 from babel.numbers import format_decimal
@@ -18,7 +32,8 @@ from pygal.style import Style
 
 from portal.i18n import current_language
 
-ONSITE, ONLINE, UNSPLIT, CUMULATIVE = "#0b5cad", "#6fa8dc", "#9aa5b1", "#c0392b"
+ONSITE, ONLINE, UNSPLIT, CUMULATIVE = "#0b5cad", "#e08a00", "#9aa5b1", "#c0392b"
+SVG_NS = "http://www.w3.org/2000/svg"
 STYLE = dict(
     background="#ffffff",
     plot_background="#ffffff",
@@ -63,8 +78,12 @@ class BarsAndLine(pygal.StackedBar):
             self.bar(serie)
         half = 0.5 / self._len
         for serie in self.secondary_series:
-            # Points sit on the bars' left edges; the line joins the bars' middles.
-            serie.points = [(x + half, y) for x, y in serie.points]
+            # Points sit on the bars' left edges; the line joins the bars' middles. The
+            # stacking turned missing values into zeros: they are gaps in the line again.
+            gaps = getattr(self, "gap_indexes", set())
+            serie.points = [
+                (x + half, None if i in gaps else y) for i, (x, y) in enumerate(serie.points)
+            ]
             Line.line(self, serie, True)
 
 
@@ -90,11 +109,144 @@ def _unsplit(figures) -> bool:
     return figures.onsite_participants is None and figures.online_participants is None
 
 
+@dataclass(frozen=True)
+class Slot:
+    """One place on the x axis: a meeting, or a gap where meetings have no figures."""
+
+    label: str
+    onsite: int | None
+    online: int | None
+    unsplit: int | None
+    cumulative: int | None
+    gap: bool = False
+
+
+def chart_slots(rows) -> list[Slot]:
+    """The x axis of the chart: meetings in order, with one empty slot for each run of
+    meeting numbers without figures (e.g. 11–80), and cancelled meetings labelled."""
+    slots: list[Slot] = []
+    previous = None
+    for r in rows:
+        number = r.number
+        if previous is not None and number is not None and number - previous > 1:
+            first, last = previous + 1, number - 1
+            label = str(first) if first == last else f"{first}–{last}"
+            slots.append(Slot(label, None, None, None, None, gap=True))
+        if number is not None:
+            previous = number
+        f = r.figures
+        label = str(number) if number is not None else ""
+        if f.cancelled:
+            label = _("%(number)s (cancelled)", number=label)
+        unsplit = f.participants if _unsplit(f) else 0
+        slots.append(
+            Slot(
+                label,
+                f.onsite_participants or 0,
+                f.online_participants or 0,
+                unsplit,
+                r.cumulative,
+            )
+        )
+    return slots
+
+
+def _tag(element) -> str:
+    return element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
+
+
+def _make(root, name: str, **attrs):
+    namespaced = root.tag.startswith("{")
+    element = root.makeelement(f"{{{SVG_NS}}}{name}" if namespaced else name, {})
+    for key, value in attrs.items():
+        element.set(key.replace("_", "-"), str(value))
+    return element
+
+
+def _decorate(online_index: int, line_index: int, right_title: str):
+    """An XML filter: hatched online bars, the cumulative legend as a line, a right axis title."""
+
+    def apply(root):
+        chart_id = root.get("id", "chart")
+        pattern_id = f"{chart_id}-online-hatch"
+        defs = next((e for e in root if _tag(e) == "defs"), None)
+        if defs is not None:
+            pattern = _make(
+                root,
+                "pattern",
+                id=pattern_id,
+                patternUnits="userSpaceOnUse",
+                width=6,
+                height=6,
+                patternTransform="rotate(45)",
+            )
+            pattern.append(_make(root, "rect", width=6, height=6, fill=ONLINE))
+            pattern.append(
+                _make(root, "line", x1=0, y1=0, x2=0, y2=6, stroke="#ffffff", stroke_width=2.5)
+            )
+            defs.append(pattern)
+        hatch = f"fill:url(#{pattern_id});stroke:{ONLINE}"
+        for element in root.iter():
+            classes = (element.get("class") or "").split()
+            if f"serie-{online_index}" in classes and "series" in classes:
+                for rect in element.iter():
+                    if _tag(rect) == "rect":
+                        rect.set("style", hatch)
+            if element.get("id") == f"activate-serie-{online_index}":
+                for rect in element:
+                    if _tag(rect) == "rect":
+                        rect.set("style", hatch)
+                        rect.set("data-pattern", "hatched")
+            if element.get("id") == f"activate-serie-{line_index}":
+                for child in list(element):
+                    if _tag(child) == "rect":
+                        x, y = float(child.get("x", 0)), float(child.get("y", 0))
+                        element.remove(child)
+                        element.insert(
+                            0,
+                            _make(
+                                root,
+                                "line",
+                                x1=x - 2,
+                                y1=y + 6,
+                                x2=x + 14,
+                                y2=y + 6,
+                                stroke=CUMULATIVE,
+                                stroke_width=2.5,
+                                **{"class": "legend-line"},
+                            ),
+                        )
+                        element.insert(
+                            1, _make(root, "circle", cx=x + 6, cy=y + 6, r=3, fill=CUMULATIVE)
+                        )
+            if "titles" in classes:
+                width = float((root.get("viewBox") or "0 0 800 450").split()[2])
+                height = float((root.get("viewBox") or "0 0 800 450").split()[3])
+                text = _make(
+                    root,
+                    "text",
+                    x=width - 12,
+                    y=height / 2,
+                    transform=f"rotate(90 {width - 12} {height / 2})",
+                    **{"class": "title y2-title", "text-anchor": "middle"},
+                )
+                text.text = right_title
+                element.append(text)
+        return root
+
+    return apply
+
+
 def participants_chart(rows, title: str = "") -> BarsAndLine:
     """The chart for statistics rows (``plugins.attendance.services.MeetingRow``)."""
+    return _chart(chart_slots(rows), title)
+
+
+def _chart(slots: list[Slot], title: str) -> BarsAndLine:
     locale = "ja_JP" if current_language() == "ja" else "en_US"
-    unsplit = [r.figures.participants if _unsplit(r.figures) else 0 for r in rows]
-    colors = (ONSITE, ONLINE, UNSPLIT, CUMULATIVE) if any(unsplit) else (ONSITE, ONLINE, CUMULATIVE)
+    with_unsplit = any(s.unsplit for s in slots)
+    colors = (ONSITE, ONLINE, UNSPLIT, CUMULATIVE) if with_unsplit else (ONSITE, ONLINE, CUMULATIVE)
+    count = len(slots)
     chart = BarsAndLine(
         style=Style(colors=colors, **STYLE),
         title=title or None,
@@ -102,30 +254,34 @@ def participants_chart(rows, title: str = "") -> BarsAndLine:
         disable_xml_declaration=True,
         legend_at_bottom=True,
         legend_at_bottom_columns=2,
-        x_title=_("Meeting"),
-        y_title=_("Participants"),
-        x_label_rotation=0 if len(rows) <= 25 else 90,
-        show_minor_x_labels=len(rows) <= 40,
-        x_labels_major_every=max(1, len(rows) // 20) if len(rows) > 40 else None,
+        x_title=_("Meeting (number)"),
+        y_title=_("Participants per meeting"),
+        x_label_rotation=0 if count <= 20 else 90,
+        show_minor_x_labels=count <= 40,
+        x_labels_major_every=max(1, count // 20) if count > 40 else None,
         truncate_label=-1,
         print_zeroes=False,
+        allow_interruptions=True,
         width=800,
-        height=450,
+        height=470,
+        margin_right=26,
         dots_size=2.5,
         stroke_style={"width": 2},
         value_formatter=lambda v: format_decimal(round(v), locale=locale),
     )
     chart.add_xml_filter(_without_scripts)
-    chart.x_labels = [str(r.number) if r.number is not None else "" for r in rows]
-    onsite = [r.figures.onsite_participants or 0 for r in rows]
-    online = [r.figures.online_participants or 0 for r in rows]
-    chart.add(_("On site"), onsite)
-    chart.add(_("Online"), online)
-    if any(unsplit):
-        chart.add(_("On site or online (not split)"), unsplit)
+    chart.add_xml_filter(
+        _decorate(1, 3 if with_unsplit else 2, _("Cumulative participants (line, right axis)"))
+    )
+    chart.gap_indexes = {i for i, s in enumerate(slots) if s.gap}
+    chart.x_labels = [s.label for s in slots]
+    chart.add(_("On site"), [s.onsite for s in slots])
+    chart.add(_("Online (hatched)"), [s.online for s in slots])
+    if with_unsplit:
+        chart.add(_("On site or online (not split)"), [s.unsplit for s in slots])
     chart.add(
         _("Cumulative participants"),
-        [r.cumulative for r in rows],
+        [s.cumulative for s in slots],
         secondary=True,
         show_dots=True,
         fill=False,
@@ -133,6 +289,28 @@ def participants_chart(rows, title: str = "") -> BarsAndLine:
     return chart
 
 
+_CACHE: OrderedDict[str, str] = OrderedDict()
+_CACHE_SIZE = 64
+_LOCK = threading.Lock()
+
+
+def cache_key(slots: list[Slot], title: str) -> str:
+    raw = repr((current_language(), title, slots)).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
 def participants_svg(rows, title: str = "") -> str:
-    """The chart as an SVG document (text)."""
-    return participants_chart(rows, title).render(is_unicode=True)
+    """The chart as an SVG document (text), drawn once per language, title and figures."""
+    slots = chart_slots(rows)
+    key = cache_key(slots, title)
+    with _LOCK:
+        svg = _CACHE.get(key)
+        if svg is not None:
+            _CACHE.move_to_end(key)
+            return svg
+    svg = _chart(slots, title).render(is_unicode=True)
+    with _LOCK:
+        _CACHE[key] = svg
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return svg

@@ -31,7 +31,10 @@ class MeetingAttendance(Base):
     event_id: Mapped[int] = mapped_column(
         sa.ForeignKey("events.id", ondelete="CASCADE"), unique=True
     )
-    registered: Mapped[int] = mapped_column(default=0)  # 登録人数
+    # 登録人数: registrations for the meeting (None where only the mailing list is known).
+    registered: Mapped[int | None] = mapped_column()
+    # People on the mailing list at the time, as the history before the portal counts them.
+    mailing_list: Mapped[int | None] = mapped_column()
     participants: Mapped[int] = mapped_column(default=0)  # 参加者数
     company: Mapped[int] = mapped_column(default=0)  # 企業関係者
     university: Mapped[int] = mapped_column(default=0)  # 大学関係者

@@ -23,6 +23,7 @@ from portal.events.models import Event, EventPlugin, EventStatus, Series
 PLUGIN = "attendance"
 FIGURE_FIELDS = (
     "registered",
+    "mailing_list",
     "participants",
     "company",
     "university",
@@ -44,11 +45,18 @@ def event_day(event: Event) -> date:
     return event.starts_at.astimezone(ZoneInfo(event.timezone)).date()
 
 
+def _aware(moment):
+    from datetime import UTC
+
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Figures:
     """One meeting's figures, as reported (or as counted from registrations)."""
 
-    registered: int = 0
+    registered: int | None = 0  # 登録人数: registrations for the meeting (None: not known)
+    mailing_list: int | None = None  # people on the mailing list (imported history)
     participants: int = 0
     company: int = 0
     university: int = 0
@@ -187,11 +195,19 @@ def save_figures(
     session: Session, event: Event, figures: Figures, actor=None, now=None
 ) -> tuple[MeetingAttendance, str]:
     """Create or update the event's figures; returns the row and "created", "changed" or
-    "unchanged". Writing the same figures twice changes nothing (no audit entry either)."""
+    "unchanged". Writing the same figures twice changes nothing (no audit entry either).
+    Raises NotHeld for a meeting that has not ended yet (unless it was cancelled)."""
+    stamp = now or utcnow()
+    if (
+        not figures.cancelled
+        and event.status != EventStatus.cancelled
+        and event.ends_at is not None
+        and _aware(event.ends_at) > stamp
+    ):
+        raise NotHeld(event.slug)
     row = stored_row(session, event)
     values = {name: getattr(figures, name) for name in FIGURE_FIELDS}
     source = AttendanceSource(figures.source)
-    stamp = now or utcnow()
     if row is None:
         row = MeetingAttendance(event_id=event.id, source=source, **values)
         if source == AttendanceSource.import_:
@@ -219,6 +235,10 @@ def save_figures(
         **{name: getattr(figures, name) for name in FIGURE_FIELDS if name != "note"},
     )
     return row, outcome
+
+
+class NotHeld(ValueError):
+    """Figures are recorded only for meetings that have taken place (or were cancelled)."""
 
 
 class NoFigures(ValueError):

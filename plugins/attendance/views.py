@@ -27,6 +27,7 @@ from plugins.attendance.chart import participants_svg
 from portal.db import db
 from portal.events.models import Event, Series
 from portal.i18n import current_language
+from portal.params import int_arg
 
 bp = Blueprint("attendance", __name__, url_prefix="/<lang_code>", template_folder="templates")
 
@@ -58,8 +59,7 @@ def _series_or_404(slug: str) -> Series:
 
 
 def _year_arg() -> int | None:
-    raw = request.args.get("fy", "")
-    return int(raw) if raw.isdigit() else None
+    return int_arg("fy", minimum=1900, maximum=2200)
 
 
 def _statistics(slug: str):
@@ -112,6 +112,7 @@ def csv_table(stats) -> str:
             _("Date"),
             _("Fiscal year"),
             _("Registered"),
+            _("On the mailing list"),
             _("Participants"),
             _("Company"),
             _("University"),
@@ -138,7 +139,8 @@ def csv_table(stats) -> str:
                 cell(row.number),
                 row.day.isoformat(),
                 fiscal_year_label(row.fiscal_year),
-                f.registered,
+                cell(f.registered),
+                cell(f.mailing_list),
                 f.participants,
                 f.company,
                 f.university,
@@ -154,6 +156,7 @@ def csv_table(stats) -> str:
     writer.writerow(
         [
             _("Total"),
+            "",
             "",
             "",
             "",
@@ -200,6 +203,8 @@ def record(slug: str):
         row, outcome = services.record_from_registrations(db.session, event, actor=current_user)
     except services.NoFigures:
         flash(_("There are no registrations to count for this meeting yet."), "error")
+    except services.NotHeld:
+        flash(_("Figures can be saved only once the meeting has taken place."), "error")
     else:
         db.session.commit()
         flash(
@@ -214,3 +219,92 @@ def record(slug: str):
     if not target.startswith("/") or target.startswith("//"):
         target = url_for("attendance.statistics", slug=event.series.slug)
     return redirect(target)
+
+
+# -- the organiser's import page ---------------------------------------------------------------
+
+
+def _organiser_series_or_404(slug: str) -> Series:
+    series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
+    if series is None:
+        abort(404)
+    if not current_user.is_authenticated:
+        abort(current_app.login_manager.unauthorized())
+    if not services.is_organiser(current_user, series):
+        abort(404)
+    return series
+
+
+def _import_page(series, form, status=200, report=None, confirm=None, error=None):
+    return (
+        render_template(
+            "attendance/import.html",
+            series=series,
+            form=form,
+            report=report,
+            confirm=confirm,
+            error=error,
+            num=format_number,
+            meeting_label=meeting_label,
+        ),
+        status,
+    )
+
+
+@bp.route("/series/<slug>/statistics/import", methods=["GET", "POST"])
+def import_page(slug: str):
+    """Upload a table (CSV or .xlsx): a dry-run preview first, then the import itself."""
+    from plugins.attendance.forms import MAX_TABLE_CHARS, ConfirmForm, UploadForm
+    from plugins.attendance.importer import (
+        ImportFileError,
+        import_attendance,
+        read_table,
+        table_as_csv,
+    )
+
+    series = _organiser_series_or_404(slug)
+    form = UploadForm()
+    if request.method == "GET":
+        return _import_page(series, form)
+
+    confirm = ConfirmForm()
+    importing = "table" in request.form
+    if importing:
+        if not confirm.validate_on_submit():
+            abort(400)
+        text = confirm.table.data or ""
+        if len(text) > MAX_TABLE_CHARS:
+            return _import_page(series, form, 400, error=_("The file is too large."))
+    else:
+        if not form.validate_on_submit():
+            abort(400)
+        upload = form.file.data
+        if not upload or not getattr(upload, "filename", ""):
+            return _import_page(series, form, 400, error=_("Choose a file to import."))
+        try:
+            text = table_as_csv(read_table(upload.read(), upload.filename))
+        except ImportFileError as exc:
+            return _import_page(series, form, 400, error=exc.translated())
+
+    try:
+        report = import_attendance(db.session, text, series, actor=current_user)
+    except ImportFileError as exc:
+        db.session.rollback()
+        return _import_page(series, form, 400, error=exc.translated())
+    if not importing:
+        db.session.rollback()  # the preview saves nothing
+        confirm.table.data = text
+        return _import_page(series, form, report=report, confirm=confirm)
+    db.session.commit()
+    flash(
+        _(
+            "Imported: %(created)s created, %(changed)s changed, %(unchanged)s unchanged, "
+            "%(skipped)s skipped.",
+            created=report.created,
+            changed=report.changed,
+            unchanged=report.unchanged,
+            skipped=len(report.invalid),
+        ),
+        "success",
+    )
+    return redirect(url_for("attendance.statistics", slug=series.slug))

@@ -37,7 +37,7 @@ from plugins.membership.models import (
 )
 from plugins.membership.services import MembershipError
 from portal.accounts.models import Person
-from portal.csvexport import csv_response
+from portal.csvexport import csv_response, csv_stream_response
 from portal.db import db
 from portal.documents.models import Document, DocumentKind
 from portal.documents.pdf import render_pdf
@@ -45,6 +45,8 @@ from portal.documents.services import latest_for
 from portal.events.models import Series
 from portal.i18n import LANGUAGES, current_language, format_person_name, from_minor
 from portal.pagination import page_number, paginate
+from portal.params import int_or_none
+from portal.security import limit_email_form
 
 bp = Blueprint("membership", __name__, url_prefix="/<lang_code>", template_folder="templates")
 
@@ -130,10 +132,8 @@ def _membership_or_404(series: Series, membership_id: int) -> Membership:
 
 
 def _year_arg(series: Series) -> int:
-    raw = request.args.get("fy", "")
-    if raw.isdigit() and 2000 <= int(raw) <= 2100:
-        return int(raw)
-    return services.current_fiscal_year(series)
+    year = int_or_none(request.args.get("fy", ""), 2000, 2100)
+    return year if year is not None else services.current_fiscal_year(series)
 
 
 # -- organiser: overview ---------------------------------------------------------------------
@@ -301,19 +301,19 @@ def members_csv(slug: str):
     series = _series_or_404(slug)
     year = _year_arg(series)
     lang = current_language()
-    page = services.members_page(db.session, series, year, 1, 0)
-    table = [[_("Fiscal year"), _("Member company"), _("Name"), _("Email address"), _("How")]]
-    for row in page.items:
-        table.append(
-            [
+
+    def rows():
+        yield [_("Fiscal year"), _("Member company"), _("Name"), _("Email address"), _("How")]
+        for row in services.members_export(db.session, series, year):
+            yield [
                 year,
-                row.company.name.get(lang, series.default_language),
-                format_person_name(row.person, lang),
-                row.person.email or "",
-                str(HOW_LABELS[row.how]),
+                row.name.get(lang, series.default_language),
+                format_person_name(row, lang),
+                row.email or "",
+                str(HOW_LABELS[MemberHow(row.how)]),
             ]
-        )
-    return _csv_response(table, f"members-{series.slug}-{year}.csv")
+
+    return csv_stream_response(rows(), f"members-{series.slug}-{year}.csv")
 
 
 # -- organiser: companies --------------------------------------------------------------------
@@ -450,6 +450,7 @@ def member_remove(slug: str, company_id: int, person_id: int):
 
 
 @bp.post("/organiser/membership/<slug>/companies/<int:company_id>/invitations")
+@limit_email_form
 def organiser_invite(slug: str, company_id: int):
     series = _series_or_404(slug)
     company = _company_or_404(series, company_id)
@@ -683,6 +684,7 @@ def mine(slug: str):
 
 
 @bp.post("/membership/<slug>/companies/<int:company_id>/invitations")
+@limit_email_form
 def contact_invite(slug: str, company_id: int):
     _login_first()
     series = _public_series_or_404(slug)

@@ -33,7 +33,7 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from plugins.stripe_payments.models import (
     MOVES,
@@ -53,6 +53,7 @@ from portal.documents.models import Document, DocumentKind
 from portal.events.models import Event
 from portal.i18n import LANGUAGES, BilingualText, format_money, format_person_name, minor_units
 from portal.mail.services import queue_email
+from portal.params import int_or_none
 from portal.registration import services as registrations
 from portal.registration.models import Registration, RegistrationState
 
@@ -966,7 +967,11 @@ def verify_webhook(payload: bytes, signature: str | None) -> dict:
     secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
     stripe.WebhookSignature.verify_header(payload, signature, secret, WEBHOOK_TOLERANCE)
     stamps = [p.partition("=")[2] for p in signature.split(",") if p.startswith("t=")]
-    if not stamps or not stamps[0].isdigit() or int(stamps[0]) > time.time() + WEBHOOK_TOLERANCE:
+    if (
+        not stamps
+        or not (stamps[0].isascii() and stamps[0].isdigit())
+        or int(stamps[0]) > time.time() + WEBHOOK_TOLERANCE
+    ):
         raise stripe.SignatureVerificationError("Timestamp in the future", signature, payload)
     event = json.loads(payload.decode("utf-8"))
     if not isinstance(event, dict) or "id" not in event or "type" not in event:
@@ -984,7 +989,7 @@ def _payment_for_session(session: Session, obj: dict) -> Payment | None:
     raw_registration = str(metadata.get("registration_id") or "")
     if not raw_registration:
         raw_registration = str(obj.get("client_reference_id") or "").removeprefix("registration-")
-    if raw_payment.isdigit():
+    if int_or_none(raw_payment) is not None:
         payment = session.get(Payment, int(raw_payment))
         if (
             payment is not None
@@ -994,7 +999,7 @@ def _payment_for_session(session: Session, obj: dict) -> Payment | None:
         ):
             attach_session(session, payment.id, obj)
             return payment
-    if not raw_registration.isdigit():
+    if int_or_none(raw_registration) is None:
         return None
     registration = session.get(Registration, int(raw_registration))
     if registration is None:
@@ -1262,7 +1267,9 @@ def personal_data(session: Session, person: Person) -> dict:
     rows = session.scalars(
         sa.select(Payment)
         .where(Payment.person_id == person.id)
-        .options(joinedload(Payment.event), joinedload(Payment.receipt))
+        .options(
+            joinedload(Payment.event), joinedload(Payment.receipt), selectinload(Payment.refunds)
+        )
         .order_by(Payment.id)
     ).unique()
     return {
@@ -1299,3 +1306,18 @@ def forget_person(session: Session, person: Person) -> None:
             k: v for k, v in (payment.request_params or {}).items() if k not in _PERSONAL_KEYS
         }
         payment.note = ""
+    forget_webhook_payloads(session, person)
+
+
+def forget_webhook_payloads(session: Session, person: Person) -> None:
+    """Stored webhook events of the person's payments lose the customer details; any other
+    stored event that mentions the person's email address loses the address."""
+    from portal.scrub import contains, scrub_json
+
+    emails = {e for e in {person.email, getattr(person.user, "email", None)} if e}
+    payment_ids = set(session.scalars(sa.select(Payment.id).where(Payment.person_id == person.id)))
+    conditions = [ProcessedWebhookEvent.payment_id.in_(payment_ids)]
+    conditions += [contains(ProcessedWebhookEvent.payload, e) for e in emails]
+    for record in session.scalars(sa.select(ProcessedWebhookEvent).where(sa.or_(*conditions))):
+        own = record.payment_id in payment_ids
+        record.payload = scrub_json(record.payload or {}, emails, _PERSONAL_KEYS if own else ())

@@ -44,6 +44,9 @@ class WebinarAttendance(Base):
     )
     minutes: Mapped[int] = mapped_column(default=0)
     sessions: Mapped[int] = mapped_column(default=1)  # times the person joined
+    # From the report's join and leave times (first join, last leave), where it has them.
+    first_joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_left_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     registration: Mapped[Registration] = relationship()

@@ -29,7 +29,7 @@ import re
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -246,6 +246,10 @@ COLUMNS = {
         "attendeeemail",
         "メール",
         "メールアドレス",
+        "ユーザーのメール",  # Zoom's Japanese reports
+        "ユーザーのメールアドレス",
+        "参加者のメール",
+        "参加者のメールアドレス",
         "eメール",
         "ユーザーメール",
         "電子メール",
@@ -261,6 +265,8 @@ COLUMNS = {
         "氏名",
         "ユーザー名",
         "ユーザー名(元の名前)",
+        "名前(元の名前)",
+        "参加者名",
     ),
     "join": ("jointime", "join", "参加時刻", "参加時間", "入室時刻", "入室時間"),
     "leave": ("leavetime", "leave", "退出時刻", "退出時間", "退室時刻", "退室時間"),
@@ -300,6 +306,8 @@ class ReportRow:
     name: str
     email: str  # lower case
     minutes: int
+    joined: datetime | None = None  # as written in the report (the webinar's local time)
+    left: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -403,7 +411,16 @@ def parse_report(data: bytes) -> ParsedReport:
         if minutes is None and not _time(values.get("join", "")):
             report.skipped.append(SkippedRow(number, name, "did_not_attend"))
             continue
-        report.rows.append(ReportRow(number, name, email, minutes or 0))
+        report.rows.append(
+            ReportRow(
+                number,
+                name,
+                email,
+                minutes or 0,
+                joined=_time(values.get("join", "")),
+                left=_time(values.get("leave", "")),
+            )
+        )
     if columns is None:
         raise ReportError(
             _l(
@@ -423,6 +440,8 @@ class Attendee:
     lines: list[int] = field(default_factory=list)
     minutes: int = 0
     sessions: int = 0
+    first_joined: datetime | None = None  # local time of the report
+    last_left: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -455,6 +474,10 @@ def attendees(report: ParsedReport) -> list[Attendee]:
         attendee.minutes += row.minutes
         attendee.sessions += 1
         attendee.name = attendee.name or row.name
+        if row.joined and (attendee.first_joined is None or row.joined < attendee.first_joined):
+            attendee.first_joined = row.joined
+        if row.left and (attendee.last_left is None or row.left > attendee.last_left):
+            attendee.last_left = row.left
     return list(people.values())
 
 
@@ -507,9 +530,15 @@ def import_report(
         if registration.attendance_mode != AttendanceMode.online:
             out.unmatched.append(_unmatched(attendee, "onsite"))
             continue
+        joined_at = _utc(attendee.first_joined, event.timezone)
+        left_at = _utc(attendee.last_left, event.timezone)
         if registration.state == RegistrationState.confirmed:
             registrations.check_in(
-                session, registration, actor=actor, reason="webinar attendance report", now=now
+                session,
+                registration,
+                actor=actor,
+                reason="webinar attendance report",
+                now=joined_at if _during(event, joined_at, now) else now,
             )
             out.checked_in.append(registration)
         elif registration.state == RegistrationState.attended:
@@ -525,12 +554,20 @@ def import_report(
                     event_id=event.id,
                     minutes=attendee.minutes,
                     sessions=attendee.sessions,
+                    first_joined_at=joined_at,
+                    last_left_at=left_at,
                     imported_at=now,
                 )
             )
             out.recorded += 1
-        elif (row.minutes, row.sessions) != (attendee.minutes, attendee.sessions):
+        elif (row.minutes, row.sessions, _aware(row.first_joined_at), _aware(row.last_left_at)) != (
+            attendee.minutes,
+            attendee.sessions,
+            joined_at,
+            left_at,
+        ):
             row.minutes, row.sessions, row.imported_at = attendee.minutes, attendee.sessions, now
+            row.first_joined_at, row.last_left_at = joined_at, left_at
             out.recorded += 1
         else:
             out.unchanged += 1
@@ -547,6 +584,34 @@ def import_report(
             unmatched=len(out.unmatched),
         )
     return out
+
+
+def _utc(local: datetime | None, tz: str) -> datetime | None:
+    """A report's time (the webinar's local time, without zone) in UTC."""
+    if local is None:
+        return None
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=ZoneInfo(tz))
+    return local.astimezone(UTC)
+
+
+def _during(event: Event, moment: datetime | None, now: datetime) -> bool:
+    """Whether a report's join time can be the check-in time: on the meeting's day, not later
+    than now (a report of another day keeps the time of the import)."""
+    if moment is None:
+        return False
+    start = _aware(event.starts_at)
+    return (
+        start - timedelta(hours=12)
+        <= moment
+        <= min(now, _aware(event.ends_at) + timedelta(hours=12))
+    )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def _unmatched(attendee: Attendee, reason: str, state=None) -> Unmatched:

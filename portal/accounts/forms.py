@@ -45,15 +45,28 @@ _NOT_COUNTRIES = {"EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"}
 _KANA = re.compile(r"^[\u3041-\u3096\u30a1-\u30fa\u30fc\u30fb\u309d\u309e\u30fd\u30fe\s　]*$")
 
 
+# Listed first, in this order, on pages of that language (most people come from there).
+FIRST_COUNTRIES = {"ja": ("JP",), "en": ("US", "JP")}
+
+
 def country_choices(lang: str | None = None) -> list[SelectChoice]:
-    """ISO 3166 codes with names in the reader's language, sorted by name."""
-    names = Locale.parse(lang or current_language()).territories
+    """ISO 3166 codes with names in the reader's language, sorted by name; 日本 first on
+    Japanese pages (the United States and Japan first on English ones)."""
+    lang = lang or current_language()
+    names = Locale.parse(lang).territories
     countries = [
         SelectChoice(code, name)
         for code, name in names.items()
         if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES
     ]
-    return sorted(countries, key=lambda choice: choice.label)
+    first = FIRST_COUNTRIES.get(lang, ())
+    return sorted(
+        countries,
+        key=lambda choice: (
+            first.index(choice.value) if choice.value in first else len(first),
+            choice.label,
+        ),
+    )
 
 
 def country_name(code: str, lang: str | None = None) -> str:

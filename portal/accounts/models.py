@@ -11,7 +11,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from flask_login import UserMixin
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.db import Base, UTCDateTime, utcnow
 
@@ -28,6 +28,21 @@ class Role(enum.StrEnum):
     member = "member"
 
 
+def normalise_domain(value: str | None) -> str:
+    """An email domain as compared everywhere: lower case, no "@" or final dot, IDNA (ASCII)."""
+    value = (value or "").strip().lower().lstrip("@").rstrip(".")
+    try:
+        return value.encode("idna").decode("ascii") if value else ""
+    except UnicodeError:
+        return value
+
+
+def email_domain(email: str | None) -> str:
+    """The normalised part after the last "@" of an address; "" without one."""
+    _, at, domain = (email or "").strip().lower().rpartition("@")
+    return normalise_domain(domain) if at else ""
+
+
 class Person(Base):
     __tablename__ = "people"
 
@@ -42,6 +57,9 @@ class Person(Base):
     sector: Mapped[Sector | None] = mapped_column(sa.Enum(Sector, native_enum=False, length=20))
     country: Mapped[str] = mapped_column(sa.String(2), default="")
     preferred_language: Mapped[str] = mapped_column(sa.String(2), default="ja")
+    # Names, reading (kana and romaji) and email folded into one string for searching
+    # (portal.accounts.search; kept fresh on every change by a session listener).
+    search_key: Mapped[str] = mapped_column(sa.String(500), default="")
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -63,6 +81,9 @@ class User(UserMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(sa.ForeignKey("people.id"), unique=True)
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    # ``email_domain(email)``, kept by ``_set_email_domain``: corporate membership matches a
+    # company's domains on it with equality (an index lookup, not a LIKE over every account).
+    email_domain: Mapped[str] = mapped_column(sa.String(253), default="", index=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     is_admin: Mapped[bool] = mapped_column(default=False)
@@ -75,6 +96,11 @@ class User(UserMixin, Base):
     roles: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
     )
+
+    @validates("email")
+    def _set_email_domain(self, _key, value):
+        self.email_domain = email_domain(value)
+        return value
 
     def get_id(self) -> str:
         # Flask-Login stores this; changing the password changes it and ends old sessions.
@@ -129,3 +155,27 @@ class LoginAttempt(Base):
     email: Mapped[str] = mapped_column(sa.String(254), index=True)
     remote_addr: Mapped[str] = mapped_column(sa.String(64), index=True)
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+# The index of the folded search key: on PostgreSQL a trigram index (pg_trgm, GIN), which serves
+# LIKE '%…%' in the global people searches; elsewhere an ordinary index.
+sa.event.listen(
+    Person.__table__,
+    "before_create",
+    sa.DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
+)
+sa.Index(
+    "ix_people_search_key",
+    Person.search_key,
+    postgresql_using="gin",
+    postgresql_ops={"search_key": "gin_trgm_ops"},
+)
+
+
+def _install_search_keys() -> None:
+    from portal.accounts import search
+
+    search.install()
+
+
+_install_search_keys()

@@ -75,6 +75,11 @@ def event_with_programme(session: Session, slug: str) -> Event | None:
     )
 
 
+def event_summary(session: Session, slug: str):
+    """The event's id and status by its address: one light query (no ORM objects)."""
+    return session.execute(sa.select(Event.id, Event.status).where(Event.slug == slug)).first()
+
+
 def can_view(event: Event, user) -> bool:
     if event.status != EventStatus.draft:
         return True

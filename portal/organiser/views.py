@@ -307,23 +307,14 @@ def plugin_settings(slug: str, name: str):
 
 
 def find_people(query: str, limit: int = SPEAKER_RESULTS) -> list[Person]:
-    """People whose name, reading, romanised name or email contains every word typed."""
+    """People whose name, reading (kana or romaji), romanised name or email contains every
+    word typed, kana and full-/half-width alike (``Person.search_key``)."""
     words = [w for w in (query or "").split() if w]
     if not words:
         return []
-    stmt = sa.select(Person).where(Person.anonymised_at.is_(None))
-    for word in words:
-        like = f"%{word}%"
-        stmt = stmt.where(
-            sa.or_(
-                Person.family_name.ilike(like),
-                Person.given_name.ilike(like),
-                Person.family_name_kana.ilike(like),
-                Person.given_name_kana.ilike(like),
-                Person.romanized_name.ilike(like),
-                Person.email.ilike(like),
-            )
-        )
+    from portal.accounts.search import person_matches
+
+    stmt = sa.select(Person).where(Person.anonymised_at.is_(None), person_matches(query))
     stmt = stmt.order_by(Person.family_name, Person.given_name, Person.id).limit(limit)
     return list(db.session.scalars(stmt).unique())
 

@@ -33,10 +33,11 @@ from sqlalchemy.orm import Session, joinedload
 
 from portal import audit, plugins
 from portal.accounts.models import Person, Role, Sector
-from portal.db import utcnow
+from portal.db import db, utcnow
 from portal.events.models import AttendanceMode, Event, EventStatus
 from portal.i18n import LANGUAGES, BilingualText
 from portal.mail.services import queue_email
+from portal.params import int_or_none
 from portal.registration.models import (
     FeeCategory,
     Registration,
@@ -73,6 +74,8 @@ ACTION_LABELS = {
     "mode_switched": _l("Attendance mode changed"),
     "state_changed_by_organiser": _l("State changed by an organiser"),
     "repriced": _l("Price recalculated"),
+    "ticket_revoked": _l("Ticket revoked and issued again"),
+    "reception_checked_in": _l("Checked in at the exchange meeting"),
 }
 
 MODE_LABELS = {
@@ -292,7 +295,8 @@ def _resolve_category(
         return None
     else:
         raw = str(value)
-        category = session.get(FeeCategory, int(raw)) if raw.isdigit() else None
+        category_id = int_or_none(raw)
+        category = session.get(FeeCategory, category_id) if category_id is not None else None
     if (
         category is None
         or category.event_id != event.id
@@ -393,6 +397,7 @@ def lock_event(session: Session, event: Event) -> _Locked:
     PostgreSQL: ``SELECT … FOR UPDATE`` on the event row, held until the transaction ends.
     SQLite: the writing transaction began with BEGIN IMMEDIATE, so it holds the write lock.
     """
+    db.take_write_lock(session)  # SQLite, after a request's reading part (defer_write_lock)
     row = session.execute(
         sa.select(Event.status, Event.capacity_onsite, Event.capacity_online)
         .where(Event.id == event.id)
@@ -455,6 +460,9 @@ def _email(session: Session, registration: Registration, template: str, **contex
     )
     if registration.state == S.waitlisted and "position" not in context:
         context["position"] = waitlist_position(session, registration)
+    from portal.tickets.services import ticket_email_parts
+
+    context.update(ticket_email_parts(session, registration, template, lang))
     queue_email(
         session,
         person.email,
@@ -492,6 +500,9 @@ def _notify(
         reason=reason,
         **data,
     )
+    from portal.tickets.services import ensure_ticket
+
+    ensure_ticket(session, registration, actor=actor)
     if email:
         _email(session, registration, email, reason=reason)
     plugins.event_hooks(registration.event).registration_changed(
@@ -1270,34 +1281,12 @@ def get_for_person(session: Session, reg_id: int, user) -> Registration | None:
     )
 
 
-def _like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def person_search(q: str):
-    """A condition: every word of ``q`` is in the name (either script, kana, romanised) or email."""
-    conditions = []
-    for term in (q or "").split():
-        pattern = _like(term)
-        conditions.append(
-            sa.or_(
-                *(
-                    column.ilike(pattern, escape="\\")
-                    for column in (
-                        Person.family_name,
-                        Person.given_name,
-                        Person.family_name_kana,
-                        Person.given_name_kana,
-                        Person.romanized_name,
-                        Person.email,
-                        Person.family_name + Person.given_name,
-                        Person.family_name_kana + Person.given_name_kana,
-                    )
-                )
-            )
-        )
-    return sa.and_(*conditions) if conditions else sa.true()
+    """A condition: every word of ``q`` is in the person's folded search key (name in either
+    script, kana, romaji, romanised name, email; kana and full/half width alike)."""
+    from portal.accounts.search import person_matches
+
+    return person_matches(q)
 
 
 def organiser_list(
@@ -1323,8 +1312,8 @@ def organiser_list(
         stmt = stmt.where(Registration.state == RegistrationState(state))
     if mode in {m.value for m in AttendanceMode}:
         stmt = stmt.where(Registration.attendance_mode == AttendanceMode(mode))
-    if str(fee_category_id).isdigit():
-        stmt = stmt.where(Registration.fee_category_id == int(fee_category_id))
+    if int_or_none(fee_category_id) is not None:
+        stmt = stmt.where(Registration.fee_category_id == int_or_none(fee_category_id))
     if sector in {s.value for s in Sector}:
         stmt = stmt.where(Person.sector == Sector(sector))
     if q and q.strip():

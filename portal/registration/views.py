@@ -28,8 +28,9 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
+from portal import people
 from portal.accounts.models import Person
-from portal.csvexport import csv_response
+from portal.csvexport import csv_stream_response
 from portal.db import db, utcnow
 from portal.events import services as event_services
 from portal.events.models import AttendanceMode, Event, EventStatus
@@ -41,6 +42,7 @@ from portal.i18n import (
     from_minor,
 )
 from portal.pagination import page_number, paginate
+from portal.params import int_or_none
 from portal.registration import forms, services
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from portal.registration.services import MODE_LABELS, SECTOR_LABELS, STATE_LABELS
@@ -139,6 +141,9 @@ def _draft_get(event: Event) -> dict | None:
 @bp.route("/events/<slug>/register", methods=["GET", "POST"])
 def register(slug: str):
     """Registration form → confirmation step (price lines, total) → register."""
+    if request.method == "POST" and request.form.get("step") == "confirm":
+        # Read and check first; SQLite's write lock only from services.register's event lock.
+        db.defer_write_lock()
     event = _event_or_404(slug)
     closed = _closed_message(event)
     if current_user.is_authenticated:
@@ -217,6 +222,9 @@ def register(slug: str):
             waitlist=full is not None and full <= 0,
             payment_days=services.settings_for(db.session, event).payment_days,
         )
+    from portal.tickets.services import prepare_token
+
+    prepare_token()  # the ticket's QR code encoded before the event lock, not under it
     try:
         registration = services.register(
             db.session, event, person, privacy_accepted=form.privacy.data, **choices
@@ -406,9 +414,13 @@ def index(slug: str):
 def export(slug: str):
     event = _organiser_event(slug)
     fields = services.registration_fields(event)
-    rows = db.session.scalars(services.organiser_list(event, **_filters())).unique()
-    table = [
-        [
+    # Streamed a few hundred rows at a time (many-to-one eager loads only: no unique()).
+    stmt = services.organiser_list(event, **_filters()).execution_options(yield_per=500)
+    default_lang = event.series.default_language
+    tz = ZoneInfo(event.timezone)
+
+    def rows():
+        yield [
             _("ID"),
             _("Family name"),
             _("Given name"),
@@ -427,12 +439,9 @@ def export(slug: str):
             _("Checked in at"),
             *[str(f.label) for f in fields],
         ]
-    ]
-    default_lang = event.series.default_language
-    for r in rows:
-        p = r.person
-        table.append(
-            [
+        for r in db.session.scalars(stmt):
+            p = r.person
+            yield [
                 r.id,
                 p.family_name,
                 p.given_name,
@@ -447,14 +456,14 @@ def export(slug: str):
                 str(STATE_LABELS[r.state]),
                 str(from_minor(r.total_minor, r.currency)),
                 r.currency,
-                r.created_at.astimezone(ZoneInfo(event.timezone)).strftime("%Y-%m-%d %H:%M"),
-                r.checked_in_at.astimezone(ZoneInfo(event.timezone)).strftime("%Y-%m-%d %H:%M")
+                r.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                r.checked_in_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
                 if r.checked_in_at
                 else "",
                 *[_answer_text(r.answers.get(f.name)) for f in fields],
             ]
-        )
-    return csv_response(table, f"{event.slug}-registrations.csv")
+
+    return csv_stream_response(rows(), f"{event.slug}-registrations.csv")
 
 
 def _answer_text(value) -> str:
@@ -477,18 +486,25 @@ def add(slug: str):
     form.fee_category.choices = _category_choices(event, categories)
     if len(event.attendance_modes) == 1 and not form.attendance_mode.data:
         form.attendance_mode.data = event.attendance_modes[0].value
-    q = request.args.get("q", "").strip()[:100]
+    q = request.values.get("q", "").strip()[:100]
     person = None
     person_id = request.values.get("person_id", "")
-    if person_id.isdigit():
+    if int_or_none(person_id) is not None:
         person = db.session.get(Person, int(person_id))
+        # Only people of the organiser's series, or the one whose exact email was typed.
+        if not people.may_see(db.session, current_user, person, q):
+            person, person_id = None, ""
         form.person_id.data = person_id if person else ""
     found = []
     if q and person is None:
         found = list(
             db.session.scalars(
                 sa.select(Person)
-                .where(services.person_search(q), Person.anonymised_at.is_(None))
+                .where(
+                    services.person_search(q),
+                    Person.anonymised_at.is_(None),
+                    people.findable(current_user, q),
+                )
                 .order_by(Person.family_name_kana, Person.romanized_name, Person.id)
                 .limit(20)
             )
@@ -544,7 +560,7 @@ def add(slug: str):
         return redirect(url_for(".detail", slug=slug, reg_id=error.registration.id))
     except services.RegistrationError as error:
         db.session.rollback()
-        person = db.session.get(Person, int(person_id)) if person_id.isdigit() else None
+        person = db.session.get(Person, int(person_id)) if person_id else None
         _attach_error(form, error)
         return show(400)
     flash(
@@ -678,18 +694,21 @@ def check_in(slug: str, reg_id: int):
     registration = _event_registration(event, reg_id)
     q = request.form.get("q", "")
     if forms.ConfirmForm().validate():
-        try:
-            services.check_in(db.session, registration, actor=current_user)
-            db.session.commit()
-            flash(_("%(name)s: attended.", name=format_person_name(registration.person)), "success")
-        except services.RegistrationError:
-            db.session.rollback()
-            registration = _event_registration(event, reg_id)
-            if registration.state == RegistrationState.attended:
-                message = _("%(name)s is already checked in.")
-            else:
-                message = _("%(name)s cannot be checked in: the registration is not confirmed.")
-            flash(message % {"name": format_person_name(registration.person)}, "error")
+        from portal.tickets import services as tickets
+
+        result = tickets.check_in(db.session, event, registration, actor=current_user)
+        db.session.commit()
+        name = format_person_name(registration.person)
+        if result.ok:
+            flash(_("%(name)s: attended.", name=name), "success")
+        elif result.code == "already":
+            flash(_("%(name)s is already checked in.") % {"name": name}, "error")
+        elif result.code == "online_only":
+            message = _("%(name)s cannot be checked in: registered to attend online.")
+            flash(message % {"name": name}, "error")
+        else:
+            message = _("%(name)s cannot be checked in: the registration is not confirmed.")
+            flash(message % {"name": name}, "error")
     return redirect(url_for(".check_in_page", slug=slug, q=q or None))
 
 

@@ -17,7 +17,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from portal.i18n import BilingualText
 
@@ -89,13 +89,7 @@ class ProfileForm(FlaskForm):
     )
     given_name_kana = StringField(_l("Given name (kana)"), [Optional(), Length(max=100), kana_only])
     romanized_name = StringField(_l("Name in Latin letters"), [Optional(), Length(max=200)])
-    country = StringField(
-        _l("Country (two-letter code, e.g. JP)"),
-        [
-            Optional(),
-            Regexp(r"^[A-Za-z]{2}$", message=_l("Please enter a two-letter country code.")),
-        ],
-    )
+    country = SelectField(_l("Country or region"), [Optional()], validate_choice=False, choices=[])
     title_ja = StringField(_l("Honorific title (Japanese)"), [Optional(), Length(max=100)])
     title_en = StringField(_l("Honorific title (English)"), [Optional(), Length(max=100)])
     position_ja = StringField(_l("Position (Japanese)"), [Optional(), Length(max=200)])
@@ -114,6 +108,19 @@ class ProfileForm(FlaskForm):
     )
     photo = FileField(_l("Photo (JPEG, PNG or WebP, at most 5 MB)"))
     publish_consent = BooleanField(_l("Consent to publish the profile"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from portal.accounts.forms import country_choices
+
+        self.country.choices = [choice("", _l("Not given")), *country_choices()]
+
+    def validate_country(self, field):
+        from portal.accounts.forms import country_choices
+
+        field.data = (field.data or "").upper()
+        if field.data and field.data not in {c.value for c in country_choices()}:
+            raise ValidationError(_l("Please choose a country or region."))
 
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)

@@ -16,9 +16,7 @@ For the areas that come later (abstracts, archive, programme):
 
 from __future__ import annotations
 
-import csv
 import enum
-import io
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -162,15 +160,19 @@ def talk_self_introduction(talk: Talk, profile: SpeakerProfile | None) -> Biling
     return profile.self_introduction if profile is not None else BilingualText()
 
 
-def _search_conditions(query: str | None, organiser: bool, public: bool) -> list:
+def _search_conditions(query: str | None, organiser: bool, public: bool, email_scope=None) -> list:
+    """``email_scope``: a condition on ``Person`` whose emails match in part (the people of
+    the organiser's series, ``portal.people.visible_to``); everyone else's email matches
+    only when the whole address is typed. None: any email matches in part."""
     key = SpeakerProfile.public_search_key if public else SpeakerProfile.search_key
     conditions = [SpeakerProfile.merged_into_id.is_(None), Person.anonymised_at.is_(None)]
     for term in search.query_terms(query):
         condition = key.like(search.like_pattern(term), escape="\\")
         if organiser and "@" in term:
-            condition = sa.or_(
-                condition, SpeakerProfile.email_key.like(search.like_pattern(term), escape="\\")
-            )
+            partial = SpeakerProfile.email_key.like(search.like_pattern(term), escape="\\")
+            if email_scope is not None:
+                partial = sa.or_(sa.and_(email_scope, partial), SpeakerProfile.email_key == term)
+            condition = sa.or_(condition, partial)
         conditions.append(condition)
     return conditions
 
@@ -206,18 +208,25 @@ def speakers_page(
     per_page: int = 20,
     organiser: bool = False,
     public: bool = True,
+    email_scope=None,
 ) -> Page:
-    """One page of ``search_speakers`` in four queries, whatever the number of speakers:
-    count and ids on narrow columns (no biographies sorted or counted), then the rows."""
+    """One page of ``search_speakers`` in three queries, whatever the number of speakers: the
+    page's ids on narrow columns, one more than shown to know whether a next page exists (no
+    count of every match: ``Page.total`` is None until the last page), then the rows."""
     narrow = (
         sa.select(SpeakerProfile.id)
         .join(Person, Person.id == SpeakerProfile.person_id)
-        .where(*_search_conditions(query, organiser, public))
+        .where(*_search_conditions(query, organiser, public, email_scope))
     )
-    total = session.scalar(sa.select(sa.func.count()).select_from(narrow.subquery())) or 0
     ids = list(
-        session.scalars(narrow.order_by(*_sort(lang)).limit(per_page).offset((page - 1) * per_page))
+        session.scalars(
+            narrow.order_by(*_sort(lang)).limit(per_page + 1).offset((page - 1) * per_page)
+        )
     )
+    more = len(ids) > per_page
+    ids = ids[:per_page]
+    # Known exactly on the last page (not on one past the end, which shows nothing).
+    total = None if more or (page > 1 and not ids) else (page - 1) * per_page + len(ids)
     rows = (
         {
             p.id: p
@@ -233,7 +242,11 @@ def speakers_page(
         else {}
     )
     return Page(
-        items=[rows[i] for i in ids if i in rows], page=page, per_page=per_page, total=total
+        items=[rows[i] for i in ids if i in rows],
+        page=page,
+        per_page=per_page,
+        total=total,
+        more=more,
     )
 
 
@@ -1038,44 +1051,65 @@ CSV_COLUMNS = (
 _cell = safe_cell
 
 
-def speakers_csv(session: Session) -> str:
-    """Every (unmerged) speaker as CSV, UTF-8 with a byte-order mark for spreadsheets."""
-    talk_counts = dict(
-        session.execute(
-            sa.select(Talk.speaker_id, sa.func.count())
-            .where(Talk.speaker_id.is_not(None))
-            .group_by(Talk.speaker_id)
-        ).all()
+def speakers_csv_rows(session: Session):
+    """The speakers CSV, the header first, one row at a time: one statement on narrow columns
+    (the current affiliation and the number of talks joined in), read 500 rows at a time, so
+    neither memory nor the number of statements grows with the number of speakers."""
+    yield [str(label) for _, label in CSV_COLUMNS]
+    talks = (
+        sa.select(Talk.speaker_id, sa.func.count().label("n"))
+        .where(Talk.speaker_id.is_not(None))
+        .group_by(Talk.speaker_id)
+        .subquery()
     )
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([str(label) for _, label in CSV_COLUMNS])
-    profiles = session.scalars(
-        sa.select(SpeakerProfile)
-        .join(SpeakerProfile.person)
+    # current_affiliation() in SQL: the open-ended (or not yet ended) entry that started last.
+    other = sa.orm.aliased(Affiliation)
+    current = (
+        sa.select(other.id)
+        .where(
+            other.person_id == Person.id,
+            sa.or_(other.ended_on.is_(None), other.ended_on >= date.today()),
+        )
+        .order_by(sa.func.coalesce(other.started_on, date.min).desc(), other.id.desc())
+        .limit(1)
+        .correlate(Person)
+        .scalar_subquery()
+    )
+    stmt = (
+        sa.select(
+            Person.id,
+            *(getattr(Person, name) for name in PERSON_FIELDS),
+            Person.affiliation,
+            Person.email,
+            SpeakerProfile.links,
+            SpeakerProfile.publish_consent,
+            *(getattr(SpeakerProfile, name) for name in PROFILE_TEXT_FIELDS),
+            sa.func.coalesce(talks.c.n, 0).label("talks"),
+            Affiliation.organisation,
+        )
+        .select_from(SpeakerProfile)
+        .join(Person, Person.id == SpeakerProfile.person_id)
+        .outerjoin(talks, talks.c.speaker_id == Person.id)
+        .outerjoin(Affiliation, Affiliation.id == current)
         .where(SpeakerProfile.merged_into_id.is_(None), Person.anonymised_at.is_(None))
-        .options(contains_eager(SpeakerProfile.person), selectinload(SpeakerProfile.affiliations))
         .order_by(SpeakerProfile.sort_kana, SpeakerProfile.person_id)
-    ).unique()
-    for profile in profiles:
-        person = profile.person
-        current = profile.current_affiliation
+        .execution_options(yield_per=500)
+    )
+    for r in session.execute(stmt):
         row = {
-            "id": person.id,
-            **{name: getattr(person, name) for name in PERSON_FIELDS},
-            "email": person.email or "",
-            "links": " ".join(link["url"] for link in profile.links or []),
-            "publish_consent": "1" if profile.publish_consent else "0",
-            "talks": talk_counts.get(person.id, 0),
-            "affiliation_ja": current.organisation.ja if current else person.affiliation,
-            "affiliation_en": current.organisation.en if current else "",
+            "id": r.id,
+            **{name: getattr(r, name) for name in PERSON_FIELDS},
+            "email": r.email or "",
+            "links": " ".join(link["url"] for link in r.links or []),
+            "publish_consent": "1" if r.publish_consent else "0",
+            "talks": r.talks,
+            "affiliation_ja": r.organisation.ja if r.organisation else r.affiliation,
+            "affiliation_en": r.organisation.en if r.organisation else "",
         }
         for name in PROFILE_TEXT_FIELDS:
-            row[f"{name}_ja"] = getattr(profile, name).ja
-            row[f"{name}_en"] = getattr(profile, name).en
-        writer.writerow([_cell(row[key]) for key, _ in CSV_COLUMNS])
-    return out.getvalue()
+            row[f"{name}_ja"] = getattr(r, name).ja
+            row[f"{name}_en"] = getattr(r, name).en
+        yield [row[key] for key, _ in CSV_COLUMNS]
 
 
 # -- personal data ----------------------------------------------------------------------------
