@@ -8,7 +8,7 @@
   (``<a:t>`` runs). The text is folded for search by ``fold``: NFKC (full-width letters become
   ordinary ones), lower case, and no white space at all (so that a Japanese word broken across
   lines is still found); a query is folded the same way, piece by piece.
-- Files live in ``UPLOAD_FOLDER/archive/`` under a random name with the type's extension and
+- Files live under ``archive/`` in the file storage (``portal/storage.py``) under a random name with the type's extension and
   are only ever served through the checked view.
 """
 
