@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from flask import Flask, abort, g, redirect, request, url_for
-from flask_babel import Babel
-from flask_login import LoginManager
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError
 
 from portal import config as portal_config
 from portal.db import db
+from portal.extensions import babel, csrf, login_manager
 from portal.i18n import LANGUAGES, select_locale
 from portal.params import int_or_none
 
-babel = Babel()
-login_manager = LoginManager()
-csrf = CSRFProtect()
+__all__ = ["babel", "create_app", "csrf", "login_manager"]  # old import path of the extensions
 
 
 def create_app(overrides: dict | None = None) -> Flask:

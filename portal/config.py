@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from portal.text import truthy
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "portal"
 # A checkout (or editable install) has pyproject.toml next to portal/; an installed wheel has
@@ -98,7 +100,7 @@ class ConfigError(RuntimeError):
 
 def _parse(raw: str, kind: type | None):
     if kind is bool:
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
+        return truthy(raw)
     if kind is int:
         return int(raw)
     return raw

@@ -34,7 +34,7 @@ from portal.accounts.models import Person, User
 from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event
-from portal.i18n import current_language
+from portal.i18n import BilingualText, current_language
 from portal.pagination import page_number, paginate
 from portal.params import int_or_none
 
@@ -449,7 +449,7 @@ def _actor_names(entries) -> dict[int, str]:
 def _candidates(event: Event, abstract: Abstract) -> list[tuple[Person, str | None]]:
     people = services.reviewer_candidates(db.session, event)
     taken = {a.reviewer_id for a in abstract.assignments}
-    current = services._current_affiliations(
+    current = services.current_affiliations(
         db.session, [*people, *(a.person for a in abstract.authors)]
     )
     return [(p, services.conflict(p, abstract, current)) for p in people if p.id not in taken]
@@ -615,10 +615,8 @@ def email_text(slug: str, kind: str):
                 db.session,
                 event,
                 kind,
-                services.BilingualText(
-                    ja=form.subject_ja.data or "", en=form.subject_en.data or ""
-                ),
-                services.BilingualText(ja=form.body_ja.data or "", en=form.body_en.data or ""),
+                BilingualText(ja=form.subject_ja.data or "", en=form.subject_en.data or ""),
+                BilingualText(ja=form.body_ja.data or "", en=form.body_en.data or ""),
                 current_user,
             )
             db.session.commit()

@@ -34,20 +34,17 @@ from plugins.archive import files
 from plugins.archive.models import ArchiveAccessLog, ArchiveItem, ItemKind
 from portal import audit, plugins
 from portal.accounts.models import Person, Role
+from portal.errors import UserError
 from portal.events.models import Event, EventPlugin, EventStatus, Series, Talk
 from portal.i18n import BilingualText
+from portal.text import LIKE_ESCAPE, like_pattern
 
 PLUGIN = "archive"
 DEFAULT_MAX_FILE_MB = 50
 
 
-class ArchiveError(ValueError):
+class ArchiveError(UserError):
     """A change that is not possible; ``message`` is translated for the form."""
-
-    def __init__(self, message, field: str | None = None):
-        super().__init__(str(message))
-        self.message = message
-        self.field = field
 
 
 # -- who may do what -------------------------------------------------------------------------
@@ -267,11 +264,6 @@ def _title_text(lang: str):
     return sa.func.lower(sa.type_coerce(Talk.title, sa.JSON)[lang].as_string())
 
 
-def like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def query_terms(query: str | None) -> list[str]:
     """The pieces of a query, folded like the stored text; every one must match."""
     return [files.fold(t) for t in (query or "").split() if files.fold(t)][:8]
@@ -280,7 +272,7 @@ def query_terms(query: str | None) -> list[str]:
 def _term_matches(term: str, access: Access | None = None):
     """Title, speaker's name or the item titles match; the text of the slides only where the
     reader may open them (``access``; None = everything, for internal use)."""
-    pattern = like(term)
+    pattern = like_pattern(term)
     speaker = (
         sa.select(Person.id)
         .where(
@@ -289,13 +281,13 @@ def _term_matches(term: str, access: Access | None = None):
                 sa.func.lower(
                     sa.func.coalesce(Person.family_name, "")
                     + sa.func.coalesce(Person.given_name, "")
-                ).like(pattern, escape="\\"),
+                ).like(pattern, escape=LIKE_ESCAPE),
                 sa.func.lower(
                     sa.func.coalesce(Person.family_name_kana, "")
                     + sa.func.coalesce(Person.given_name_kana, "")
-                ).like(pattern, escape="\\"),
+                ).like(pattern, escape=LIKE_ESCAPE),
                 sa.func.lower(sa.func.replace(Person.romanized_name, " ", "")).like(
-                    pattern, escape="\\"
+                    pattern, escape=LIKE_ESCAPE
                 ),
             ),
         )
@@ -312,20 +304,20 @@ def _term_matches(term: str, access: Access | None = None):
         .where(
             ArchiveItem.talk_id == Talk.id,
             sa.or_(
-                sa.and_(text_visible, ArchiveItem.text_key.like(pattern, escape="\\")),
+                sa.and_(text_visible, ArchiveItem.text_key.like(pattern, escape=LIKE_ESCAPE)),
                 sa.func.lower(sa.type_coerce(ArchiveItem.title, sa.JSON)["ja"].as_string()).like(
-                    pattern, escape="\\"
+                    pattern, escape=LIKE_ESCAPE
                 ),
                 sa.func.lower(sa.type_coerce(ArchiveItem.title, sa.JSON)["en"].as_string()).like(
-                    pattern, escape="\\"
+                    pattern, escape=LIKE_ESCAPE
                 ),
             ),
         )
         .exists()
     )
     return sa.or_(
-        sa.func.replace(_title_text("ja"), " ", "").like(pattern, escape="\\"),
-        sa.func.replace(_title_text("en"), " ", "").like(pattern, escape="\\"),
+        sa.func.replace(_title_text("ja"), " ", "").like(pattern, escape=LIKE_ESCAPE),
+        sa.func.replace(_title_text("en"), " ", "").like(pattern, escape=LIKE_ESCAPE),
         speaker,
         slides,
     )

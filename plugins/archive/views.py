@@ -28,10 +28,10 @@ from plugins.archive import files, forms, services
 from plugins.archive.models import ArchiveItem, FileType, ItemKind
 from plugins.archive.services import ArchiveError
 from portal import plugins
-from portal.app import csrf
 from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event, Series, Talk
+from portal.extensions import csrf
 from portal.pagination import page_number, paginate_next
 from portal.params import int_arg, int_or_none
 

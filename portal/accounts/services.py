@@ -24,7 +24,9 @@ from portal.accounts.models import LoginAttempt, Person, Sector, User
 from portal.accounts.passwords import hash_password, needs_rehash, verify_password
 from portal.audit import AuditEntry
 from portal.db import utcnow
+from portal.errors import UserError
 from portal.i18n import LANGUAGES, BilingualText
+from portal.links import external_url
 from portal.mail.services import queue_email
 from portal.scrub import forget_in_outbox
 from portal.speakers.services import forget_speaker, speaker_personal_data
@@ -46,13 +48,13 @@ PERSON_FIELDS = (
 )
 
 
-class AccountError(ValueError):
-    """A state change that is not allowed; ``field`` names the form field to show it on."""
+class AccountError(UserError):
+    """A state change that is not allowed; ``code`` (the message) names the reason for the
+    view, ``field`` the form field to show it on."""
 
-    def __init__(self, code: str, field: str | None = None):
-        super().__init__(code)
-        self.code = code
-        self.field = field
+    @property
+    def code(self) -> str:
+        return self.message
 
 
 class RateLimited(Exception):
@@ -96,12 +98,6 @@ def is_safe_next(url: str | None) -> bool:
         if parts.scheme or parts.netloc:
             return False
     return True
-
-
-def external_url(endpoint: str, **values) -> str:
-    """An absolute link for an email: BASE_URL plus the path (works outside a request too)."""
-    path = current_app.url_map.bind("localhost").build(endpoint, values)
-    return current_app.config["BASE_URL"].rstrip("/") + path
 
 
 def _fingerprint(email: str) -> str:

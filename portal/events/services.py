@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal import audit
 from portal.db import utcnow
+from portal.errors import UserError
 from portal.events.models import Event, EventStatus, Series, Talk
 
 STATUS_LABELS = {
@@ -32,8 +33,8 @@ STATUS_MOVES = {
 }
 
 
-class StatusChangeError(ValueError):
-    pass
+class StatusChangeError(UserError):
+    """An event status change that is not allowed."""
 
 
 def visible_events(user=None) -> sa.Select:

@@ -6,7 +6,6 @@ Views parse input, call one service function per state change, commit once and r
 
 from __future__ import annotations
 
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import click
@@ -41,6 +40,7 @@ from portal.i18n import (
     format_short_date,
     from_minor,
 )
+from portal.localtime import to_local, to_utc
 from portal.pagination import page_number, paginate
 from portal.params import int_or_none
 from portal.registration import forms, services
@@ -769,10 +769,6 @@ def fees(slug: str):
     )
 
 
-def _local(value: datetime | None, tz: str) -> datetime | None:
-    return value.astimezone(ZoneInfo(tz)).replace(tzinfo=None) if value else None
-
-
 @admin.route("/fees/new", methods=["GET", "POST"], defaults={"cat_id": None})
 @admin.route("/fees/<int:cat_id>/edit", methods=["GET", "POST"])
 @login_required
@@ -794,7 +790,7 @@ def fee_form(slug: str, cat_id: int | None):
             "early_bird_price": str(from_minor(category.early_bird_price_minor, currency))
             if category.early_bird_price_minor is not None
             else "",
-            "early_bird_until": _local(category.early_bird_until, event.timezone),
+            "early_bird_until": to_local(category.early_bird_until, event.timezone),
             "requires_membership": category.requires_membership,
             "position": category.position,
         }
@@ -816,9 +812,7 @@ def fee_form(slug: str, cat_id: int | None):
                     ),
                     price_minor=form.price.minor() or 0,
                     early_bird_price_minor=form.early_bird_price.minor(),
-                    early_bird_until=until.replace(tzinfo=ZoneInfo(event.timezone))
-                    if until
-                    else None,
+                    early_bird_until=to_utc(until, event.timezone),
                     requires_membership=form.requires_membership.data,
                     position=form.position.data or 0,
                 )

@@ -24,6 +24,7 @@ from portal.accounts.models import Person
 from portal.csvexport import csv_stream_response
 from portal.db import db
 from portal.events.models import Talk
+from portal.extensions import login_manager
 from portal.i18n import LANGUAGES, BilingualText, current_language
 from portal.pagecache import cached_for_visitors
 from portal.pagination import page_number, paginate
@@ -340,8 +341,6 @@ def reindex_command():
 @admin.before_request
 def organisers_only():
     if not current_user.is_authenticated:
-        from portal.app import login_manager
-
         return login_manager.unauthorized()
     if not current_user.is_organiser:
         abort(403)
