@@ -72,6 +72,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.mail.views import bp as mail_admin_bp
 
     app.register_blueprint(mail_admin_bp)
+    from portal.payments.views import init_app as init_payments
+
+    init_payments(app)
     for blueprint in plugins.collect(pm.hook.blueprints()):
         app.register_blueprint(blueprint)
 

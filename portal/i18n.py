@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -179,10 +180,15 @@ def from_minor(amount: int, currency: str) -> Decimal:
 
 def format_money(amount_minor: int, currency: str, lang: str | None = None) -> str:
     """¥5,000 / $250.00 — amounts are integer minor units (JPY has none)."""
-    lang = _locale(lang)
+    return _money(amount_minor, currency.upper(), _locale(lang))
+
+
+@lru_cache(maxsize=4096)
+def _money(amount_minor: int, currency: str, lang: str) -> str:
+    # Babel parses the currency pattern on every call; lists repeat the same few amounts.
     value = from_minor(amount_minor, currency)
     locale = "ja_JP" if lang == "ja" else "en_US"
-    text = format_currency(value, currency.upper(), locale=locale)
+    text = format_currency(value, currency, locale=locale)
     return text.replace("￥", "¥")
 
 

@@ -122,8 +122,8 @@ def _plans(app, job) -> list[str]:
 def test_idle_workers_read_only_the_partial_indexes(app, database_url):
     if not database_url.startswith("sqlite"):
         return  # PostgreSQL chooses by its statistics; the sweep times it
-    from plugins.stripe_payments.services import reconcile_candidates
     from portal.mail.services import send_due
+    from portal.payments.reconcile import reconcile_candidates
 
     build_history(app.extensions["portal_db"]["engine"], 0.02, password_hash="not-used")
     assert _plans(app, send_due) == [

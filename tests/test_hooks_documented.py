@@ -61,6 +61,8 @@ def test_hookspecs_are_found():
         "registration_fields",
         "price_lines",
         "payment_methods",
+        "payment_providers",
+        "registration_sections",
         "registration_changed",
         "talk_links",
         "personal_data",

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from plugins.stripe_payments.models import Payment, PaymentMethodCode, ProcessedWebhookEvent
 from portal.accounts import services as accounts
 from portal.accounts.models import Person, User
 from portal.mail.models import OutboxEmail
 from portal.mail.services import queue_email
+from portal.payments.models import Payment, ProcessedWebhookEvent
 from portal.registration.models import Registration, RegistrationState
 from tests import factories as f
 from tests.test_archive import add_file, database, login, make_pptx
@@ -179,7 +179,7 @@ def test_deleting_an_account_scrubs_webhook_payloads_and_outbox_messages(app):
             registration_id=registration.id,
             event_id=event.id,
             person_id=person.id,
-            method=PaymentMethodCode.card,
+            method="card",
             amount_minor=5000,
             currency="JPY",
         )

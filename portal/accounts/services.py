@@ -490,9 +490,22 @@ def personal_data(session: Session, user: User) -> dict:
         ],
         "registrations": _registrations_data(session, person),
         "speaker": speaker_personal_data(session, person),
+        "payments": _payments_personal_data(session, person),
         "plugins": dict(sorted(from_plugins.items())),
     }
     return _jsonable(data)
+
+
+def _payments_personal_data(session: Session, person) -> list[dict]:
+    from portal.payments.services import personal_data as payments_data
+
+    return payments_data(session, person)["payments"]
+
+
+def _forget_payments(session: Session, person) -> None:
+    from portal.payments.services import forget_person as forget_payments
+
+    forget_payments(session, person)
 
 
 def _registrations_data(session: Session, person) -> list[dict]:
@@ -561,6 +574,7 @@ def delete_account(session: Session, user: User) -> None:
     email = user.email
     _cancel_upcoming_registrations(session, person)
     forget_speaker(session, person)
+    _forget_payments(session, person)
     plugins.manager().hook.forget_person(person=person)
     session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == email))
     # Emails to the person (also to earlier addresses) go; others lose the address.

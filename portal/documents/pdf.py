@@ -173,3 +173,8 @@ def render_pdf(document: Document, language: str | None = None) -> bytes:
 
 def local_date(document: Document):
     return document.issued_at.astimezone(ZoneInfo(document.series.timezone)).date()
+
+
+def pdf_attachment(document: Document) -> tuple[str, str, bytes]:
+    """The document as an email attachment: (file name, content type, PDF bytes)."""
+    return (f"{document.reference}.pdf", "application/pdf", render_pdf(document))

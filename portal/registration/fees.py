@@ -23,6 +23,7 @@ from portal.registration.models import (
     FeeCategory,
     Registration,
     RegistrationSettings,
+    RegistrationState,
 )
 from portal.registration.types import PaymentMethod, PriceLine, RegistrationField
 
@@ -63,8 +64,23 @@ def registration_fields(event: Event) -> list[RegistrationField]:
 
 
 def payment_methods(event: Event, registration: Registration) -> list[PaymentMethod]:
-    """Ways to pay offered by the plugins enabled on the event."""
-    return plugins.collect(
+    """Ways to pay offered by the plugins enabled on the event: the payment providers'
+    (``portal.payments.providers``) while the registration owes something, then the
+    ``payment_methods`` hook's."""
+    from portal.payments import providers
+
+    offered = []
+    if (
+        registration is not None
+        and registration.id is not None
+        and registration.state == RegistrationState.pending_payment
+        and registration.total_minor > 0
+    ):
+        for provider in providers.for_event(event):
+            method = provider.payment_method(event, registration)
+            if method is not None:
+                offered.append(method)
+    return offered + plugins.collect(
         plugins.event_hooks(event).payment_methods(event=event, registration=registration)
     )
 

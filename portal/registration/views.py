@@ -403,9 +403,10 @@ def index(slug: str):
         categories=categories,
         filters=filters,
         args=args,
-        state_labels=STATE_LABELS,
-        mode_labels=MODE_LABELS,
-        sector_labels=SECTOR_LABELS,
+        # Translated once here, not once per row (lazy strings look the catalogue up each time).
+        state_labels={k: str(v) for k, v in STATE_LABELS.items()},
+        mode_labels={k: str(v) for k, v in MODE_LABELS.items()},
+        sector_labels={k: str(v) for k, v in SECTOR_LABELS.items()},
     )
 
 

@@ -1,11 +1,11 @@
-"""Payments: one transaction row per payment attempt, refunds, and processed webhook events.
+"""The payments ledger: one row per payment attempt, refunds, and processed webhook events.
 
 A ``Payment`` has an explicit state machine (``MOVES``): pending → succeeded | failed | expired;
 succeeded → partially_refunded | refunded; partially_refunded → partially_refunded | refunded.
 The provider's raw answer (the Checkout Session as Stripe last described it) is kept beside it
-in ``provider_data``. Card payments (``method="card"``) and bank transfers recorded by an
-organiser (``method="bank_transfer"``) share the table, so the payments list and its totals
-cover every method.
+in ``provider_data``. ``method`` is the code of the payment provider that took it (``card``,
+``bank_transfer``, ``at_door`` or a third-party plugin's), so the payments list and its totals
+cover every method (``portal.payments.providers``).
 """
 
 from __future__ import annotations
@@ -48,11 +48,6 @@ MOVES: dict[PaymentState, set[PaymentState]] = {
 PAID_STATES = (P.succeeded, P.partially_refunded, P.refunded)
 
 
-class PaymentMethodCode(enum.StrEnum):
-    card = "card"
-    bank_transfer = "bank_transfer"
-
-
 class Payment(Base):
     """One payment attempt for a registration, in integer minor units of ``currency``."""
 
@@ -74,9 +69,8 @@ class Payment(Base):
     )
     event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(sa.ForeignKey("people.id"), index=True)
-    method: Mapped[PaymentMethodCode] = mapped_column(
-        sa.Enum(PaymentMethodCode, native_enum=False, length=20)
-    )
+    # The provider's code (``PaymentProvider.code``).
+    method: Mapped[str] = mapped_column(sa.String(20))
     state: Mapped[PaymentState] = mapped_column(
         sa.Enum(PaymentState, native_enum=False, length=20), default=PaymentState.pending
     )
@@ -185,3 +179,17 @@ class ProcessedWebhookEvent(Base):
     )
     payload: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReceiptAddressee(Base):
+    """The 宛名 a participant wants on their receipt, chosen before it is issued: a company
+    (printed with 御中) or a person (printed with 様)."""
+
+    __tablename__ = "payment_receipt_addressees"
+
+    registration_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("registrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(10), default="person")
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
