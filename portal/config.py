@@ -170,10 +170,10 @@ def _derive_shared_state(settings: dict) -> None:
         else:
             settings["BROKER_URL"] = f"sqla+sqlite:///{INSTANCE / 'broker.sqlite'}"
     if redis_url:
-        # Flask-Limiter (PORTAL_RATELIMIT_STORAGE_URL) and Flask-Caching read these.
-        settings.setdefault("RATELIMIT_STORAGE_URL", redis_url)
-        settings.setdefault("RATELIMIT_STORAGE_URI", redis_url)
-        settings.setdefault("CACHE_REDIS_URL", redis_url)
+        # Rate limits (portal/security.py) and the page cache (portal/pagecache.py).
+        for key in ("RATELIMIT_STORAGE_URL", "CACHE_REDIS_URL"):
+            if not settings.get(key):
+                settings[key] = redis_url
 
 
 MIN_SECRET_BYTES = 32

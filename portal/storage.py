@@ -81,7 +81,8 @@ class LocalStorage:
         path = self.path(key)
         if not path.is_file():
             return None
-        return send_file(path, mimetype=mimetype, conditional=True, **kwargs)
+        kwargs.setdefault("conditional", True)
+        return send_file(path, mimetype=mimetype, **kwargs)
 
     def check(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

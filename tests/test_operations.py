@@ -149,7 +149,9 @@ def test_healthz_reports_a_broker_that_is_down_as_degraded(app_config):
     assert r.status_code == 200
     assert r.json["status"] == "degraded"
     assert r.json["database"] == "ok"
-    assert r.json["broker"] == "ConnectionError"
+    # Refused at once, or (on a very busy machine) not answered within the deadline.
+    assert r.json["broker"] in {"ConnectionError", "timeout"}
+    assert r.json["storage"] == "ok"
 
 
 @pytest.mark.postgres_only

@@ -203,3 +203,9 @@ def test_a_worker_on_a_sqlite_file_broker_sends_queued_mail(
         from portal.tasks.worker import init_app
 
         init_app(app)
+
+
+def test_reconcile_payments_job_runs_the_payments_reconciliation(app, runner):
+    result = runner.invoke(args=["jobs", "run", "reconcile-payments"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "nothing to do"

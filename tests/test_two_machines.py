@@ -1,6 +1,9 @@
 """Two machines on one machine: two portal instances (gunicorn, each with its own Celery worker
 and scheduler tick) on different loopback ports, sharing one PostgreSQL, one Redis and one S3
-stand-in (moto's server), as two machines behind a load balancer would.
+stand-in (moto's server), as two machines behind a load balancer would: the rush over both
+gives 280 + 120, every mail is delivered once, a job ticked by both schedulers runs once, a
+log-in limit counts across both, and a change and a file uploaded through one are seen
+through the other on the next request.
 
 Runs in the PostgreSQL leg of CI (PORTAL_TEST_DATABASE_URL and PORTAL_TEST_REDIS_URL set by
 .ci/run); skipped on SQLite, which one machine cannot share with another.
@@ -15,18 +18,24 @@ import threading
 import time
 from pathlib import Path
 
+import boto3
 import pytest
+import requests
 import sqlalchemy as sa
+from itsdangerous import URLSafeTimedSerializer
 
 from bench.common import Client, Gunicorn, form_with, login
 from bench.seed import RUSH_PASSWORD, seed_rush
 from portal.accounts.models import User
 from portal.config import ROOT
-from portal.db import make_engine
+from portal.db import db, make_engine
 from portal.mail.models import OutboxEmail
 from portal.registration.models import Registration, RegistrationState
+from portal.speakers.services import get_profile
 from portal.tasks.models import JobRun
 from tests.fakes import s3_server
+from tests.test_speakers_organiser import FORM
+from tests.test_speakers_support import image_bytes, organiser, speaker
 
 s3_endpoint = s3_server.s3_endpoint  # fixtures
 s3_bucket = s3_server.s3_bucket
@@ -134,8 +143,6 @@ def test_two_instances_share_registrations_mail_jobs_and_files(
 
     signer = create_app(dict(app_config, SECRET_KEY=SECRET))
     with signer.app_context():
-        from portal.db import db
-
         stamps = {u.person_id: u.get_id() for u in db.session.scalars(sa.select(User))}
 
     with Machine("a", env, tmp_path) as a, Machine("b", env, tmp_path) as b:
@@ -223,6 +230,62 @@ def test_two_instances_share_registrations_mail_jobs_and_files(
         time.sleep(2)  # the second tick has been taken by a worker and skipped
         with engine.connect() as conn:
             assert conn.scalar(sa.select(JobRun.runs).where(JobRun.name == "expire-unpaid")) == 1
+        # A log-in limit counts across both machines (Redis): 5 wrong passwords, then 429.
+        csrf_token = URLSafeTimedSerializer(SECRET, salt="wtf-csrf-token").dumps(csrf_raw)
+        anonymous = signer.session_interface.get_signing_serializer(signer).dumps(
+            {"csrf_token": csrf_raw}
+        )
+        codes = []
+        for n in range(8):
+            browser = Client(ports[n % 2])
+            browser.cookies["session"] = anonymous
+            codes.append(
+                browser.post(
+                    "/en/account/login",
+                    {"csrf_token": csrf_token, "email": first_email, "password": "wrong"},
+                ).status
+            )
+        assert codes == [400] * 5 + [429] * 3
+
+        # A change and a file through A are seen through B on the next request, also by
+        # visitors whose page B had cached.
+        with signer.app_context():
+            editor = organiser(db.session, email="office@example.org")
+            profile = speaker(db.session, consent=True)
+            db.session.commit()
+            editor_stamp, person_id = editor.get_id(), profile.person_id
+        public = f"/en/speakers/{person_id}/"
+        before = Client(ports[1]).get(public)
+        assert before.status == 200 and "Updated through machine A" not in before.body
+        assert Client(ports[1]).get(public).body == before.body  # kept for visitors
+        web = requests.Session()
+        web.cookies.set("session", _session_cookie(signer, editor_stamp, csrf_raw))
+        upload = web.post(
+            f"http://127.0.0.1:{ports[0]}/en/organiser/speakers/{person_id}/edit",
+            data=dict(FORM, csrf_token=csrf_token, biography_en="Updated through machine A"),
+            files={"photo": ("me.png", image_bytes("PNG"), "image/png")},
+            allow_redirects=False,
+            timeout=60,
+        )
+        assert upload.status_code == 302, upload.text[:2000]
+        after = Client(ports[1]).get(public)
+        assert "Updated through machine A" in after.body
+        served_b = requests.get(
+            f"http://127.0.0.1:{ports[1]}/en/speakers/{person_id}/photo", timeout=30
+        )
+        served_a = requests.get(
+            f"http://127.0.0.1:{ports[0]}/en/speakers/{person_id}/photo", timeout=30
+        )
+        assert served_b.status_code == 200 and served_b.headers["Content-Type"] == "image/jpeg"
+        assert served_b.content == served_a.content and served_b.content[:2] == b"\xff\xd8"
+        with signer.app_context():
+            name = get_profile(db.session, person_id).photo_filename
+        bucket = env["PORTAL_STORAGE_URL"][len("s3://") :].split("/")[0]
+        s3 = boto3.client("s3", endpoint_url=env["PORTAL_S3_ENDPOINT_URL"], region_name="us-east-1")
+        stored = s3.get_object(Bucket=bucket, Key=f"portal/speakers/{name}")["Body"].read()
+        assert stored == served_b.content
+        assert not Path(env["PORTAL_UPLOAD_FOLDER"]).exists()  # nothing on a local disk
+
         from portal.tasks.worker import init_app
 
         init_app(signer)

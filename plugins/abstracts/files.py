@@ -2,8 +2,9 @@
 
 An upload is accepted when it is at most ``MAX_PDF_BYTES``, starts with ``%PDF-`` and pypdf
 can open it and count its pages (password-protected files are refused: reviewers could not
-read them). Files live in ``UPLOAD_FOLDER/abstracts/``. A replaced file is removed once the
-change is committed; a new file is removed again if the change is rolled back.
+read them). Files live under ``abstracts/`` in the file storage (``portal/storage.py``: the
+local ``UPLOAD_FOLDER`` or S3). A replaced file is removed once the change is committed; a new
+file is removed again if the change is rolled back.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
+from portal import storage
 from portal.errors import UserError
 
 MAX_PDF_BYTES = 10 * 1024 * 1024
 SUBFOLDER = "abstracts"
-_REMOVE = "abstracts_pdf_remove"
-_ADDED = "abstracts_pdf_added"
 
 
 class PdfError(UserError):
@@ -38,14 +37,14 @@ class PdfUpload:
     pages: int
 
 
-def folder() -> Path:
-    path = Path(current_app.config["UPLOAD_FOLDER"]) / SUBFOLDER
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def key_of(name: str) -> str:
+    """The file's key in the storage."""
+    return f"{SUBFOLDER}/{Path(name).name}"
 
 
 def path_of(name: str) -> Path:
-    return folder() / Path(name).name
+    """Where the local storage keeps the file (tests look there)."""
+    return Path(current_app.config["UPLOAD_FOLDER"]) / key_of(name)
 
 
 def check_pdf(data: bytes, filename: str = "") -> PdfUpload:
@@ -97,26 +96,17 @@ def read_upload(storage) -> PdfUpload | None:
 def store(session: Session, upload: PdfUpload) -> str:
     """Write the file under a random name; removed again if the change is rolled back."""
     name = f"{secrets.token_hex(16)}.pdf"
-    path = path_of(name)
-    path.write_bytes(upload.data)
-    session.info.setdefault(_ADDED, []).append(path)
+    storage.save(session, key_of(name), upload.data, "application/pdf")
     return name
 
 
 def remove_after_commit(session: Session, name: str | None) -> None:
     if name:
-        session.info.setdefault(_REMOVE, []).append(path_of(name))
+        storage.remove_after_commit(session, key_of(name))
 
 
-@sa.event.listens_for(Session, "after_commit")
-def _committed(session):
-    session.info.pop(_ADDED, None)
-    for path in session.info.pop(_REMOVE, []):
-        path.unlink(missing_ok=True)
-
-
-@sa.event.listens_for(Session, "after_soft_rollback")
-def _rolled_back(session, _previous_transaction):
-    session.info.pop(_REMOVE, None)
-    for path in session.info.pop(_ADDED, []):
-        path.unlink(missing_ok=True)
+def send(name: str, download_name: str):
+    """The PDF as a download, or None when it is missing."""
+    return storage.storage().send(
+        key_of(name), "application/pdf", as_attachment=True, download_name=download_name
+    )

@@ -20,7 +20,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_babel import force_locale
@@ -287,15 +286,10 @@ def pdf(slug: str, abstract_id: int):
         allowed = any(services.reviewer_may_see(a, current_user) for a in abstract.assignments)
     if not allowed:
         abort(404)
-    path = files.path_of(abstract.pdf_name)
-    if not path.exists():
+    response = files.send(abstract.pdf_name, download_name=f"abstract-{abstract.id}.pdf")
+    if response is None:
         abort(404)
-    return send_file(
-        path,
-        mimetype="application/pdf",
-        as_attachment=True,
-        download_name=f"abstract-{abstract.id}.pdf",
-    )
+    return response
 
 
 # -- book of abstracts -----------------------------------------------------------------------

@@ -8,7 +8,7 @@
   (``<a:t>`` runs). The text is folded for search by ``fold``: NFKC (full-width letters become
   ordinary ones), lower case, and no white space at all (so that a Japanese word broken across
   lines is still found); a query is folded the same way, piece by piece.
-- Files live in ``UPLOAD_FOLDER/archive/`` under a random name with the type's extension and
+- Files live under ``archive/`` in the file storage (``portal/storage.py``) under a random name with the type's extension and
   are only ever served through the checked view.
 """
 
@@ -28,6 +28,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from plugins.archive.models import FileType
+from portal import storage
 from portal.errors import UserError
 
 SUBFOLDER = "archive"
@@ -172,26 +173,28 @@ def check(data: bytes) -> CheckedFile:
     return CheckedFile(data=data, file_type=file_type, text=text)
 
 
-def folder() -> Path:
-    path = Path(current_app.config["UPLOAD_FOLDER"]) / SUBFOLDER
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def key_of(stored_name: str) -> str:
+    """The file's key in the storage (``portal/storage.py``)."""
+    return f"{SUBFOLDER}/{Path(stored_name).name}"
 
 
-def store(checked: CheckedFile) -> str:
-    """Write the file under a fresh random name; returns the name."""
+def store(session, checked: CheckedFile) -> str:
+    """Write the file under a fresh random name (removed again on rollback); returns the name."""
     name = f"{secrets.token_hex(16)}.{EXTENSIONS[checked.file_type]}"
-    target = folder() / name
-    tmp = target.with_suffix(".part")
-    tmp.write_bytes(checked.data)
-    tmp.replace(target)
+    storage.save(session, key_of(name), checked.data, MIMETYPES[checked.file_type])
     return name
 
 
 def path_of(stored_name: str) -> Path:
-    return folder() / Path(stored_name).name
+    """Where the local storage keeps the file (tests look there)."""
+    return Path(current_app.config["UPLOAD_FOLDER"]) / key_of(stored_name)
 
 
 def remove(stored_name: str | None) -> None:
     if stored_name:
-        path_of(stored_name).unlink(missing_ok=True)
+        storage.storage().delete(key_of(stored_name))
+
+
+def send(stored_name: str, mimetype: str, **kwargs):
+    """The stored file as a response, or None when it is missing."""
+    return storage.storage().send(key_of(stored_name), mimetype, **kwargs)

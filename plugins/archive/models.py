@@ -1,7 +1,7 @@
 """The lecture archive (講演資料アーカイブ): files and video links per talk, and who opened what.
 
 - ``ArchiveItem``: one file (PDF, PowerPoint .pptx, PNG or JPEG; stored under
-  ``UPLOAD_FOLDER/archive/`` with a random name) or one video link of a talk. ``text_key`` is
+  ``archive/`` in the file storage with a random name) or one video link of a talk. ``text_key`` is
   the text of the slides (PDF and PPTX), folded for search (see ``plugins.archive.files``).
 - ``ArchiveAccessLog``: every request for an item (file or link), allowed or not: who, what,
   when. Rows stay when an item is deleted (the title is kept as it was).

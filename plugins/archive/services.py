@@ -148,7 +148,7 @@ def add_file(
     except files.FileCheckError as exc:
         raise ArchiveError(exc.message, field="file") from exc
     original = safe_filename(filename)
-    stored = files.store(checked)
+    stored = files.store(session, checked)
     item = ArchiveItem(
         talk_id=talk.id,
         kind=ItemKind.file,

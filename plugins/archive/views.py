@@ -19,7 +19,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_babel import gettext as _
@@ -299,17 +298,16 @@ def open_item(item_id: int):
     if item.kind == ItemKind.link:
         response = redirect(item.url)
     else:
-        path = files.path_of(item.stored_name)
-        if not path.exists():
-            abort(404)
-        response = send_file(
-            path,
-            mimetype=files.MIMETYPES[item.file_type],
+        response = files.send(
+            item.stored_name,
+            files.MIMETYPES[item.file_type],
             conditional=False,
             etag=False,
             max_age=0,
             **_content_disposition(item),
         )
+        if response is None:
+            abort(404)
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "sandbox"

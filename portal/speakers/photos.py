@@ -3,7 +3,8 @@
 The upload is opened with Pillow (not trusted by its name or type), must be JPEG, PNG or
 WebP and at most ``MAX_PHOTO_BYTES``; it is turned the right way up, flattened onto white,
 scaled to at most ``MAX_SIDE`` pixels, and saved as a fresh JPEG, which carries no metadata
-(no EXIF, no GPS position, no comments). Files live in ``UPLOAD_FOLDER/speakers/``.
+(no EXIF, no GPS position, no comments). Files live under ``speakers/`` in the file storage
+(``portal/storage.py``: the local ``UPLOAD_FOLDER`` or S3).
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import io
 import secrets
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from portal import storage
 from portal.errors import UserError
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
@@ -101,28 +101,27 @@ def process(data: bytes) -> Photo:
     return Photo(data=out.getvalue(), width=clean.width, height=clean.height)
 
 
-def folder() -> Path:
-    path = Path(current_app.config["UPLOAD_FOLDER"]) / SUBFOLDER
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def key_of(name: str | None) -> str | None:
+    """The photo's key in the file storage (None for a name that is not one of ours)."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    return f"{SUBFOLDER}/{name}"
 
 
-def store(photo: Photo) -> str:
-    """Write the photo under a random name; returns the name."""
+def store(session, photo: Photo) -> str:
+    """Write the photo under a random name (removed again on rollback); returns the name."""
     name = f"{secrets.token_hex(16)}.jpg"
-    (folder() / name).write_bytes(photo.data)
+    storage.save(session, key_of(name), photo.data, "image/jpeg")
     return name
 
 
-def path_of(name: str) -> Path | None:
-    """The file of a stored photo (None for a name that is not one of ours)."""
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        return None
-    path = folder() / name
-    return path if path.is_file() else None
+def send(name: str | None, **kwargs):
+    """The stored photo as a response, or None when there is none."""
+    key = key_of(name)
+    return storage.storage().send(key, "image/jpeg", **kwargs) if key else None
 
 
-def remove(name: str | None) -> None:
-    path = path_of(name) if name else None
-    if path is not None:
-        path.unlink(missing_ok=True)
+def remove_after_commit(session, name: str | None) -> None:
+    key = key_of(name)
+    if key:
+        storage.remove_after_commit(session, key)

@@ -334,36 +334,19 @@ def _apply(profile: SpeakerProfile, person: Person, values: dict, person_fields)
 def _set_photo(session: Session, profile: SpeakerProfile, data: bytes) -> None:
     photo = photos.process(data)  # PhotoError before anything changes
     old = profile.photo_filename
-    name = photos.store(photo)
+    name = photos.store(session, photo)
     profile.photo_filename = name
     profile.photo_width = photo.width
     profile.photo_height = photo.height
     profile.photo_size = len(photo.data)
     profile.photo_uploaded_at = utcnow()
-    photos_after_commit(session, remove=old, added=name)
+    photos_after_commit(session, remove=old)
 
 
-def photos_after_commit(session: Session, remove: str | None = None, added: str | None = None):
-    """Remove a replaced photo once the change is committed (and a new one if rolled back)."""
-    folder = photos.folder()
-    if remove:
-        session.info.setdefault("speakers_photos_remove", []).append(folder / remove)
-    if added:
-        session.info.setdefault("speakers_photos_added", []).append(folder / added)
-
-
-@sa.event.listens_for(Session, "after_commit")
-def _photos_committed(session):
-    session.info.pop("speakers_photos_added", None)
-    for path in session.info.pop("speakers_photos_remove", []):
-        path.unlink(missing_ok=True)
-
-
-@sa.event.listens_for(Session, "after_soft_rollback")
-def _photos_rolled_back(session, _previous_transaction):
-    session.info.pop("speakers_photos_remove", None)
-    for path in session.info.pop("speakers_photos_added", []):
-        path.unlink(missing_ok=True)
+def photos_after_commit(session: Session, remove: str | None = None):
+    """Remove a replaced photo once the change is committed (``portal/storage.py``; a new
+    photo is removed again if the change is rolled back)."""
+    photos.remove_after_commit(session, remove)
 
 
 def _refresh_keys(session: Session, profile: SpeakerProfile) -> None:

@@ -13,7 +13,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_babel import gettext as _
@@ -67,10 +66,9 @@ def _live_profile(person_id: int) -> SpeakerProfile:
 
 
 def _send_photo(profile: SpeakerProfile) -> Response:
-    path = photos.path_of(profile.photo_filename or "")
-    if path is None:
+    response = photos.send(profile.photo_filename, max_age=0)
+    if response is None:
         abort(404)
-    response = send_file(path, mimetype="image/jpeg", conditional=True, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'"
     response.headers["Cache-Control"] = (
