@@ -1,4 +1,5 @@
 # make run  — install, prepare the SQLite database with demo data, serve http://127.0.0.1:5000
+#             with a Celery worker and scheduler on a SQLite-file broker (no server needed)
 # make test — install and run the whole suite (ruff, translations, tests)
 PYTHON ?= python3.11
 VENV := .venv
@@ -22,7 +23,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/portal db upgrade
 	$(BIN)/portal demo load
-	$(BIN)/portal run --host 127.0.0.1 --port 5000
+	$(BIN)/portal tasks dev --host 127.0.0.1 --port 5000
 
 test: install
 	$(BIN)/ruff check .
@@ -33,8 +34,9 @@ translations: $(STAMP)
 	$(BIN)/portal translations extract
 	$(BIN)/portal translations compile
 
+# make bench BENCH_ARGS="--only history --history-scales 0.1,1 --history-databases sqlite"
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

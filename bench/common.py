@@ -288,10 +288,12 @@ class PostgresServer:
     As root the server runs as the ``postgres`` user (``su postgres``), as .ci/run does.
     """
 
-    def __init__(self, database: str = "portal_bench", max_connections: int = 200):
+    def __init__(
+        self, database: str = "portal_bench", max_connections: int = 200, port: int | None = None
+    ):
         self.database = database
         self.max_connections = max_connections
-        self.port = free_port()
+        self.port = port or free_port()
         self.datadir: Path | None = None
         self.started = False
 

@@ -19,12 +19,21 @@ csrf = CSRFProtect()
 def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(portal_config.INSTANCE))
     app.config.update(portal_config.load(overrides))
-    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(portal_config.ROOT / "translations"))
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(portal_config.TRANSLATIONS))
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "ja")
     app.config.setdefault("WTF_I18N_ENABLED", True)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
 
     db.init_app(app)
+    from portal.tasks.worker import init_app as init_tasks
+
+    init_tasks(app)  # Celery: broker, beat schedule (portal/tasks)
+    from portal import storage
+
+    storage.init_app(app)  # files: local folder or S3 (portal/storage.py)
+    from portal import logs
+
+    logs.init_app(app)  # one JSON line per request, request id, Sentry (portal/logs.py)
     babel.init_app(app, locale_selector=select_locale)
     _init_login(app)
     csrf.init_app(app)
@@ -52,6 +61,9 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     app.register_blueprint(speakers_bp)
     app.register_blueprint(speaker_admin_bp)
+    from portal.mail.views import bp as mail_admin_bp
+
+    app.register_blueprint(mail_admin_bp)
     for blueprint in plugins.collect(pm.hook.blueprints()):
         app.register_blueprint(blueprint)
 

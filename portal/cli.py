@@ -11,11 +11,8 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from portal.config import ROOT
+from portal.config import MIGRATIONS, ROOT, TRANSLATIONS  # noqa: F401  (ROOT: pybabel's cwd)
 from portal.db import db
-
-MIGRATIONS = ROOT / "migrations"
-TRANSLATIONS = ROOT / "translations"
 
 
 def alembic_config(url: str | None = None):
@@ -51,6 +48,26 @@ def db_upgrade(revision):
     """Bring the database up to date."""
     upgrade_database(revision=revision)
     click.echo(f"Database is at {revision}.")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision):
+    """Step the schema back to REVISION (a rollback; take a backup first)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(), revision)
+    click.echo(f"Database is at {revision}.")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current():
+    """Show the revision the database is at."""
+    from alembic import command
+
+    command.current(alembic_config())
 
 
 @db_group.command("revision")
@@ -149,11 +166,47 @@ def outbox_group():
 @click.option("--limit", default=100, show_default=True)
 @with_appcontext
 def outbox_send(limit):
-    """Deliver due emails over SMTP (failed ones are retried with back-off)."""
+    """Deliver due emails over SMTP (failed ones are retried with back-off).
+
+    Safe to run several at once (each mail is claimed first). Exits 1 when a mail could not
+    be delivered this round, so cron or a monitor notices."""
     from portal.mail.services import send_due
 
     sent, failed = send_due(db.session, limit=limit)
     click.echo(f"sent {sent}, postponed {failed}")
+    if failed:
+        raise click.ClickException(f"{failed} email(s) could not be delivered this round.")
+
+
+@outbox_group.command("status")
+@with_appcontext
+def outbox_status():
+    """Backlog for monitoring; exits 1 when any mail is undelivered (given up)."""
+    from portal.mail.services import outbox_counts
+
+    counts = outbox_counts(db.session)
+    click.echo(
+        f"waiting {counts['waiting']}, due {counts['due']}, undelivered {counts['undelivered']}"
+    )
+    if counts["undelivered"]:
+        raise click.ClickException(
+            f"{counts['undelivered']} undelivered email(s); `portal outbox requeue` sends them again."
+        )
+
+
+@outbox_group.command("requeue")
+@click.argument("email_ids", nargs=-1, type=int)
+@click.option("--all", "everything", is_flag=True, help="Every undelivered email.")
+@with_appcontext
+def outbox_requeue(email_ids, everything):
+    """Send undelivered emails again (the given ids, or --all), with the same Message-ID."""
+    from portal.mail.services import requeue
+
+    if not email_ids and not everything:
+        raise click.UsageError("Give email ids or --all.")
+    count = requeue(db.session, None if everything else email_ids)
+    db.session.commit()
+    click.echo(f"requeued {count}")
 
 
 @click.group("translations")
@@ -221,6 +274,10 @@ def register(app: Flask) -> None:
     from portal.accounts.cli import users_group
 
     app.cli.add_command(users_group)
+    from portal.tasks.cli import jobs_group, tasks_group
+
+    app.cli.add_command(jobs_group)
+    app.cli.add_command(tasks_group)
 
 
 def _create_app():
@@ -232,3 +289,7 @@ def _create_app():
 @click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
 def main():
     """Manage the portal."""
+
+
+if __name__ == "__main__":  # `python -m portal.cli` (used by `portal tasks dev`)
+    main()

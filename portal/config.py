@@ -9,7 +9,17 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTANCE = ROOT / "instance"
+PACKAGE = ROOT / "portal"
+# A checkout (or editable install) has pyproject.toml next to portal/; an installed wheel has
+# migrations/ and translations/ inside the package instead (setup.py puts them there).
+CHECKOUT = (ROOT / "pyproject.toml").is_file()
+MIGRATIONS = ROOT / "migrations" if CHECKOUT else PACKAGE / "migrations"
+TRANSLATIONS = ROOT / "translations" if CHECKOUT else PACKAGE / "translations"
+# Local files of `make run` (SQLite database, uploads, broker): the checkout's instance/, or
+# ./instance (or PORTAL_INSTANCE_PATH) for an installed wheel.
+INSTANCE = Path(
+    os.environ.get("PORTAL_INSTANCE_PATH") or (ROOT / "instance" if CHECKOUT else "instance")
+).resolve()
 
 # setting name -> (environment variable, default, parser)
 _SETTINGS: dict[str, tuple[str, object, type | None]] = {
@@ -42,6 +52,27 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     "LOGIN_RATE_WINDOW": ("PORTAL_LOGIN_RATE_WINDOW", 300, int),
     # Seconds a public page is reused for visitors who are not logged in (portal/pagecache.py).
     "PAGE_CACHE_SECONDS": ("PORTAL_PAGE_CACHE_SECONDS", 5, int),
+    # -- production components (docs/operations.md) --
+    # One Redis for everything shared between machines (broker, rate limits, page cache);
+    # empty: no Redis (make run): a SQLite-file broker and in-process limits and cache.
+    "REDIS_URL": ("PORTAL_REDIS_URL", "", str),
+    # Celery broker; default: REDIS_URL, else a SQLite file in instance/ (memory:// in tests).
+    "BROKER_URL": ("PORTAL_BROKER_URL", "", str),
+    # Ask a worker to send email right after the commit that queued it.
+    "TASKS_KICK_OUTBOX": ("PORTAL_TASKS_KICK_OUTBOX", True, bool),
+    # Files: empty = the local UPLOAD_FOLDER; s3://bucket[/prefix] = S3-compatible storage.
+    "STORAGE_URL": ("PORTAL_STORAGE_URL", "", str),
+    "S3_ENDPOINT_URL": ("PORTAL_S3_ENDPOINT_URL", "", str),
+    "S3_REGION": ("PORTAL_S3_REGION", "us-east-1", str),
+    # Database timeouts (seconds; the statement timeout in milliseconds) and pool.
+    "DB_CONNECT_TIMEOUT": ("PORTAL_DB_CONNECT_TIMEOUT", 5, int),
+    "DB_STATEMENT_TIMEOUT_MS": ("PORTAL_DB_STATEMENT_TIMEOUT_MS", 30000, int),
+    "DB_POOL_SIZE": ("PORTAL_DB_POOL_SIZE", 5, int),
+    "DB_MAX_OVERFLOW": ("PORTAL_DB_MAX_OVERFLOW", 5, int),
+    "DB_POOL_TIMEOUT": ("PORTAL_DB_POOL_TIMEOUT", 10, int),
+    "ALLOW_SQLITE_IN_PRODUCTION": ("PORTAL_ALLOW_SQLITE_IN_PRODUCTION", False, bool),
+    "SENTRY_DSN": ("PORTAL_SENTRY_DSN", "", str),
+    "LOG_REQUESTS": ("PORTAL_LOG_REQUESTS", True, bool),
 }
 
 DEV_SECRET_KEY = "dev-only-not-for-production"
@@ -68,10 +99,14 @@ def load(overrides: dict | None = None) -> dict:
     settings.update(overrides or {})
     if settings.get("TESTING") and "PAGE_CACHE_SECONDS" not in (overrides or {}):
         settings["PAGE_CACHE_SECONDS"] = 0  # a test sees its own changes at once
+    if settings.get("TESTING") and "TASKS_KICK_OUTBOX" not in (overrides or {}):
+        settings["TASKS_KICK_OUTBOX"] = False  # tests send with `portal outbox send`
+
+    _derive_shared_state(settings)
 
     production = settings["ENV"] == "production"
-    if production and not settings.get("SECRET_KEY"):
-        raise ConfigError("PORTAL_SECRET_KEY must be set when PORTAL_ENV=production.")
+    if production:
+        check_production(settings)
     if not settings.get("SECRET_KEY"):
         settings["SECRET_KEY"] = DEV_SECRET_KEY
     if production:
@@ -84,3 +119,57 @@ def load(overrides: dict | None = None) -> dict:
     settings.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     settings.setdefault("MAX_CONTENT_LENGTH", 20 * 1024 * 1024)
     return settings
+
+
+def _derive_shared_state(settings: dict) -> None:
+    """Fill the broker, rate-limit and cache URLs from ``REDIS_URL`` unless set on their own."""
+    redis_url = settings.get("REDIS_URL") or ""
+    if not settings.get("BROKER_URL"):
+        if settings.get("TESTING"):
+            settings["BROKER_URL"] = "memory://"
+        elif redis_url:
+            settings["BROKER_URL"] = redis_url
+        else:
+            settings["BROKER_URL"] = f"sqla+sqlite:///{INSTANCE / 'broker.sqlite'}"
+    if redis_url:
+        # Flask-Limiter (PORTAL_RATELIMIT_STORAGE_URL) and Flask-Caching read these.
+        settings.setdefault("RATELIMIT_STORAGE_URL", redis_url)
+        settings.setdefault("RATELIMIT_STORAGE_URI", redis_url)
+        settings.setdefault("CACHE_REDIS_URL", redis_url)
+
+
+MIN_SECRET_BYTES = 32
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", ""}
+
+
+def production_problems(settings: dict) -> list[str]:
+    """Everything that makes these settings unsafe for production (one message each).
+
+    Other checks (e.g. the sample invoice issuer) belong in this list too.
+    """
+    from urllib.parse import urlsplit
+
+    problems = []
+    secret = settings.get("SECRET_KEY") or ""
+    if not secret:
+        problems.append("PORTAL_SECRET_KEY must be set when PORTAL_ENV=production.")
+    elif len(secret.encode()) < MIN_SECRET_BYTES:
+        problems.append(
+            f"PORTAL_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes long in production."
+        )
+    url = str(settings.get("DATABASE_URL") or "")
+    if url.startswith("sqlite") and not settings.get("ALLOW_SQLITE_IN_PRODUCTION"):
+        problems.append(
+            "PORTAL_DATABASE_URL is SQLite; production needs PostgreSQL "
+            "(set PORTAL_ALLOW_SQLITE_IN_PRODUCTION=1 if you mean it)."
+        )
+    host = (urlsplit(str(settings.get("BASE_URL") or "")).hostname or "").lower()
+    if host in _LOCAL_HOSTS or host.endswith(".localhost"):
+        problems.append("PORTAL_BASE_URL must be the public address, not a local one.")
+    return problems
+
+
+def check_production(settings: dict) -> None:
+    problems = production_problems(settings)
+    if problems:
+        raise ConfigError(" ".join(problems))

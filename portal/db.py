@@ -66,20 +66,38 @@ def _sqlite_begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> sa.Engine:
+def make_engine(url: str, settings: dict | None = None) -> sa.Engine:
+    """The engine; SQL parameters (emails, names) never reach logs or error messages.
+
+    On PostgreSQL: a connect timeout, a statement timeout and a pool timeout, so a hung
+    database makes requests fail fast (503) instead of hanging workers.
+    """
+    settings = settings or {}
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    statement_ms = int(settings.get("DB_STATEMENT_TIMEOUT_MS", 30000))
+    return sa.create_engine(
+        url,
+        hide_parameters=True,
+        pool_pre_ping=True,
+        pool_size=int(settings.get("DB_POOL_SIZE", 5)),
+        max_overflow=int(settings.get("DB_MAX_OVERFLOW", 5)),
+        pool_timeout=int(settings.get("DB_POOL_TIMEOUT", 10)),
+        connect_args={
+            "connect_timeout": int(settings.get("DB_CONNECT_TIMEOUT", 5)),
+            "options": f"-c statement_timeout={statement_ms}",
+        },
+    )
 
 
 class Database:
     """Flask extension: ``db.session`` is the session of the current app context."""
 
     def init_app(self, app: Flask) -> None:
-        engine = make_engine(app.config["DATABASE_URL"])
+        engine = make_engine(app.config["DATABASE_URL"], app.config)
         app.extensions["portal_db"] = {
             "engine": engine,
             "sessionmaker": sessionmaker(bind=engine, expire_on_commit=False),

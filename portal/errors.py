@@ -1,7 +1,58 @@
-"""Error pages in the reader's language; no raw 500s."""
+"""Error pages in the reader's language; no raw 500s.
 
-from flask import Flask, render_template
+When the database is unavailable (refused, restarting, timed out, pool exhausted) the answer
+is a static bilingual 503 page with ``Retry-After``: it needs neither the database nor a
+template (the normal layout asks the database who is logged in). A 500 whose page cannot be
+rendered falls back to a static page too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask, Response, g, render_template
 from flask_babel import gettext as _
+
+STATIC_ERRORS = Path(__file__).parent / "static" / "errors"
+RETRY_AFTER_SECONDS = 30
+
+# What "the database is unavailable" looks like to SQLAlchemy.
+DATABASE_UNAVAILABLE = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+    sa.exc.DisconnectionError,
+)
+
+
+def static_page(code: int) -> Response:
+    response = Response(
+        (STATIC_ERRORS / f"{code}.html").read_bytes(),
+        status=code,
+        mimetype="text/html",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _drop_session() -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        try:
+            session.close()
+        except Exception:  # the connection is gone already
+            pass
+
+
+def database_unavailable(error) -> Response:
+    from flask import current_app
+
+    current_app.logger.error("database unavailable: %s", type(error).__name__)
+    _drop_session()
+    response = static_page(503)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def init_app(app: Flask) -> None:
@@ -17,9 +68,25 @@ def init_app(app: Flask) -> None:
 
     def handler(code):
         def handle(error):
-            return render_template("errors/error.html", code=code, message=messages[code]()), code
+            original = getattr(error, "original_exception", None)
+            if isinstance(original, DATABASE_UNAVAILABLE):
+                return database_unavailable(original)
+            try:
+                return render_template(
+                    "errors/error.html", code=code, message=messages[code]()
+                ), code
+            except DATABASE_UNAVAILABLE as exc:
+                return database_unavailable(exc)
+            except Exception:
+                if code < 500:
+                    raise
+                app.logger.exception("the error page itself failed")
+                _drop_session()
+                return static_page(500)
 
         return handle
 
     for code in messages:
         app.register_error_handler(code, handler(code))
+    for exc_class in DATABASE_UNAVAILABLE:
+        app.register_error_handler(exc_class, database_unavailable)

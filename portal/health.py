@@ -1,18 +1,88 @@
-"""GET /healthz: 200 with the database reachable, 503 otherwise."""
+"""GET /healthz: database, broker and storage, answered within a second whatever hangs.
+
+Each check runs in its own thread and gets ``HEALTH_TIMEOUT`` seconds; one that has not
+answered by then is reported as ``"timeout"``. The answer is 200 while the database answers
+(``"status": "ok"``, or ``"degraded"`` when the broker or the storage does not), and 503 when
+the database does not: then the load balancer should stop sending requests to this machine.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
 
 import sqlalchemy as sa
-from flask import Blueprint, jsonify
-
-from portal.db import db
+from flask import Blueprint, current_app, jsonify
 
 bp = Blueprint("health", __name__)
+
+HEALTH_TIMEOUT = 0.8  # seconds for all checks together
+
+
+def _check_database(app) -> None:
+    engine = app.extensions["portal_db"]["engine"]
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+def _check_broker(app) -> None:
+    url = app.config["BROKER_URL"]
+    if url.startswith("memory://"):
+        return
+    if url.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return
+    celery = app.extensions["celery"]
+    with celery.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=0.5)
+
+
+def _check_storage(app) -> None:
+    app.extensions["portal_storage"].check()
+
+
+CHECKS = {"database": _check_database, "broker": _check_broker, "storage": _check_storage}
+
+
+def run_checks(app, timeout: float = HEALTH_TIMEOUT) -> dict[str, str]:
+    results: dict[str, str] = {}
+
+    def run(name, check):
+        try:
+            check(app)
+        except Exception as exc:
+            results[name] = type(exc).__name__
+        else:
+            results[name] = "ok"
+
+    threads = [
+        threading.Thread(target=run, args=item, daemon=True, name=f"healthz-{item[0]}")
+        for item in CHECKS.items()
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return {name: results.get(name, "timeout") for name in CHECKS}
 
 
 @bp.get("/healthz")
 def healthz():
-    try:
-        with db.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # any failure to reach the database means "not healthy"
-        return jsonify(status="unavailable", database=type(exc).__name__), 503
-    return jsonify(status="ok", database="ok")
+    results = run_checks(current_app._get_current_object())
+    if results["database"] != "ok":
+        status, code = "unavailable", 503
+    elif any(value != "ok" for value in results.values()):
+        status, code = "degraded", 200
+    else:
+        status, code = "ok", 200
+    response = jsonify(status=status, **results)
+    response.status_code = code
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -269,3 +269,34 @@ def test_import_after_the_demo_data_uses_its_events(app, runner, session):
     assert "Meetings created: 0." in result.output
     assert "Attendance: 23 created, 0 changed, 0 unchanged." in result.output
     assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == before
+
+
+def test_import_loads_only_the_meetings_in_its_file(session):
+    from plugins.attendance.importer import import_attendance
+
+    series = _study_group(session)
+    for number in range(1, 31):  # held meetings, on 1–30 January 2003
+        f.event(
+            session,
+            series,
+            number=number,
+            status=EventStatus.closed,
+            starts_at=f.at(2003, 1, number, 5, 30),
+        )
+    session.commit()
+    loaded = []
+
+    def count(_session, instance):
+        if isinstance(instance, Event):
+            loaded.append(instance.number)
+
+    sa.event.listen(session, "loaded_as_persistent", count)
+    try:
+        text = "\n".join(
+            [HEADER, "7,2003-01-07,48,34,16,16,2,onsite,", "8,2003-01-08,40,30,15,10,5,onsite,"]
+        )
+        report = import_attendance(session, text, series)
+    finally:
+        sa.event.remove(session, "loaded_as_persistent", count)
+    assert sorted(loaded) == [7, 8]
+    assert (report.events_created, report.created) == (0, 2)

@@ -24,9 +24,10 @@ def test_production_refuses_to_start_without_secret_key(monkeypatch):
 
 def test_production_sets_secure_cookies(monkeypatch):
     monkeypatch.setenv("PORTAL_ENV", "production")
-    monkeypatch.setenv("PORTAL_SECRET_KEY", "a-real-secret")
-    app = create_app({"DATABASE_URL": "sqlite://"})
-    assert app.config["SECRET_KEY"] == "a-real-secret"
+    monkeypatch.setenv("PORTAL_SECRET_KEY", "a-real-secret-of-at-least-32-bytes")
+    monkeypatch.setenv("PORTAL_BASE_URL", "https://portal.example.org")
+    app = create_app({"DATABASE_URL": "postgresql+psycopg://portal@127.0.0.1:1/portal"})
+    assert app.config["SECRET_KEY"] == "a-real-secret-of-at-least-32-bytes"
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["REMEMBER_COOKIE_SECURE"] is True
 
@@ -45,7 +46,7 @@ def test_settings_come_from_portal_environment_variables(monkeypatch):
 def test_healthz_ok(client):
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.json == {"status": "ok", "database": "ok"}
+    assert r.json == {"status": "ok", "database": "ok", "broker": "ok", "storage": "ok"}
 
 
 def test_healthz_unavailable_without_database(tmp_path):

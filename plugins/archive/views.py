@@ -34,7 +34,7 @@ from portal.app import csrf
 from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event, Series, Talk
-from portal.pagination import page_number, paginate
+from portal.pagination import page_number, paginate_next
 
 bp = Blueprint("archive", __name__, url_prefix="/<lang_code>", template_folder="templates")
 
@@ -104,7 +104,7 @@ def index(slug: str):
     year, speaker_id = _year_arg(), _int_arg("speaker")
     query = (request.args.get("q") or "").strip()[:200]
     stmt = services.archive_talks(series, year=year, speaker_id=speaker_id, query=query)
-    page = paginate(db.session, stmt, page_number(), PER_PAGE)
+    page = paginate_next(db.session, stmt, page_number(), PER_PAGE)
     items = services.items_by_talk(db.session, [t.id for t in page.items])
     speaker = db.session.get(Person, speaker_id) if speaker_id else None
     return render_template(
@@ -124,14 +124,7 @@ def index(slug: str):
 def speakers(slug: str):
     series = _series_or_404(slug)
     stmt = services.archive_speakers(series)
-    page_no = page_number()
-    total = db.session.scalar(
-        sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
-    )
-    rows = db.session.execute(stmt.limit(PER_PAGE).offset((page_no - 1) * PER_PAGE)).all()
-    from portal.pagination import Page
-
-    page = Page(items=rows, page=page_no, per_page=PER_PAGE, total=total or 0)
+    page = paginate_next(db.session, stmt, page_number(), PER_PAGE, scalars=False)
     return render_template("archive/speakers.html", series=series, page=page)
 
 
@@ -142,7 +135,7 @@ def log(slug: str):
     series = _series_or_404(slug)
     if not current_user.is_organiser_of(series):
         abort(404)
-    page = paginate(db.session, services.access_log(series), page_number(), LOG_PER_PAGE)
+    page = paginate_next(db.session, services.access_log(series), page_number(), LOG_PER_PAGE)
     return render_template("archive/log.html", series=series, page=page)
 
 

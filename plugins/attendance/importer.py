@@ -477,17 +477,17 @@ def import_attendance(
     now = now or utcnow()
     rows, invalid = parse(text)
     report = ImportReport(rows=len(rows), invalid=invalid)
-    numbers = [row.number for row in rows]
+    # Only the meetings the file names (not the series' whole history), 500 numbers at a time.
+    numbers = sorted({row.number for row in rows})
     events = {}
     for start in range(0, len(numbers), 500):
-        chunk = numbers[start : start + 500]
         events.update(
-            {
-                e.number: e
-                for e in session.scalars(
-                    sa.select(Event).where(Event.series_id == series.id, Event.number.in_(chunk))
+            (e.number, e)
+            for e in session.scalars(
+                sa.select(Event).where(
+                    Event.series_id == series.id, Event.number.in_(numbers[start : start + 500])
                 )
-            }
+            )
         )
     for row in rows:
         event = events.get(row.number)

@@ -53,7 +53,7 @@ from plugins.membership.models import (
     RenewalReminder,
 )
 from portal import audit
-from portal.accounts.models import Person, User
+from portal.accounts.models import Person, User, email_domain, normalise_domain
 from portal.db import utcnow
 from portal.documents.models import Document, DocumentKind
 from portal.documents.services import cancel_document, correct_document, issue_document, latest_for
@@ -100,14 +100,6 @@ def start_of_day(day: date, series: Series) -> datetime:
 # -- domains ---------------------------------------------------------------------------------
 
 
-def normalise_domain(value: str) -> str:
-    value = (value or "").strip().lower().lstrip("@").rstrip(".")
-    try:
-        return value.encode("idna").decode("ascii") if value else ""
-    except UnicodeError:
-        return value
-
-
 def parse_domains(text: str) -> tuple[list[str], list[str]]:
     """Domains from text (one per line, or separated by commas or spaces): (good, bad)."""
     good: list[str] = []
@@ -122,11 +114,6 @@ def parse_domains(text: str) -> tuple[list[str], list[str]]:
         else:
             bad.append(raw.strip())
     return good, bad
-
-
-def email_domain(email: str | None) -> str:
-    _, at, domain = (email or "").strip().lower().rpartition("@")
-    return normalise_domain(domain) if at else ""
 
 
 # -- companies -------------------------------------------------------------------------------
@@ -599,9 +586,7 @@ def members_select(series_id: int, year: int, company_id: int | None = None) -> 
             sa.literal(MemberHow.domain.value).label("how"),
             User.email_verified_at.label("since"),
         )
-        .join(
-            CompanyDomain, sa.func.lower(User.email).like(sa.literal("%@") + CompanyDomain.domain)
-        )
+        .join(CompanyDomain, CompanyDomain.domain == User.email_domain)
         .where(
             User.email_verified_at.is_not(None),
             CompanyDomain.series_id == series_id,
@@ -668,6 +653,27 @@ def members_page(
         for r in rows
     ]
     return MemberPage(items=items, page=page, per_page=per_page or max(total, 1), total=total)
+
+
+def members_export(session: Session, series: Series, year: int):
+    """Every member of the year for the CSV, streamed: (company name, person's name fields,
+    email, how), ordered as the members page, read a thousand rows at a time."""
+    sub = members_select(series.id, year).subquery()
+    stmt = (
+        sa.select(
+            MemberCompany.name,
+            Person.family_name,
+            Person.given_name,
+            Person.romanized_name,
+            Person.email,
+            sub.c.how,
+        )
+        .join(MemberCompany, MemberCompany.id == sub.c.company_id)
+        .join(Person, Person.id == sub.c.person_id)
+        .order_by(sub.c.company_id, sub.c.person_id)
+        .execution_options(yield_per=1000)
+    )
+    yield from session.execute(stmt)
 
 
 # -- invitations -----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from plugins.membership.models import (
 )
 from plugins.membership.services import MembershipError
 from portal.accounts.models import Person
-from portal.csvexport import csv_response
+from portal.csvexport import csv_response, csv_stream_response
 from portal.db import db
 from portal.documents.models import Document, DocumentKind
 from portal.documents.pdf import render_pdf
@@ -301,19 +301,19 @@ def members_csv(slug: str):
     series = _series_or_404(slug)
     year = _year_arg(series)
     lang = current_language()
-    page = services.members_page(db.session, series, year, 1, 0)
-    table = [[_("Fiscal year"), _("Member company"), _("Name"), _("Email address"), _("How")]]
-    for row in page.items:
-        table.append(
-            [
+
+    def rows():
+        yield [_("Fiscal year"), _("Member company"), _("Name"), _("Email address"), _("How")]
+        for row in services.members_export(db.session, series, year):
+            yield [
                 year,
-                row.company.name.get(lang, series.default_language),
-                format_person_name(row.person, lang),
-                row.person.email or "",
-                str(HOW_LABELS[row.how]),
+                row.name.get(lang, series.default_language),
+                format_person_name(row, lang),
+                row.email or "",
+                str(HOW_LABELS[MemberHow(row.how)]),
             ]
-        )
-    return _csv_response(table, f"members-{series.slug}-{year}.csv")
+
+    return csv_stream_response(rows(), f"members-{series.slug}-{year}.csv")
 
 
 # -- organiser: companies --------------------------------------------------------------------

@@ -39,21 +39,26 @@ def reconcile_one(session, payment_id: int) -> str:
     return outcome
 
 
+def reconcile_all(session, echo=lambda line: None) -> dict[str, int]:
+    """Settle every pending card payment; returns counts per outcome (the scheduled job)."""
+    counts: dict[str, int] = {}
+    for payment_id in services.reconcile_candidates(session):
+        outcome = reconcile_one(session, payment_id)
+        counts[outcome] = counts.get(outcome, 0) + 1
+        echo(f"payment {payment_id}: {outcome}")
+    abandoned = services.expire_abandoned_attempts(session)
+    session.commit()
+    if abandoned:
+        counts["never_opened"] = abandoned
+    return counts
+
+
 @payments_group.command("reconcile")
 @with_appcontext
 def reconcile():
     """Ask Stripe about every pending card payment and settle it (paid, expired or open)."""
     if services.card_unavailable_reason() is not None:
         raise click.ClickException(services.card_unavailable_reason())
-    session = db.session
-    counts: dict[str, int] = {}
-    for payment_id in services.reconcile_candidates(session):
-        outcome = reconcile_one(session, payment_id)
-        counts[outcome] = counts.get(outcome, 0) + 1
-        click.echo(f"payment {payment_id}: {outcome}")
-    abandoned = services.expire_abandoned_attempts(session)
-    session.commit()
-    if abandoned:
-        counts["never_opened"] = abandoned
+    counts = reconcile_all(db.session, echo=click.echo)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to do"
     click.echo(f"Reconciled: {summary}.")

@@ -57,7 +57,16 @@ class Payment(Base):
     """One payment attempt for a registration, in integer minor units of ``currency``."""
 
     __tablename__ = "payments"
-    __table_args__ = (sa.Index("ix_payments_event_state", "event_id", "state"),)
+    __table_args__ = (
+        sa.Index("ix_payments_event_state", "event_id", "state"),
+        # Reconcile's "pending attempts": a partial index, tiny whatever the history (i19).
+        sa.Index(
+            "ix_payments_pending",
+            "id",
+            sqlite_where=sa.text("state = 'pending'"),
+            postgresql_where=sa.text("state = 'pending'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     registration_id: Mapped[int] = mapped_column(

@@ -33,7 +33,7 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from plugins.stripe_payments.models import (
     MOVES,
@@ -1262,7 +1262,9 @@ def personal_data(session: Session, person: Person) -> dict:
     rows = session.scalars(
         sa.select(Payment)
         .where(Payment.person_id == person.id)
-        .options(joinedload(Payment.event), joinedload(Payment.receipt))
+        .options(
+            joinedload(Payment.event), joinedload(Payment.receipt), selectinload(Payment.refunds)
+        )
         .order_by(Payment.id)
     ).unique()
     return {

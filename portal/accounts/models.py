@@ -11,7 +11,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from flask_login import UserMixin
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.db import Base, UTCDateTime, utcnow
 
@@ -26,6 +26,21 @@ class Role(enum.StrEnum):
     organiser = "organiser"  # per series
     reviewer = "reviewer"  # per series
     member = "member"
+
+
+def normalise_domain(value: str | None) -> str:
+    """An email domain as compared everywhere: lower case, no "@" or final dot, IDNA (ASCII)."""
+    value = (value or "").strip().lower().lstrip("@").rstrip(".")
+    try:
+        return value.encode("idna").decode("ascii") if value else ""
+    except UnicodeError:
+        return value
+
+
+def email_domain(email: str | None) -> str:
+    """The normalised part after the last "@" of an address; "" without one."""
+    _, at, domain = (email or "").strip().lower().rpartition("@")
+    return normalise_domain(domain) if at else ""
 
 
 class Person(Base):
@@ -66,6 +81,9 @@ class User(UserMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(sa.ForeignKey("people.id"), unique=True)
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    # ``email_domain(email)``, kept by ``_set_email_domain``: corporate membership matches a
+    # company's domains on it with equality (an index lookup, not a LIKE over every account).
+    email_domain: Mapped[str] = mapped_column(sa.String(253), default="", index=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     is_admin: Mapped[bool] = mapped_column(default=False)
@@ -78,6 +96,11 @@ class User(UserMixin, Base):
     roles: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
     )
+
+    @validates("email")
+    def _set_email_domain(self, _key, value):
+        self.email_domain = email_domain(value)
+        return value
 
     def get_id(self) -> str:
         # Flask-Login stores this; changing the password changes it and ends old sessions.

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from portal import audit, plugins
 from portal.accounts import tokens
@@ -500,7 +500,10 @@ def _registrations_data(session: Session, person) -> list[dict]:
     from portal.registration.models import Registration
 
     rows = session.scalars(
-        sa.select(Registration).where(Registration.person_id == person.id).order_by(Registration.id)
+        sa.select(Registration)
+        .where(Registration.person_id == person.id)
+        .options(joinedload(Registration.event))  # one statement, not one per registration
+        .order_by(Registration.id)
     )
     return [
         {

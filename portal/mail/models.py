@@ -12,7 +12,19 @@ from portal.db import Base, UTCDateTime, utcnow
 
 class OutboxEmail(Base):
     __tablename__ = "outbox_emails"
-    __table_args__ = (sa.Index("ix_outbox_due", "sent_at", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_due", "sent_at", "next_attempt_at"),
+        # Mails still to send (partial: the sent and failed history is not in it). The two
+        # always-NULL columns lead so that SQLite's planner prefers it to ix_outbox_due.
+        sa.Index(
+            "ix_outbox_emails_unsent",
+            "sent_at",
+            "failed_at",
+            "next_attempt_at",
+            sqlite_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
+            postgresql_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     to_address: Mapped[str] = mapped_column(sa.String(254))
@@ -31,6 +43,9 @@ class OutboxEmail(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A sender claims a mail (a lease) before talking to the SMTP server, so two senders
+    # running at once never deliver the same mail; an expired claim is taken over.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str] = mapped_column(sa.Text, default="")
 
     attachments: Mapped[list[OutboxAttachment]] = relationship(

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from flask import current_app, render_template
 from flask_babel import force_locale
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
+from portal import audit
 from portal.db import utcnow
 from portal.i18n import LANGUAGES
 from portal.mail.models import OutboxAttachment, OutboxEmail
@@ -66,7 +67,22 @@ def queue_email(
         ],
     )
     session.add(email)
+    session.info["outbox_kick"] = True
     return email
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _kick_after_commit(session: Session) -> None:
+    """A commit that queued email asks a worker to send it now (portal.tasks.worker)."""
+    if session.info.pop("outbox_kick", False):
+        from portal.tasks.worker import kick_outbox
+
+        kick_outbox()
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_kick(session: Session) -> None:
+    session.info.pop("outbox_kick", None)
 
 
 def _message(email: OutboxEmail) -> EmailMessage:
@@ -106,50 +122,151 @@ def _connect() -> smtplib.SMTP:
     return smtp
 
 
-def send_due(session: Session, limit: int = 100) -> tuple[int, int]:
-    """Send what is due; returns (sent, failed this round). Failed ones are retried later."""
+class OutboxDeliveryError(RuntimeError):
+    """Some mail could not be delivered this round (raised for monitoring; nothing is lost)."""
+
+
+CLAIM_LEASE = timedelta(minutes=5)
+CLAIM_BATCH = 50
+
+
+def _due_filter(now):
+    return sa.and_(
+        OutboxEmail.sent_at.is_(None),
+        OutboxEmail.failed_at.is_(None),
+        OutboxEmail.next_attempt_at <= now,
+        sa.or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until < now),
+    )
+
+
+def claim_due(session: Session, limit: int) -> list[int]:
+    """Claim up to ``limit`` due mails for this sender in one UPDATE; commits.
+
+    On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED``, so concurrent senders
+    take different mails; on SQLite the single UPDATE … RETURNING is atomic (one writer).
+    A claim is a lease: a sender that dies leaves its mails to be taken over after it.
+    """
     now = utcnow()
-    due = list(
+    pick = sa.select(OutboxEmail.id).where(_due_filter(now)).order_by(OutboxEmail.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    ids = list(
+        session.scalars(
+            sa.update(OutboxEmail)
+            .where(OutboxEmail.id.in_(pick.scalar_subquery()))
+            .values(claimed_until=now + CLAIM_LEASE)
+            .returning(OutboxEmail.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    session.commit()
+    return sorted(ids)
+
+
+def send_due(session: Session, limit: int = 100) -> tuple[int, int]:
+    """Send what is due; returns (sent, failed this round). Failed ones are retried later.
+
+    Every mail is claimed before the SMTP server sees it, so two senders at once (two workers,
+    overlapping runs, two machines) deliver each mail once; the Message-ID fixed at queue time
+    is kept across retries.
+    """
+    sent = failed = 0
+    smtp = None
+    try:
+        while sent + failed < limit:
+            ids = claim_due(session, min(CLAIM_BATCH, limit - sent - failed))
+            if not ids:
+                break
+            emails = list(
+                session.scalars(
+                    sa.select(OutboxEmail)
+                    .where(OutboxEmail.id.in_(ids))
+                    .order_by(OutboxEmail.id)
+                    .options(selectinload(OutboxEmail.attachments))
+                    .execution_options(populate_existing=True)
+                )
+            )
+            if smtp is None:
+                try:
+                    smtp = _connect()
+                except (OSError, smtplib.SMTPException) as exc:
+                    for email in emails:
+                        _postpone(email, exc)
+                    session.commit()
+                    return sent, failed + len(emails)
+            for email in emails:
+                try:
+                    smtp.send_message(_message(email))
+                except (OSError, smtplib.SMTPException) as exc:
+                    _postpone(email, exc)
+                    failed += 1
+                else:
+                    email.sent_at = utcnow()
+                    email.attempts += 1
+                    email.claimed_until = None
+                    sent += 1
+                session.commit()
+    finally:
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+    return sent, failed
+
+
+def undelivered(session: Session, limit: int = 200) -> list[OutboxEmail]:
+    """Mails given up after the last retry, newest first (shown to the office)."""
+    return list(
         session.scalars(
             sa.select(OutboxEmail)
-            .where(OutboxEmail.sent_at.is_(None), OutboxEmail.failed_at.is_(None))
-            .where(OutboxEmail.next_attempt_at <= now)
-            .order_by(OutboxEmail.id)
+            .where(OutboxEmail.sent_at.is_(None), OutboxEmail.failed_at.is_not(None))
+            .order_by(OutboxEmail.failed_at.desc(), OutboxEmail.id.desc())
             .limit(limit)
         )
     )
-    if not due:
-        return 0, 0
-    sent = failed = 0
-    try:
-        smtp = _connect()
-    except (OSError, smtplib.SMTPException) as exc:
-        for email in due:
-            _postpone(email, exc)
-        session.commit()
-        return 0, len(due)
-    try:
-        for email in due:
-            try:
-                smtp.send_message(_message(email))
-            except (OSError, smtplib.SMTPException) as exc:
-                _postpone(email, exc)
-                failed += 1
-            else:
-                email.sent_at = utcnow()
-                email.attempts += 1
-                sent += 1
-            session.commit()
-    finally:
-        try:
-            smtp.quit()
-        except (OSError, smtplib.SMTPException):
-            pass
-    return sent, failed
+
+
+def outbox_counts(session: Session) -> dict[str, int]:
+    """Backlog figures for monitoring: waiting (not sent, not given up), due now, undelivered."""
+    now = utcnow()
+    pending = sa.and_(OutboxEmail.sent_at.is_(None), OutboxEmail.failed_at.is_(None))
+    row = session.execute(
+        sa.select(
+            sa.func.count().filter(pending),
+            sa.func.count().filter(pending, OutboxEmail.next_attempt_at <= now),
+            sa.func.count().filter(
+                OutboxEmail.sent_at.is_(None), OutboxEmail.failed_at.is_not(None)
+            ),
+        ).select_from(OutboxEmail)
+    ).one()
+    return {"waiting": row[0], "due": row[1], "undelivered": row[2]}
+
+
+def requeue(session: Session, email_ids: Iterable[int] | None = None, actor=None) -> int:
+    """Send undelivered mails again (all of them, or these ids): a fresh round of retries with
+    the same Message-ID. Returns how many were requeued; the caller commits."""
+    stmt = sa.select(OutboxEmail).where(
+        OutboxEmail.sent_at.is_(None), OutboxEmail.failed_at.is_not(None)
+    )
+    if email_ids is not None:
+        stmt = stmt.where(OutboxEmail.id.in_(list(email_ids)))
+    count = 0
+    for email in session.scalars(stmt.order_by(OutboxEmail.id)):
+        email.failed_at = None
+        email.attempts = 0
+        email.claimed_until = None
+        email.next_attempt_at = utcnow()
+        audit.record(session, actor, "outbox_email", email.id, "requeued")
+        count += 1
+    if count:
+        session.info["outbox_kick"] = True
+    return count
 
 
 def _postpone(email: OutboxEmail, exc: Exception) -> None:
     email.attempts += 1
+    email.claimed_until = None
     email.last_error = f"{type(exc).__name__}: {exc}"[:2000]
     if email.attempts >= MAX_ATTEMPTS:
         email.failed_at = utcnow()

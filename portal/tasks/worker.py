@@ -1,0 +1,131 @@
+"""The Celery application: the broker from ``PORTAL_BROKER_URL``, one beat schedule.
+
+- The broker is Redis in production (``redis://…``); without a setting it is a SQLite file in
+  ``instance/`` (kombu's SQLAlchemy transport), so ``make run`` needs no server.
+- ``BEAT_SCHEDULE`` comes from ``portal.tasks.jobs.JOBS``: one entry per job, run by one
+  scheduler process (``portal tasks scheduler``); every run goes through ``run_job``'s lock.
+- ``send_outbox_now`` is published after a commit that queued email, so mail leaves at once;
+  the scheduled ``send-outbox`` run catches anything the kick missed.
+- Tasks run inside a Flask app context (``AppTask``).
+
+Start with ``portal tasks worker`` and ``portal tasks scheduler`` (``make run`` starts both
+inside ``portal tasks dev``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery, Task
+from flask import Flask
+
+from portal.tasks.jobs import JOBS, JobSkipped
+
+log = logging.getLogger("portal.tasks")
+
+
+class AppTask(Task):
+    def __call__(self, *args, **kwargs):
+        with flask_app().app_context():
+            return super().__call__(*args, **kwargs)
+
+
+celery_app = Celery("portal", task_cls=AppTask, set_as_current=False)
+celery_app.flask_app = None
+
+
+def flask_app() -> Flask:
+    if celery_app.flask_app is None:
+        from portal.app import create_app
+
+        create_app()  # calls init_app below
+    return celery_app.flask_app
+
+
+def beat_schedule() -> dict:
+    return {
+        name: {
+            "task": "portal.run_job",
+            "schedule": job.every.total_seconds(),
+            "args": (name,),
+            # A tick that waited longer than its period (no worker) is dropped, not piled up.
+            "options": {"expires": job.every.total_seconds()},
+        }
+        for name, job in JOBS.items()
+    }
+
+
+def init_app(app: Flask) -> None:
+    cfg = app.config
+    broker = cfg["BROKER_URL"]
+    options: dict = {}
+    if broker.startswith(("redis://", "rediss://")):
+        options = {"socket_connect_timeout": 2, "socket_timeout": 5, "visibility_timeout": 3600}
+    if celery_app._pool is not None and celery_app.conf.broker_url != broker:
+        _forget_connections()  # another app in this process (tests) pointed elsewhere
+    celery_app.conf.update(
+        broker_url=broker,
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        task_publish_retry=False,
+        task_always_eager=bool(cfg.get("TASKS_EAGER")),
+        beat_schedule=beat_schedule(),
+        timezone="UTC",
+    )
+    celery_app.flask_app = app
+    app.extensions["celery"] = celery_app
+
+
+def _forget_connections() -> None:
+    pool, celery_app._pool = celery_app._pool, None
+    if "amqp" in celery_app.__dict__:
+        celery_app.amqp._producer_pool = None
+    if pool is not None:
+        pool.force_close_all()
+
+
+@celery_app.task(name="portal.run_job")
+def run_job_task(name: str) -> str:
+    from portal.db import db
+    from portal.tasks.jobs import run_job
+
+    try:
+        outcome = run_job(db.session, name, scheduled=True)
+    except JobSkipped as exc:
+        log.info("job skipped: %s", exc)
+        return "skipped"
+    log.info("job %s: %s", name, outcome)
+    return outcome
+
+
+@celery_app.task(name="portal.send_outbox_now")
+def send_outbox_now() -> str:
+    """Deliver what is due now (claims make it safe next to the scheduled run)."""
+    from portal.db import db
+    from portal.mail.services import OutboxDeliveryError, send_due
+
+    sent, failed = send_due(db.session, limit=500)
+    if failed:
+        raise OutboxDeliveryError(f"sent {sent}, postponed {failed}")
+    return f"sent {sent}"
+
+
+def kick_outbox() -> None:
+    """Ask a worker to send now; never fails the caller (the schedule sends it anyway)."""
+    from flask import current_app, has_app_context
+
+    if not has_app_context() or not current_app.config.get("TASKS_KICK_OUTBOX"):
+        return
+    if current_app.extensions.get("celery") is not celery_app:
+        return
+    try:
+        send_outbox_now.apply_async()
+    except Exception:  # the broker is down: the scheduled run will send it
+        log.warning("could not ask a worker to send email now", exc_info=True)

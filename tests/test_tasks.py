@@ -1,0 +1,205 @@
+"""Scheduled jobs and the Celery worker: one schedule, a lock, a worker on a SQLite broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from email.utils import make_msgid
+
+import pytest
+import sqlalchemy as sa
+
+from portal.db import db, utcnow
+from portal.mail.models import OutboxEmail
+from portal.tasks import jobs
+from portal.tasks.jobs import JOBS, Job, JobSkipped, run_job
+from portal.tasks.models import JobRun
+from portal.tasks.worker import beat_schedule
+
+
+def test_one_beat_schedule_declares_every_job_through_the_lock():
+    schedule = beat_schedule()
+    assert set(schedule) == {
+        "send-outbox",
+        "expire-unpaid",
+        "reconcile-payments",
+        "webinar-reminders",
+        "membership-reminders",
+    }
+    for name, entry in schedule.items():
+        assert entry["task"] == "portal.run_job"
+        assert entry["args"] == (name,)
+        assert entry["schedule"] == JOBS[name].every.total_seconds()
+
+
+@pytest.fixture
+def slow_job(monkeypatch):
+    calls = []
+    gate = threading.Event()
+
+    def work(session):
+        calls.append(threading.get_ident())
+        gate.wait(10)
+        return "done"
+
+    job = Job("test-slow", work, timedelta(minutes=10), timedelta(minutes=5), "a test job")
+    monkeypatch.setitem(JOBS, job.name, job)
+    return job, calls, gate
+
+
+def test_two_runs_at_once_run_the_job_once(app, slow_job):
+    job, calls, gate = slow_job
+    outcomes = []
+
+    def run():
+        with app.app_context():
+            try:
+                outcomes.append(run_job(db.session, job.name))
+            except JobSkipped:
+                outcomes.append("skipped")
+            finally:
+                gate.set()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(outcomes) == ["done", "skipped"]
+    assert len(calls) == 1
+    with app.app_context():
+        row = db.session.get(JobRun, job.name)
+        assert (row.runs, row.failures, row.locked_until, row.last_outcome) == (1, 0, None, "done")
+
+
+def test_a_scheduled_run_in_the_same_period_is_skipped_but_a_manual_run_is_not(app, slow_job):
+    job, calls, gate = slow_job
+    gate.set()
+    with app.app_context():
+        assert run_job(db.session, job.name, scheduled=True) == "done"
+        with pytest.raises(JobSkipped):
+            run_job(db.session, job.name, scheduled=True)  # a second scheduler's tick
+        assert run_job(db.session, job.name) == "done"  # `portal jobs run` by hand
+        row = db.session.get(JobRun, job.name)
+        row.last_started_at = utcnow() - job.min_gap - timedelta(seconds=1)
+        db.session.commit()
+        assert run_job(db.session, job.name, scheduled=True) == "done"  # the next period
+    assert len(calls) == 3
+
+
+def test_a_lock_left_by_a_dead_run_expires(app, slow_job):
+    job, calls, gate = slow_job
+    gate.set()
+    with app.app_context():
+        db.session.add(
+            JobRun(name=job.name, locked_until=utcnow() + timedelta(minutes=1), holder="dead:1")
+        )
+        db.session.commit()
+        with pytest.raises(JobSkipped):
+            run_job(db.session, job.name)
+        db.session.get(JobRun, job.name).locked_until = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        assert run_job(db.session, job.name) == "done"
+
+
+def test_a_failing_job_records_the_error_frees_the_lock_and_raises(app, runner, monkeypatch):
+    def broken(session):
+        raise RuntimeError("the payment provider is down")
+
+    monkeypatch.setitem(
+        JOBS,
+        "test-broken",
+        Job("test-broken", broken, timedelta(minutes=1), timedelta(minutes=1), ""),
+    )
+    result = runner.invoke(args=["jobs", "run", "test-broken"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, RuntimeError)
+    with app.app_context():
+        row = db.session.get(JobRun, "test-broken")
+        assert (row.runs, row.failures, row.locked_until) == (1, 1, None)
+        assert row.last_outcome == "RuntimeError: the payment provider is down"
+    listing = runner.invoke(args=["jobs", "list"])
+    assert "send-outbox" in listing.output and "never run" in listing.output
+    assert runner.invoke(args=["jobs", "run", "nope"]).exit_code == 1
+
+
+def test_the_send_outbox_job_raises_when_mail_could_not_be_delivered(app):
+    with app.app_context():
+        db.session.add(
+            OutboxEmail(
+                to_address="a@example.org",
+                language="en",
+                subject="s",
+                body_text="t",
+                body_html="h",
+                message_id=make_msgid(),
+            )
+        )
+        db.session.commit()
+        with pytest.raises(Exception, match="sent 0, postponed 1"):
+            run_job(db.session, "send-outbox")
+        assert db.session.get(JobRun, "send-outbox").failures == 1
+
+
+def test_expire_unpaid_job_runs_through_the_lock(app, runner):
+    result = runner.invoke(args=["jobs", "run", "expire-unpaid"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "expired 0"
+    assert jobs.JOBS["expire-unpaid"].min_gap == timedelta(minutes=5) / 2
+
+
+def test_a_worker_on_a_sqlite_file_broker_sends_queued_mail(
+    app, database_url, smtp_server, tmp_path
+):
+    """What `make run` starts: a Celery worker on kombu's SQLAlchemy transport, no server."""
+    from portal.app import create_app
+
+    broker = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+    env = dict(
+        os.environ,
+        PORTAL_DATABASE_URL=database_url,
+        PORTAL_BROKER_URL=broker,
+        PORTAL_MAIL_SERVER="127.0.0.1",
+        PORTAL_MAIL_PORT=str(smtp_server.port),
+        PORTAL_SECRET_KEY="test-secret",
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "portal.cli", "tasks", "worker", "--concurrency=1", "--pool=solo"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "worker.log", "w"),  # noqa: SIM115
+    )
+    try:
+        with app.app_context():
+            db.session.add(
+                OutboxEmail(
+                    to_address="worker@example.org",
+                    language="en",
+                    subject="From the worker",
+                    body_text="t",
+                    body_html="h",
+                    message_id=make_msgid(),
+                )
+            )
+            db.session.commit()
+        publisher = create_app({"DATABASE_URL": database_url, "BROKER_URL": broker})
+        with publisher.app_context():
+            publisher.extensions["celery"].send_task("portal.send_outbox_now")
+        deadline = time.monotonic() + 30
+        while not smtp_server.messages and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(smtp_server.messages) == 1, (tmp_path / "worker.log").read_text()[-3000:]
+        assert smtp_server.messages[0]["Subject"] == "From the worker"
+        with app.app_context():
+            assert db.session.scalar(sa.select(OutboxEmail.sent_at)) is not None
+    finally:
+        worker.terminate()
+        worker.wait(15)
+        # The publisher re-pointed the shared Celery app; give it back to the test's app.
+        from portal.tasks.worker import init_app
+
+        init_app(app)

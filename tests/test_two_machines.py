@@ -1,0 +1,229 @@
+"""Two machines on one machine: two portal instances (gunicorn, each with its own Celery worker
+and scheduler tick) on different loopback ports, sharing one PostgreSQL, one Redis and one S3
+stand-in (moto's server), as two machines behind a load balancer would.
+
+Runs in the PostgreSQL leg of CI (PORTAL_TEST_DATABASE_URL and PORTAL_TEST_REDIS_URL set by
+.ci/run); skipped on SQLite, which one machine cannot share with another.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bench.common import Client, Gunicorn, form_with, login
+from bench.seed import RUSH_PASSWORD, seed_rush
+from portal.accounts.models import User
+from portal.config import ROOT
+from portal.db import make_engine
+from portal.mail.models import OutboxEmail
+from portal.registration.models import Registration, RegistrationState
+from portal.tasks.models import JobRun
+from tests.fakes import s3_server
+
+s3_endpoint = s3_server.s3_endpoint  # fixtures
+s3_bucket = s3_server.s3_bucket
+
+pytestmark = pytest.mark.postgres_only
+
+SECRET = "two-machines-test-secret-0123456789"
+
+
+@pytest.fixture
+def shared(database_url, tmp_path, smtp_server, s3_endpoint, s3_bucket):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("two machines share PostgreSQL (PORTAL_TEST_DATABASE_URL)")
+    redis_url = os.environ.get("PORTAL_TEST_REDIS_URL")
+    if not redis_url:
+        pytest.skip("two machines share Redis (PORTAL_TEST_REDIS_URL)")
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    env = {
+        "PORTAL_DATABASE_URL": database_url,
+        "PORTAL_SECRET_KEY": SECRET,
+        "PORTAL_BASE_URL": "http://127.0.0.1",
+        "PORTAL_MAIL_SERVER": "127.0.0.1",
+        "PORTAL_MAIL_PORT": str(smtp_server.port),
+        "PORTAL_REDIS_URL": redis_url,
+        "PORTAL_STORAGE_URL": f"s3://{s3_bucket}/portal",
+        "PORTAL_S3_ENDPOINT_URL": s3_endpoint,
+        "PORTAL_INSTANCE_PATH": str(tmp_path / "instance"),
+        "PORTAL_UPLOAD_FOLDER": str(tmp_path / "not-used"),
+        "PORTAL_LOG_REQUESTS": "0",
+    }
+    yield env, redis_url
+    redis.Redis.from_url(redis_url).flushdb()
+    engine = make_engine(database_url)
+    from tests.conftest import _empty_all_tables
+
+    engine.dispose()
+    _empty_all_tables(database_url)
+
+
+class Machine:
+    """One machine: gunicorn (2 workers x 4 threads) and a Celery worker (2 threads)."""
+
+    def __init__(self, name: str, env: dict, log_dir: Path):
+        self.name = name
+        self.env = env
+        self.log_dir = log_dir
+
+    def __enter__(self):
+        self.web = Gunicorn(
+            "portal.app:create_app()", self.env, workers=2, threads=4, log_dir=self.log_dir
+        ).__enter__()
+        self.worker_log = (self.log_dir / f"worker-{self.name}.log").open("wb")
+        self.worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "portal.cli",
+                "tasks",
+                "worker",
+                "--concurrency=2",
+                "--pool=threads",
+                f"--hostname={self.name}@%h",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=self.worker_log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def __exit__(self, *exc):
+        self.worker.terminate()
+        try:
+            self.worker.wait(20)
+        except subprocess.TimeoutExpired:
+            self.worker.kill()
+            self.worker.wait(5)
+        self.worker_log.close()
+        self.web.stop()
+
+
+def _session_cookie(app, user_stamp: str, csrf_raw: str) -> str:
+    serializer = app.session_interface.get_signing_serializer(app)
+    return serializer.dumps({"_user_id": user_stamp, "_fresh": True, "csrf_token": csrf_raw})
+
+
+def _wait(predicate, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_instances_share_registrations_mail_jobs_and_files(
+    shared, database_url, smtp_server, tmp_path, app_config
+):
+    env, redis_url = shared
+    engine = make_engine(database_url)
+    data = seed_rush(engine, seats=280, people=400)
+    from portal.app import create_app
+
+    signer = create_app(dict(app_config, SECRET_KEY=SECRET))
+    with signer.app_context():
+        from portal.db import db
+
+        stamps = {u.person_id: u.get_id() for u in db.session.scalars(sa.select(User))}
+
+    with Machine("a", env, tmp_path) as a, Machine("b", env, tmp_path) as b:
+        ports = [a.web.port, b.web.port]
+
+        # The confirmation step once, through machine A, for its form fields and CSRF token.
+        first_pid, first_email = data.people[0]
+        probe = Client(ports[0])
+        login(probe, first_email, RUSH_PASSWORD)
+        page = probe.get(f"/ja/events/{data.slug}/register")
+        form = form_with(page.body, "/register")
+        review = probe.post(form.path(), form.values(privacy="y"))
+        confirm = form_with(review.body, "/register")
+        fields = confirm.values(step="confirm")
+        session = signer.session_interface.get_signing_serializer(signer).loads(
+            probe.cookies["session"]
+        )
+        csrf_raw = session["csrf_token"]
+
+        # The rush: 400 browsers, alternately on A and B, all released at once.
+        barrier = threading.Barrier(len(data.people))
+        statuses: dict[int, int | str] = {}
+
+        def fire(i: int, pid: int):
+            client = Client(ports[i % 2], timeout=120)
+            client.cookies["session"] = _session_cookie(signer, stamps[pid], csrf_raw)
+            try:
+                barrier.wait(60)
+                statuses[pid] = client.post(f"/ja/events/{data.slug}/register", fields).status
+            except Exception as exc:  # counted below
+                statuses[pid] = repr(exc)
+
+        threads = [
+            threading.Thread(target=fire, args=(i, pid)) for i, (pid, _) in enumerate(data.people)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        assert sorted(set(statuses.values()), key=str) == [302], a.web.log_tail()
+        with engine.connect() as conn:
+            states = dict(
+                conn.execute(
+                    sa.select(Registration.state, sa.func.count())
+                    .where(Registration.event_id == data.event_id)
+                    .group_by(Registration.state)
+                ).all()
+            )
+        assert states == {RegistrationState.confirmed: 280, RegistrationState.waitlisted: 120}
+
+        # Mail: every mail the rush queued is delivered once, by whichever worker claimed it.
+        def outbox_done():
+            with engine.connect() as conn:
+                return not conn.scalar(
+                    sa.select(sa.func.count()).where(OutboxEmail.sent_at.is_(None))
+                )
+
+        _wait(outbox_done, 120, "the workers to send the rush's mail")
+        with engine.connect() as conn:
+            queued = list(conn.scalars(sa.select(OutboxEmail.message_id)))
+        received = [m["Message-ID"] for m in smtp_server.messages]
+        assert len(queued) >= 400
+        assert sorted(received) == sorted(queued)
+
+        # A scheduled job: a tick from each machine's scheduler runs the job once.
+        publisher = create_app(dict(app_config, SECRET_KEY=SECRET, BROKER_URL=redis_url))
+        with publisher.app_context():
+            celery = publisher.extensions["celery"]
+            for _ in range(2):
+                celery.send_task("portal.run_job", args=("expire-unpaid",))
+        import redis
+
+        broker = redis.Redis.from_url(redis_url)
+
+        def job_settled():
+            with engine.connect() as conn:
+                row = conn.execute(
+                    sa.select(JobRun.runs, JobRun.last_finished_at).where(
+                        JobRun.name == "expire-unpaid"
+                    )
+                ).first()
+            return row is not None and row.last_finished_at and broker.llen("celery") == 0
+
+        _wait(job_settled, 30, "the expire-unpaid job")
+        time.sleep(2)  # the second tick has been taken by a worker and skipped
+        with engine.connect() as conn:
+            assert conn.scalar(sa.select(JobRun.runs).where(JobRun.name == "expire-unpaid")) == 1
+        from portal.tasks.worker import init_app
+
+        init_app(signer)
+    engine.dispose()
