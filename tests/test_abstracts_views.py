@@ -436,7 +436,8 @@ def test_settings_page_saves_the_call(app, client):
     assert (settings["presentation_types"], settings["allow_pdf"]) == (["oral"], False)
     assert settings["anonymised_reviews"] is True
     call_page = client.get(base(call) + "/").text
-    assert "America/New_York" in call_page and "1 April 2030, 23:59 EDT" in call_page
+    assert "(event time, EDT)" in call_page and "1 April 2030, 23:59 EDT" in call_page
+    assert "America/New_York" not in call_page
 
 
 def test_email_texts_are_edited_per_event(app, client):

@@ -55,6 +55,7 @@ from portal.i18n import (
     BilingualText,
     format_datetime,
     format_person_name,
+    format_zone,
 )
 from portal.mail.services import queue_email
 from portal.speakers import search as speaker_search
@@ -348,7 +349,7 @@ def time_lines(value: datetime | None, event: Event, person: Person | None = Non
         _(
             "%(time)s (event time, %(zone)s)",
             time=format_datetime(value, event.timezone),
-            zone=event.timezone,
+            zone=format_zone(event.timezone, None, value),
         )
     ]
     zone = country_zone(getattr(person, "country", None)) if person is not None else None
@@ -357,7 +358,7 @@ def time_lines(value: datetime | None, event: Event, person: Person | None = Non
             _(
                 "%(time)s (your time, %(zone)s)",
                 time=format_datetime(value, zone),
-                zone=zone,
+                zone=format_zone(zone, None, value),
             )
         )
     if not _same_clock(value, "UTC", event.timezone):

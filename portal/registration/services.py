@@ -444,6 +444,18 @@ def external_url(endpoint: str, **values) -> str:
     return current_app.config.get("BASE_URL", "").rstrip("/") + path
 
 
+def _email_payment_methods(registration: Registration) -> list[PaymentMethod]:
+    """The ways to pay offered on the registration page, for the payment-pending email."""
+    from flask import has_request_context
+
+    if not has_request_context():
+        with current_app.test_request_context(
+            "/", base_url=current_app.config.get("BASE_URL") or None
+        ):
+            return payment_methods(registration.event, registration)
+    return payment_methods(registration.event, registration)
+
+
 def _email(session: Session, registration: Registration, template: str, **context) -> None:
     person = registration.person
     if not person or not person.email:
@@ -455,6 +467,15 @@ def _email(session: Session, registration: Registration, template: str, **contex
     )
     if registration.state == S.waitlisted and "position" not in context:
         context["position"] = waitlist_position(session, registration)
+    if registration.state == S.pending_payment and "payment_methods" not in context:
+        # How to pay (bank details, the reference to quote) as the payment plugins say it.
+        context["payment_methods"] = _email_payment_methods(registration)
+        if any(m.code == "bank_transfer" for m in context["payment_methods"]):
+            own = plugins.settings(registration.event, "bank_transfer").get("bank_account")
+            context.setdefault(
+                "bank_account",
+                (own or "").strip() or (current_app.config.get("ISSUER_BANK_ACCOUNT") or ""),
+            )
     queue_email(
         session,
         person.email,
@@ -1310,15 +1331,20 @@ def organiser_list(
     return stmt.order_by(Registration.created_at, Registration.id)
 
 
-def roster(event: Event) -> sa.Select:
-    """Everyone expected or present, by kana/romanised name: the printable check-in list."""
+def roster(event: Event, mode: AttendanceMode | None = AttendanceMode.onsite) -> sa.Select:
+    """Everyone expected or present, by kana/romanised name: the printable reception (受付)
+    list, on-site participants only (online ones are on the webinar's list); ``mode=None``
+    gives both."""
+    conditions = [
+        Registration.event_id == event.id,
+        Registration.state.in_((S.confirmed, S.attended, S.pending_payment)),
+    ]
+    if mode is not None:
+        conditions.append(Registration.attendance_mode == mode)
     return (
         sa.select(Registration)
         .join(Person, Registration.person_id == Person.id)
-        .where(
-            Registration.event_id == event.id,
-            Registration.state.in_((S.confirmed, S.attended, S.pending_payment)),
-        )
+        .where(*conditions)
         .options(joinedload(Registration.person), joinedload(Registration.fee_category))
         .order_by(
             Person.family_name_kana,
