@@ -365,4 +365,6 @@ def portal_env(database_url: str, tmp: Path) -> dict[str, str]:
         "PORTAL_MAIL_SERVER": HOST,
         "PORTAL_MAIL_PORT": "1",
         "PORTAL_UPLOAD_FOLDER": str(tmp / "uploads"),
+        # The shared page cache in the run's folder, shared by the server's workers.
+        "PORTAL_CACHE_URL": f"file://{tmp / 'cache'}",
     }

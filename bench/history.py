@@ -936,7 +936,7 @@ def _models() -> dict:
     from plugins.archive.models import ArchiveAccessLog, ArchiveItem
     from plugins.attendance.models import MeetingAttendance
     from plugins.membership.models import CompanyDomain, MemberCompany, Membership
-    from plugins.stripe_payments.models import Payment
+    from portal.payments.models import Payment
 
     models = (
         Series,

@@ -12,7 +12,8 @@ SQL queries per page are counted through Flask's test client with a ``before_cur
 listener, on the same data, and again on a database with 10 and one with 1,000 registrations:
 the counts must not change.
 
-Targets: the event page at least 40% of the ceiling's requests per second; equal query counts.
+Targets: visitor pages at least 60% of the ceiling's requests per second, the logged-in event
+page 25%; equal query counts.
 
     .venv/bin/python bench/pages.py [--seconds 10] [--connections 4] [--rounds 2]
 """
@@ -39,7 +40,15 @@ from bench.common import SECRET_KEY, Client, Gunicorn, login, portal_env
 from bench.seed import PagesData, create_schema, seed_pages
 
 WRK = shutil.which("wrk")
-TARGET_RATIO = 0.40
+# Shares of the ceiling (issue 14): visitor pages from the shared cache, the logged-in event
+# page as the shared page plus its personal parts.
+TARGETS = {
+    "event page": 0.60,
+    "home page": 0.60,
+    "series page": 0.60,
+    "speaker directory": 0.60,
+    "event, logged in": 0.25,
+}
 
 WRK_SCRIPT = """
 done = function(summary, latency, requests)
@@ -100,6 +109,7 @@ def pages_for(data: PagesData) -> list[Page]:
         Page("event, logged in", f"/ja/events/{data.event_slug}/", logged_in=True),
         Page("home page", "/ja/"),
         Page("series page", f"/ja/series/{data.series_slug}/"),
+        Page("speaker directory", "/ja/speakers/"),
         Page("registration form", f"/ja/events/{data.event_slug}/register", logged_in=True),
         Page("ceiling", "/bench/ceiling"),
     ]
@@ -273,7 +283,7 @@ class PagesResult:
     @property
     def ok(self) -> bool:
         return (
-            self.ratio("event page") >= TARGET_RATIO
+            all(self.ratio(name) >= target for name, target in TARGETS.items())
             and self.flat_ok
             and all(s.errors == 0 for s in self.stats.values())
         )
@@ -325,7 +335,7 @@ def run(seconds: float = 10, connections: int = 4, rounds: int = 2, warmup: floa
         print("pages: counting SQL queries ...", flush=True)
         queries = count_queries(url, data, tmp)
         flat = flatness(tmp)
-        cache = os.environ.get("PORTAL_PAGE_CACHE_SECONDS") or "5 (default)"
+        cache = os.environ.get("PORTAL_PAGE_CACHE_SECONDS") or "300 (default)"
         return PagesResult(generator, describe, data, stats, queries, flat, cache)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -355,15 +365,16 @@ def print_table(result: PagesResult) -> None:
         print("(page cache off: every page is rendered for every request)")
     else:
         print(
-            "(event page: a visitor who is not logged in, served from the page cache between"
-            " renders; logged-in pages are rendered every time)"
+            "(visitor pages and the logged-in event page come from the shared page cache, kept"
+            " under content versions; bench/cpu.py gives cached and uncached CPU per request)"
         )
     print("(queries: SQL statements of one rendering, counted with the page cache off)")
-    ratio = result.ratio("event page")
-    print(
-        f"target: event page >= {TARGET_RATIO:.0%} of the ceiling: {ratio:.0%}"
-        f" -> {'ok' if ratio >= TARGET_RATIO else 'BELOW TARGET'}"
-    )
+    for name, target in TARGETS.items():
+        ratio = result.ratio(name)
+        print(
+            f"target: {name} >= {target:.0%} of the ceiling: {ratio:.0%}"
+            f" -> {'ok' if ratio >= target else 'BELOW TARGET'}"
+        )
     print()
     print("SQL queries per page as data grows (Flask test client, page cache off):")
     scales = [f"{r} reg. / {p} past" for r, p, _q in result.flat]

@@ -174,9 +174,9 @@ def measure_page(app, client, page: Page, path: str, repeat: int) -> Measure:
 
 
 def measure_jobs(app, repeat: int) -> dict[str, Measure]:
-    from plugins.stripe_payments.services import reconcile_candidates
     from portal.db import db
     from portal.mail.services import send_due
+    from portal.payments.reconcile import reconcile_candidates
 
     engine = app.extensions["portal_db"]["engine"]
     jobs = {

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from flask import Flask, abort, g, redirect, request, url_for
-from flask_babel import Babel
-from flask_login import LoginManager
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError
 
 from portal import config as portal_config
 from portal.db import db
+from portal.extensions import babel, csrf, login_manager
 from portal.i18n import LANGUAGES, select_locale
+from portal.params import int_or_none
 
-babel = Babel()
-login_manager = LoginManager()
-csrf = CSRFProtect()
+__all__ = ["babel", "create_app", "csrf", "login_manager"]  # old import path of the extensions
 
 
 def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(portal_config.INSTANCE))
     app.config.update(portal_config.load(overrides))
+    from portal import params, security
+
+    params.init_app(app)  # <int:...> is bounded everywhere: before any route is added
+    security.init_app(app)  # ProxyFix, rate limits, security headers
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(portal_config.TRANSLATIONS))
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "ja")
     app.config.setdefault("WTF_I18N_ENABLED", True)
@@ -56,6 +58,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.registration.views import init_app as init_registration
 
     init_registration(app)
+    from portal.tickets.views import init_app as init_tickets
+
+    init_tickets(app)
+    from portal.programme.views import init_app as init_programme
+
+    init_programme(app)
     from portal.speakers.views import admin as speaker_admin_bp
     from portal.speakers.views import bp as speakers_bp
 
@@ -64,6 +72,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.mail.views import bp as mail_admin_bp
 
     app.register_blueprint(mail_admin_bp)
+    from portal.payments.views import init_app as init_payments
+
+    init_payments(app)
     for blueprint in plugins.collect(pm.hook.blueprints()):
         app.register_blueprint(blueprint)
 
@@ -72,6 +83,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     cli.register(app)
     for command in plugins.collect(pm.hook.cli_commands()):
         app.cli.add_command(command)
+
+    from portal import pagecache
+
+    pagecache.init_app(app)
 
     from portal.errors import init_app as init_errors
 
@@ -93,7 +108,7 @@ def _init_login(app: Flask) -> None:
     def load_user(user_id: str):
         # The session stores "id:password-version" so a password change logs out everywhere.
         uid, _, stamp = user_id.partition(":")
-        if not uid.isdigit():
+        if int_or_none(uid) is None:
             return None
         user = db.session.get(User, int(uid))
         if user is None or user.get_id() != user_id:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from portal.text import truthy
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "portal"
 # A checkout (or editable install) has pyproject.toml next to portal/; an installed wheel has
@@ -55,8 +57,22 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     "UPLOAD_FOLDER": ("PORTAL_UPLOAD_FOLDER", str(INSTANCE / "uploads"), str),
     "LOGIN_RATE_LIMIT": ("PORTAL_LOGIN_RATE_LIMIT", 5, int),
     "LOGIN_RATE_WINDOW": ("PORTAL_LOGIN_RATE_WINDOW", 300, int),
-    # Seconds a public page is reused for visitors who are not logged in (portal/pagecache.py).
-    "PAGE_CACHE_SECONDS": ("PORTAL_PAGE_CACHE_SECONDS", 5, int),
+    # Public pages for visitors who are not logged in are kept in a cache shared by every
+    # worker, keyed by content versions (portal/pagecache.py): never stale after a change.
+    # PAGE_CACHE_SECONDS: the longest a page is kept (pages also change with time); 0 = off.
+    "PAGE_CACHE_SECONDS": ("PORTAL_PAGE_CACHE_SECONDS", 300, int),
+    # redis://host:6379/0 (production, several machines), file:///folder (default:
+    # instance/cache, shared by the workers of one machine), simple (one process), null.
+    "CACHE_URL": ("PORTAL_CACHE_URL", "", str),
+    # Security (portal/security.py, docs/security.md): reverse proxies in front of the app
+    # (their X-Forwarded-* headers are trusted), the rate-limit counters' storage shared by
+    # all workers (redis://… in production), and the limits per client address.
+    "TRUSTED_PROXIES": ("PORTAL_TRUSTED_PROXIES", 0, int),
+    # Empty: PORTAL_REDIS_URL when set, else memory:// (one process, make run).
+    "RATELIMIT_STORAGE_URL": ("PORTAL_RATELIMIT_STORAGE_URL", "", str),
+    "RATELIMIT_ENABLED": ("PORTAL_RATELIMIT_ENABLED", True, bool),
+    "LOGIN_ADDRESS_RATE_LIMIT": ("PORTAL_LOGIN_ADDRESS_RATE_LIMIT", "30 per 5 minutes", str),
+    "EMAIL_FORM_RATE_LIMIT": ("PORTAL_EMAIL_FORM_RATE_LIMIT", "10 per 15 minutes", str),
     # -- production components (docs/operations.md) --
     # One Redis for everything shared between machines (broker, rate limits, page cache);
     # empty: no Redis (make run): a SQLite-file broker and in-process limits and cache.
@@ -89,7 +105,7 @@ class ConfigError(RuntimeError):
 
 def _parse(raw: str, kind: type | None):
     if kind is bool:
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
+        return truthy(raw)
     if kind is int:
         return int(raw)
     return raw
@@ -122,6 +138,8 @@ def load(overrides: dict | None = None) -> dict:
             PREFERRED_URL_SCHEME="https",
         )
     settings.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    settings.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
+    settings.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     settings.setdefault("MAX_CONTENT_LENGTH", 20 * 1024 * 1024)
     return settings
 

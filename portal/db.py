@@ -54,13 +54,19 @@ def _sqlite_connect(dbapi_connection, _record):
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL never corrupts the database and a crash of the portal loses nothing;
+    # only a power cut may lose the last commits. FULL would fsync at every commit while the
+    # write lock is held (about half of a registration's time under the lock in the rush).
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
 def _sqlite_begin(conn):
     # A writing transaction takes SQLite's write lock at BEGIN, so that check-then-write
-    # (capacity, sequence numbers) is serialised; a reading one (GET pages) does not.
-    if conn.get_execution_options().get("read_only"):
+    # (capacity, sequence numbers) is serialised; a reading one (GET pages) does not, nor
+    # does the reading first part of a request that called ``defer_write_lock()``.
+    options = conn.get_execution_options()
+    if options.get("read_only") or options.get("defer_write_lock"):
         conn.exec_driver_sql("BEGIN")
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -104,6 +110,9 @@ class Database:
             "reader": sessionmaker(
                 bind=engine.execution_options(read_only=True), expire_on_commit=False
             ),
+            "deferred": sessionmaker(
+                bind=engine.execution_options(defer_write_lock=True), expire_on_commit=False
+            ),
         }
         app.teardown_appcontext(self._close)
 
@@ -116,8 +125,42 @@ class Database:
         if "db_session" not in g:
             ext = current_app.extensions["portal_db"]
             reading = has_request_context() and request.method in {"GET", "HEAD", "OPTIONS"}
-            g.db_session = ext["reader" if reading else "sessionmaker"]()
+            kind = "reader" if reading else "sessionmaker"
+            if not reading and g.get("db_defer_write_lock"):
+                kind = "deferred"
+            g.db_session = ext[kind]()
         return g.db_session
+
+    @staticmethod
+    def defer_write_lock() -> None:
+        """This request reads first and writes only after ``take_write_lock`` (call it before
+        the first query). On SQLite the write lock, which serialises every writer of the
+        site, is then held only for the writing part, not while the request reads and checks
+        its input (the registration rush: docs/performance.md)."""
+        if "db_session" not in g:
+            g.db_defer_write_lock = True
+
+    @staticmethod
+    def take_write_lock(session: Session) -> None:
+        """Begin holding SQLite's write lock, if this session has only read so far.
+
+        A deferred SQLite transaction cannot safely turn into a writing one (another writer
+        may have committed since it began reading), so the reading transaction ends here and
+        a new one begins with ``BEGIN IMMEDIATE``; rows read before may have changed, so
+        callers re-read what they check (``lock_event`` does). Elsewhere it does nothing.
+        """
+        bind = session.get_bind()
+        if bind.dialect.name != "sqlite":
+            return
+        if session.in_transaction():
+            if not session.connection().get_execution_options().get("defer_write_lock"):
+                return  # already holding the write lock
+            if session.new or session.dirty or session.deleted:
+                raise RuntimeError("take_write_lock() after changes: they would lose the lock")
+            session.commit()  # ends the reading transaction (nothing to write)
+        elif not bind.get_execution_options().get("defer_write_lock"):
+            return
+        session.connection(execution_options={"defer_write_lock": False})
 
     @staticmethod
     def _close(_exc=None) -> None:

@@ -7,9 +7,8 @@ Sample people and talks are clearly fictional.
 from __future__ import annotations
 
 import csv
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -27,6 +26,7 @@ from portal.events.models import (
     Talk,
 )
 from portal.i18n import BilingualText
+from portal.localtime import at
 
 # The study group's historical figures, kept in the repository (shipped as package data).
 ATTENDANCE_CSV = (
@@ -120,10 +120,6 @@ def _series(session: Session) -> tuple[Series, Series]:
     return study, workshop
 
 
-def _at(day, hour: int, minute: int, tz: str) -> datetime:
-    return datetime.combine(day, time(hour, minute), tzinfo=ZoneInfo(tz))
-
-
 def _past_meetings(session: Session, study: Series) -> None:
     with ATTENDANCE_CSV.open(encoding="utf-8") as f:
         for row in csv.DictReader(f):
@@ -140,8 +136,8 @@ def _past_meetings(session: Session, study: Series) -> None:
                     ja=f"第{number}回 レアメタル研究会",
                     en=f"Rare Metal Study Group, meeting {number}",
                 ),
-                starts_at=_at(day, 14, 30, study.timezone),
-                ends_at=_at(day, 18, 0, study.timezone),
+                starts_at=at(day, 14, 30, study.timezone),
+                ends_at=at(day, 18, 0, study.timezone),
                 timezone=study.timezone,
                 venue=BilingualText(
                     ja="東京大学生産技術研究所(駒場)",
@@ -196,8 +192,8 @@ def _upcoming(session: Session, study: Series, workshop: Series, people: list[Pe
                 ja="講演者による自己紹介と講演、討論のあと、意見交換会(交流会)を行います。",
                 en="Speakers introduce themselves and give their talks; a discussion follows, then the exchange meeting (reception).",
             ),
-            starts_at=_at(day, 14, 30, study.timezone),
-            ends_at=_at(day, 18, 0, study.timezone),
+            starts_at=at(day, 14, 30, study.timezone),
+            ends_at=at(day, 18, 0, study.timezone),
             timezone=study.timezone,
             venue=BilingualText(
                 ja="東京大学生産技術研究所 コンベンションホール",
@@ -229,8 +225,8 @@ def _upcoming(session: Session, study: Series, workshop: Series, people: list[Pe
                     position=i + 1,
                     title=BilingualText(ja=ja, en=en),
                     language="ja",
-                    starts_at=_at(day, 14, 40 + 0, study.timezone) + timedelta(minutes=60 * i),
-                    ends_at=_at(day, 15, 30, study.timezone) + timedelta(minutes=60 * i),
+                    starts_at=at(day, 14, 40 + 0, study.timezone) + timedelta(minutes=60 * i),
+                    ends_at=at(day, 15, 30, study.timezone) + timedelta(minutes=60 * i),
                 )
             )
 
@@ -250,8 +246,8 @@ def _upcoming(session: Session, study: Series, workshop: Series, people: list[Pe
                 ja="反応性金属の製錬・加工に関する国際ワークショップ。講演要旨を募集しています。",
                 en="An international workshop on the extraction and processing of reactive metals. Abstracts are welcome.",
             ),
-            starts_at=_at(day, 9, 0, workshop.timezone),
-            ends_at=_at(day, 17, 30, workshop.timezone),
+            starts_at=at(day, 9, 0, workshop.timezone),
+            ends_at=at(day, 17, 30, workshop.timezone),
             timezone=workshop.timezone,
             venue=BilingualText(
                 ja="マサチューセッツ工科大学(米国ケンブリッジ)", en="MIT, Cambridge, MA"

@@ -1,4 +1,9 @@
-"""Error pages in the reader's language; no raw 500s.
+"""Error pages in the reader's language (no raw 500s), and ``UserError``, the base of every
+refused change.
+
+A service refuses a change by raising a subclass of ``UserError`` with a translated
+``message`` (a lazy string) and, when one input is to blame, the form ``field`` to show it on.
+Views catch the area's subclass and show ``str(error.message)``.
 
 When the database is unavailable (refused, restarting, timed out, pool exhausted) the answer
 is a static bilingual 503 page with ``Retry-After``: it needs neither the database nor a
@@ -13,6 +18,19 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask, Response, g, render_template
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+
+class UserError(ValueError):
+    """A change the person asked for that is not possible; ``message`` is translated."""
+
+    default_message = _l("This change is not possible.")
+
+    def __init__(self, message=None, field: str | None = None):
+        self.message = message if message is not None else self.default_message
+        self.field = field
+        super().__init__(str(self.message))
+
 
 STATIC_ERRORS = Path(__file__).parent / "static" / "errors"
 RETRY_AFTER_SECONDS = 30
@@ -71,10 +89,10 @@ def init_app(app: Flask) -> None:
             original = getattr(error, "original_exception", None)
             if isinstance(original, DATABASE_UNAVAILABLE):
                 return database_unavailable(original)
+            # A message of the error itself (e.g. which argument was wrong) where it has one.
+            message = getattr(error, "portal_message", None) or messages[code]()
             try:
-                return render_template(
-                    "errors/error.html", code=code, message=messages[code]()
-                ), code
+                return render_template("errors/error.html", code=code, message=message), code
             except DATABASE_UNAVAILABLE as exc:
                 return database_unavailable(exc)
             except Exception:

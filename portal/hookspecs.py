@@ -65,6 +65,16 @@ def payment_methods(event, registration):
 
 
 @hookspec
+def payment_providers():
+    """Return payment providers (``portal.payments.providers.PaymentProvider`` instances) this plugin contributes (app-wide; offered only on events that enable the plugin)."""
+
+
+@hookspec
+def registration_sections(registration, user):
+    """Return a list of HTML blocks (Markup) shown on the participant's registration page (event-scoped, the registration's event)."""
+
+
+@hookspec
 def registration_changed(registration, old, new):
     """React to a registration's state change from ``old`` to ``new``; returns nothing (event-scoped)."""
 
@@ -77,6 +87,11 @@ def talk_links(talk, user):
 @hookspec
 def personal_data(person):
     """Return a dict of what this plugin stores about a person, for their data download (app-wide)."""
+
+
+@hookspec
+def series_people(series_ids):
+    """Return a SELECT (or a list of them) of person ids this plugin links to the given series (authors, company members), or None (app-wide; organisers see these people)."""
 
 
 @hookspec

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -30,7 +31,11 @@ def other_language(lang: str) -> str:
 
 def current_language() -> str:
     """The language of the page being rendered (or of an email being written)."""
-    locale = get_locale()
+    from flask.globals import _cv_app
+
+    ctx = _cv_app.get(None)  # flask-babel's locale of the request, without its lookups
+    babel_ctx = ctx.g.__dict__.get("_flask_babel") if ctx is not None else None
+    locale = getattr(babel_ctx, "babel_locale", None) or get_locale()
     lang = locale.language if locale is not None else DEFAULT_LANGUAGE
     return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 
@@ -224,10 +229,15 @@ def from_minor(amount: int, currency: str) -> Decimal:
 
 def format_money(amount_minor: int, currency: str, lang: str | None = None) -> str:
     """¥5,000 / $250.00 — amounts are integer minor units (JPY has none)."""
-    lang = _locale(lang)
+    return _money(amount_minor, currency.upper(), _locale(lang))
+
+
+@lru_cache(maxsize=4096)
+def _money(amount_minor: int, currency: str, lang: str) -> str:
+    # Babel parses the currency pattern on every call; lists repeat the same few amounts.
     value = from_minor(amount_minor, currency)
     locale = "ja_JP" if lang == "ja" else "en_US"
-    text = format_currency(value, currency.upper(), locale=locale)
+    text = format_currency(value, currency, locale=locale)
     return text.replace("￥", "¥")
 
 

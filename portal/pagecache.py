@@ -1,38 +1,252 @@
-"""A few seconds' cache of busy public pages for visitors who are not logged in.
+"""Public pages shared by every worker and machine, and never stale.
 
 When registration opens, hundreds of people open the event page from the announcement at
-once. Rendering it costs several SQL queries, the plugins' hooks and a template (about ten
-times the cost of the smallest Flask answer; see docs/performance.md), and the answer is the
-same for every visitor who is not logged in. ``@cached_for_visitors`` keeps that answer for
-``PAGE_CACHE_SECONDS`` (default 5; 0 turns it off) in each worker process.
+once. Rendering it costs SQL queries, the plugins' hooks and a template (about twenty times the
+smallest Flask answer; docs/performance.md), and the answer is the same for every visitor who
+is not logged in. ``@cached_for_visitors`` keeps that answer in a cache shared by all workers
+(Flask-Caching: Redis in production through ``PORTAL_CACHE_URL``, a folder of files shared by
+the workers of one machine by default, one process's memory in tests).
 
-Nothing personal is ever shared:
+**Never stale.** A kept page carries the *content versions* it was rendered from: the global
+version (any change anywhere) and, for an event page, the event's own version. A version is a
+random token in the same cache; it is replaced after every committed transaction that changed
+rows, by SQLAlchemy session listeners (``after_flush`` notes what changed, ``after_commit``
+replaces the tokens), so no view has to remember anything. The next request on any worker
+compares the tokens and renders again when one changed. Which version a change replaces:
 
-- a page comes from the cache only for a GET by a visitor who is not logged in (no log-in in
-  the session, no remember-me cookie) and has no flash message waiting;
-- a page is stored only when it was a 200 answer that left the visitor's session untouched
-  (no CSRF token made, no cookie set).
+- rows with an ``event_id`` that only the event's own page shows (registrations, sign-ups,
+  attendance…): that event's version;
+- everything else (events, talks, plugins enabled or disabled and their settings, series,
+  people, speakers…), bulk ``UPDATE``/``DELETE`` statements and raw SQL: the global version,
+  which every kept page depends on;
+- ``IGNORED_TABLES`` (the outbox, the audit log, log-in attempts…), which no public page shows:
+  none.
 
-Logged-in people always get a freshly rendered page; visitors who are not logged in may see a
-change (a new talk, a status) up to ``PAGE_CACHE_SECONDS`` late. Tests (``TESTING``) run with
-the cache off unless they set ``PAGE_CACHE_SECONDS`` themselves.
+Versions are read *before* a page is rendered and stored with it, so a page rendered from data
+that changed meanwhile is kept under the old versions and never served. Each app replaces the
+global version when it starts, so changes made outside the portal (SQL by hand, a restored
+backup) are seen after a restart. Time also changes pages (an event becomes past): a view
+may call ``fresh_until(when)``; no page is kept longer than ``PAGE_CACHE_SECONDS``
+(default 300; 0 turns the cache off, as in tests unless a test sets it).
+
+Nothing personal is ever shared: a page comes from the cache only for a GET by a visitor who is
+not logged in (no log-in in the session, no remember-me cookie) without a flash message
+waiting, and is stored only from a 200 answer that left the session untouched (no CSRF token
+made, no cookie set). A cache that does not answer (Redis down) means pages are rendered.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import threading
 import time
+import weakref
+from datetime import datetime
 from functools import wraps
+from itertools import chain
 
-from flask import current_app, g, make_response, request, session
+import sqlalchemy as sa
+from flask import Flask, current_app, g, has_app_context, make_response, request, session
+from sqlalchemy.orm import Session
 
-MAX_ENTRIES = 1000
+log = logging.getLogger(__name__)
+
 _EXTENSION = "portal_page_cache"
-_lock = threading.Lock()
+GLOBAL = "global"
+
+# Tables no public page shows: writing them does not change any kept page.
+IGNORED_TABLES = frozenset(
+    {
+        "outbox_emails",
+        "outbox_attachments",
+        "audit_log",
+        "audit_entries",
+        "login_attempts",
+        "archive_access_log",
+        "processed_webhook_events",
+        "webinar_reminders",
+        "membership_renewal_reminders",
+    }
+)
+# Tables with an ``event_id`` whose rows other public pages show (the home page, the series
+# page, the speaker directory): a change replaces the global version.
+GLOBAL_TABLES = frozenset({"events", "talks", "event_plugins", "series"})
 
 
-def _seconds() -> float:
-    return float(current_app.config.get("PAGE_CACHE_SECONDS") or 0)
+def _cache_config(url: str, app: Flask) -> dict:
+    """Flask-Caching settings from ``CACHE_URL`` (redis://…, file:///folder, simple, null)."""
+    prefix = app.config.get("CACHE_KEY_PREFIX") or "portal:"
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return {
+            "CACHE_TYPE": "RedisCache",
+            "CACHE_REDIS_URL": url,
+            "CACHE_KEY_PREFIX": prefix,
+            "CACHE_OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+        }
+    if url in ("simple", "memory"):
+        return {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 2000}
+    if url in ("null", "none", "off"):
+        return {"CACHE_TYPE": "NullCache"}
+    folder = url.removeprefix("file://")
+    return {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": folder, "CACHE_THRESHOLD": 5000}
+
+
+class PageCache:
+    """The shared cache of one app: content versions and kept pages."""
+
+    def __init__(self, app: Flask):
+        from flask_caching import Cache
+
+        # PORTAL_CACHE_URL, else the one Redis of PORTAL_REDIS_URL (config: CACHE_REDIS_URL).
+        url = app.config.get("CACHE_URL") or app.config.get("CACHE_REDIS_URL") or ""
+        if not url:
+            url = (
+                "simple"
+                if app.config.get("TESTING")
+                else "file://" + os.path.join(app.instance_path, "cache")
+            )
+        self.url = url
+        self.cache = Cache(app, config=_cache_config(url, app))
+        self.backend = self.cache.cache
+        self.max_seconds = int(app.config.get("PAGE_CACHE_SECONDS") or 0)
+
+    # -- content versions ----------------------------------------------------------------
+
+    @staticmethod
+    def version_key(scope: str) -> str:
+        return f"v:{scope}"
+
+    def bump(self, scopes) -> None:
+        """Replace the versions of ``scopes``: pages rendered from them are not served again."""
+        try:
+            self.backend.set_many(
+                {self.version_key(s): os.urandom(8).hex() for s in scopes}, timeout=0
+            )
+        except Exception:  # the cache is down: pages are rendered until it answers
+            log.exception("could not replace the content versions %s", sorted(scopes))
+
+    def versions(self, scopes) -> dict[str, str]:
+        """The current token of each scope (a new one for a scope the cache has forgotten)."""
+        keys = [self.version_key(s) for s in scopes]
+        values = self.backend.get_many(*keys)
+        out = {}
+        for scope, key, value in zip(scopes, keys, values, strict=True):
+            if value is None:
+                self.backend.add(key, os.urandom(8).hex(), timeout=0)
+                value = self.backend.get(key)
+            out[scope] = value
+        return out
+
+
+# Page caches by database address, for commits made outside an app context.
+_by_database: dict[str, weakref.WeakSet] = {}
+_registry_lock = threading.Lock()
+
+
+def _database_key(url) -> str:
+    return url.render_as_string(hide_password=True) if hasattr(url, "render_as_string") else url
+
+
+def init_app(app: Flask) -> None:
+    store = PageCache(app)
+    app.extensions[_EXTENSION] = store
+    with _registry_lock:
+        key = _database_key(app.extensions["portal_db"]["engine"].url)
+        _by_database.setdefault(key, weakref.WeakSet()).add(store)
+    store.bump([GLOBAL])  # whatever was kept before this start is not trusted
+
+
+def page_cache(app: Flask | None = None) -> PageCache:
+    return (app or current_app).extensions[_EXTENSION]
+
+
+# -- what changed: SQLAlchemy session listeners ----------------------------------------------
+
+_CHANGED = "portal_changed_scopes"
+
+
+def scopes_of(obj) -> set[str]:
+    table = getattr(getattr(obj, "__table__", None), "name", None)
+    if table in IGNORED_TABLES:
+        return set()
+    event_id = getattr(obj, "event_id", None)
+    if table in GLOBAL_TABLES or event_id is None:
+        return {GLOBAL}
+    state = sa.inspect(obj)
+    history = state.attrs.event_id.history if "event_id" in state.attrs else None
+    if history is not None and history.deleted:  # moved to another event
+        return {GLOBAL}
+    return {f"event:{event_id}"}
+
+
+@sa.event.listens_for(Session, "after_flush")
+def _note_flushed_changes(session: Session, _context) -> None:
+    changed = session.info.setdefault(_CHANGED, set())
+    for obj in chain(session.new, session.deleted):
+        changed |= scopes_of(obj)
+    for obj in session.dirty:
+        if session.is_modified(obj, include_collections=False):
+            changed |= scopes_of(obj)
+
+
+@sa.event.listens_for(Session, "do_orm_execute")
+def _note_statements(state) -> None:
+    statement = state.statement
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(getattr(statement, "table", None), "name", None)
+        if table not in IGNORED_TABLES:
+            state.session.info.setdefault(_CHANGED, set()).add(GLOBAL)
+    elif isinstance(statement, sa.TextClause):
+        if statement.text.lstrip()[:6].lower() in ("insert", "update", "delete"):
+            state.session.info.setdefault(_CHANGED, set()).add(GLOBAL)
+
+
+@sa.event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_CHANGED, None)
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _replace_versions(session: Session) -> None:
+    changed = session.info.pop(_CHANGED, None)
+    if not changed:
+        return
+    if GLOBAL in changed:
+        changed = {GLOBAL}
+    stores: list[PageCache] = []
+    if has_app_context() and _EXTENSION in current_app.extensions:
+        stores.append(current_app.extensions[_EXTENSION])
+    else:
+        bind = session.get_bind()
+        with _registry_lock:
+            stores.extend(_by_database.get(_database_key(bind.url), ()))
+    for store in stores:
+        store.bump(changed)
+
+
+def bump(*scopes: str) -> None:
+    """Replace versions by hand (a change the listeners cannot see, e.g. a file on disk)."""
+    page_cache().bump(scopes or (GLOBAL,))
+
+
+# -- the views' side ---------------------------------------------------------------------------
+
+
+def depends_on(scope: str) -> None:
+    """The page being rendered shows rows of ``scope`` (e.g. ``f"event:{event.id}"``)."""
+    g.setdefault("_page_scopes", set()).add(scope)
+
+
+def fresh_until(when: datetime | None) -> None:
+    """The page being rendered changes by itself at ``when`` (an event becomes past)."""
+    if when is None:
+        return
+    ts = when.timestamp()
+    if ts > time.time():
+        g._page_until = min(g.get("_page_until", ts), ts)
 
 
 def _personal() -> bool:
@@ -41,45 +255,116 @@ def _personal() -> bool:
     return "_user_id" in session or "_flashes" in session or remember in request.cookies
 
 
-def _store() -> dict:
-    return current_app.extensions.setdefault(_EXTENSION, {})
+def _shareable(response, per_person: bool) -> bool:
+    csrf_field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    return (
+        response.status_code == 200
+        and not response.direct_passthrough
+        and not session.modified
+        # A CSRF token is valid only with its session's secret, which a personal key names.
+        and (per_person or csrf_field not in g)
+        and "Set-Cookie" not in response.headers
+    )
 
 
-def clear() -> None:
-    """Forget every cached page of this process."""
-    with _lock:
-        _store().clear()
+def csrf_secret_digest() -> str:
+    """Which CSRF secret the session holds (kept HTML may hold tokens made from it)."""
+    secret = session.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+    return hashlib.sha256(secret.encode()).hexdigest()[:16] if secret else "-"
 
 
-def cached_for_visitors(view):
-    """Serve the view's answer from this process's cache to visitors who are not logged in."""
+def cached_for_visitors(view=None, *, per_person: bool = False):
+    """Serve the view's answer from the shared cache to visitors who are not logged in.
+
+    ``per_person=True``: a logged-in person's own copy is kept too, under their log-in (which
+    names the password version) and their session's CSRF secret. Served without loading the
+    person: any change to their rows (password, roles, registrations) replaces a version the
+    copy depends on. Never with a flash message waiting.
+    """
+    if view is None:
+        return lambda v: cached_for_visitors(v, per_person=per_person)
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        seconds = _seconds()
-        if seconds <= 0 or request.method != "GET" or _personal():
+        store = current_app.extensions.get(_EXTENSION)
+        if store is None or store.max_seconds <= 0 or request.method != "GET":
             return view(*args, **kwargs)
-        store = _store()
-        key = request.full_path
-        now = time.monotonic()
-        hit = store.get(key)
-        if hit is not None and hit[0] > now:
-            return current_app.response_class(hit[1], status=200, headers=hit[2])
+        key = f"page:{request.host}{request.full_path}"
+        mine = per_person and "_user_id" in session and "_flashes" not in session
+        if mine:
+            key += f"|u:{session['_user_id']}|{csrf_secret_digest()}"
+        elif _personal():
+            return view(*args, **kwargs)
+        try:
+            entry = store.backend.get(key)
+            scopes = [GLOBAL, *(entry["scopes"] if entry else ())]
+            now_versions = store.versions(scopes)
+        except Exception:
+            log.exception("the page cache did not answer")
+            return view(*args, **kwargs)
+        if entry is not None and entry["versions"] == now_versions and entry["until"] > time.time():
+            return current_app.response_class(entry["body"], status=200, headers=entry["headers"])
+
         response = make_response(view(*args, **kwargs))
-        csrf_field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-        if (
-            response.status_code == 200
-            and not response.direct_passthrough
-            and not session.modified
-            and csrf_field not in g
-            and "Set-Cookie" not in response.headers
-        ):
-            headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
-            with _lock:
-                if len(store) >= MAX_ENTRIES:
-                    for old in [k for k, v in store.items() if v[0] <= now] or list(store)[:1]:
-                        del store[old]
-                store[key] = (now + seconds, response.get_data(), headers)
+        if not _shareable(response, mine):
+            return response
+        scopes_now = {GLOBAL, *g.get("_page_scopes", ())}
+        # Versions read before rendering prove the page; a scope first seen in this rendering
+        # was not read before, so the page is only noted and kept from the next rendering on.
+        proven = scopes_now <= set(now_versions)
+        until = time.time() + store.max_seconds
+        until = min(until, g.get("_page_until", until))
+        headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
+        entry = {
+            "scopes": sorted(scopes_now - {GLOBAL}),
+            "versions": {s: now_versions[s] for s in scopes_now} if proven else None,
+            "until": until,
+            "body": response.get_data(),
+            "headers": headers,
+        }
+        try:
+            store.backend.set(key, entry, timeout=max(1, int(until - time.time()) + 1))
+        except Exception:
+            log.exception("the page cache did not keep a page")
         return response
 
     return wrapper
+
+
+def cached_fragment(key, scopes, render):
+    """A part of a page kept in the shared cache under the content versions of ``scopes``
+    (plus the global version): ``render()`` runs only when one of them changed.
+
+    ``key()`` names the part (include everything it depends on besides the data: the
+    language, the person); it is asked again after rendering, since rendering may change it
+    (a CSRF secret put into the session). ``render()`` returns any picklable value.
+    """
+    store = current_app.extensions.get(_EXTENSION)
+    if store is None or store.max_seconds <= 0:
+        return render()
+    scopes = [GLOBAL, *scopes]
+    try:
+        versions = store.versions(scopes)  # read before rendering: they prove the part
+        entry = store.backend.get(f"frag:{key()}")
+    except Exception:
+        log.exception("the page cache did not answer")
+        return render()
+    now = time.time()
+    if entry is not None and entry["versions"] == versions and entry["until"] > now:
+        if entry["until"] < now + store.max_seconds:
+            fresh_until(datetime.fromtimestamp(entry["until"]).astimezone())
+        return entry["value"]
+    outer = g.pop("_page_until", None)
+    value = render()
+    until = min(now + store.max_seconds, g.get("_page_until", now + store.max_seconds))
+    if outer is not None:
+        g._page_until = min(outer, until)
+    try:
+        store.backend.set(
+            f"frag:{key()}",
+            {"versions": versions, "until": until, "value": value},
+            timeout=max(1, int(until - now) + 1),
+        )
+    except Exception:
+        log.exception("the page cache did not keep a part of a page")
+    return value

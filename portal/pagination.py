@@ -12,8 +12,9 @@ import math
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import request
 from sqlalchemy.orm import Session
+
+from portal.params import int_arg
 
 
 @dataclass
@@ -40,8 +41,7 @@ class Page:
 
 
 def page_number(arg: str = "page") -> int:
-    raw = request.args.get(arg, "1")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    return int_arg(arg, 1, minimum=1)
 
 
 def paginate(session: Session, stmt: sa.Select, page: int, per_page: int = 20) -> Page:

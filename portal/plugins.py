@@ -52,9 +52,15 @@ def manager() -> pluggy.PluginManager:
 
 
 def installed() -> dict[str, ModuleType]:
-    """Installed plugins by name, in registration order."""
+    """Installed plugins by name, in registration order (computed once per set of plugins)."""
     pm = manager()
-    return {pm.get_name(p): p for p in pm.get_plugins() if pm.get_name(p)}
+    plugins = pm.get_plugins()
+    cached = getattr(pm, "_portal_installed", None)
+    if cached is None or cached[0] != len(plugins):
+        names = {pm.get_name(p): p for p in plugins if pm.get_name(p)}
+        cached = (len(plugins), names)
+        pm._portal_installed = cached
+    return cached[1]
 
 
 def _rows(event) -> dict:
@@ -123,9 +129,16 @@ class EventHooks:
         enabled = enabled_names(event)
         self._pm = pm
         self._removed = [p for name, p in installed().items() if name not in enabled]
+        self._callers: dict = {}
 
     def __getattr__(self, hook_name: str):
-        return self._pm.subset_hook_caller(hook_name, remove_plugins=self._removed)
+        if hook_name.startswith("_"):
+            raise AttributeError(hook_name)
+        caller = self._callers.get(hook_name)
+        if caller is None:
+            caller = self._pm.subset_hook_caller(hook_name, remove_plugins=self._removed)
+            self._callers[hook_name] = caller
+        return caller
 
 
 def event_hooks(event) -> EventHooks:

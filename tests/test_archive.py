@@ -216,6 +216,7 @@ def test_search_titles_and_speakers_and_pptx_text(app, client, world):
     add_file(
         app, world["talk2"], make_pptx("Niobium supply chain", "二次電池"), "m.pptx", world=world
     )
+    login(client, app, world["member"])  # the slides' text is searched for those who may open it
     pages = {
         q: client.get(f"/ja/series/study/archive/?q={q}").get_data(as_text=True)
         for q in ("タンタル", "refining", "鈴木", "すずき", "tanaka", "supply", "二次電池")

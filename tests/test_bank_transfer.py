@@ -6,9 +6,9 @@ import pytest
 import sqlalchemy as sa
 from flask import g
 
-from plugins.stripe_payments.models import Payment, PaymentMethodCode, PaymentState
 from portal.db import db
 from portal.documents.models import Document
+from portal.payments.models import Payment, PaymentState
 from portal.registration import services as registrations
 from portal.registration.models import Registration, RegistrationState
 from tests.fakes import running_fake_stripe, stripe_settings
@@ -104,13 +104,13 @@ def test_marking_paid_confirms_issues_the_receipt_and_emails_it(client, app):
     response = mark_paid(client, world, "250.00")
     assert response.status_code == 302
     payment = payment_of(app, world)
-    assert payment.method == PaymentMethodCode.bank_transfer
+    assert payment.method == "bank_transfer"
     assert payment.state == P.succeeded
     assert (payment.received_minor, payment.currency) == (25000, "USD")
     assert payment.note == "Transfer seen on 1 Dec, ヤマダ タロウ"
     assert registration_state(app, world) == S.confirmed
     assert count(app, Document) == 1
-    assert emails(app, "stripe_payments/receipt") == 1
+    assert emails(app, "payments/receipt") == 1
     assert emails(app, "registration/confirmed") == 1
     after = client.get(f"/en/organiser/events/{world.slug}/bank-transfers/")
     assert f'data-registration="{world.reg}"' not in after.get_data(as_text=True)

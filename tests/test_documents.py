@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -40,15 +42,18 @@ def _receipt(session, series, **kw):
     return issue_document(session, **values)
 
 
-def test_numbers_are_sequential_per_series_and_kind(session):
+def test_numbers_are_one_sequence_per_kind_and_year_for_the_issuer(session):
     study, workshop = f.series(session), f.series(session, "workshop")
     first = _receipt(session, study)
     second = _receipt(session, study)
     other = _receipt(session, workshop, currency="USD", language="en")
     invoice = _receipt(session, study, kind=DocumentKind.invoice)
-    assert [first.number, second.number, other.number, invoice.number] == [1, 2, 1, 1]
-    assert first.reference == f"R-{study.slug}-000001"
-    assert invoice.reference == f"I-{study.slug}-000001"
+    assert [first.number, second.number, other.number, invoice.number] == [1, 2, 3, 1]
+    year = datetime.now(ZoneInfo("Asia/Tokyo")).year
+    assert first.year == invoice.year == year
+    assert first.reference == f"R-{year}-000001"
+    assert other.reference == f"R-{year}-000003"
+    assert invoice.reference == f"I-{year}-000001"
 
 
 def test_tax_is_the_included_part_rounded_down():

@@ -122,8 +122,8 @@ def _plans(app, job) -> list[str]:
 def test_idle_workers_read_only_the_partial_indexes(app, database_url):
     if not database_url.startswith("sqlite"):
         return  # PostgreSQL chooses by its statistics; the sweep times it
-    from plugins.stripe_payments.services import reconcile_candidates
     from portal.mail.services import send_due
+    from portal.payments.reconcile import reconcile_candidates
 
     build_history(app.extensions["portal_db"]["engine"], 0.02, password_hash="not-used")
     assert _plans(app, send_due) == [
@@ -131,3 +131,85 @@ def test_idle_workers_read_only_the_partial_indexes(app, database_url):
         "(sent_at=? AND failed_at=? AND next_attempt_at<?) USE TEMP B-TREE FOR ORDER BY"
     ]
     assert _plans(app, reconcile_candidates) == ["SCAN payments USING INDEX ix_payments_pending"]
+
+
+def test_speakers_csv_streams_each_speakers_current_affiliation(app, client):
+    """The streamed CSV picks the affiliation ``current_affiliation`` would (open-ended or not
+    yet ended, started last), and the person's own affiliation when none is current."""
+    import csv
+    import io
+    from datetime import date, timedelta
+
+    from portal.i18n import BilingualText
+    from portal.speakers.models import Affiliation, current_affiliation
+    from tests import test_speakers_support as support
+
+    def org(name):
+        return BilingualText(ja=name, en=name + " (en)")
+
+    session = next(support.open_session(app))
+    first = support.speaker(session, affiliation="自己申告の所属")
+    later = date.today() + timedelta(days=30)
+    session.add_all(
+        [
+            Affiliation(
+                person_id=first.person_id, organisation=org("旧所属"), ended_on=date(2015, 3, 31)
+            ),
+            Affiliation(person_id=first.person_id, organisation=org("無期限"), started_on=None),
+            Affiliation(
+                person_id=first.person_id,
+                organisation=org("現所属"),
+                started_on=date(2020, 4, 1),
+                ended_on=later,
+            ),
+            Affiliation(
+                person_id=first.person_id, organisation=org("中間"), started_on=date(2016, 4, 1)
+            ),
+        ]
+    )
+    second = support.speaker(session, affiliation="自己申告の所属")
+    session.add(
+        Affiliation(person_id=second.person_id, organisation=org("旧"), ended_on=date(2001, 1, 1))
+    )
+    support.login(client, support.organiser(session))
+    session.commit()
+    session.expire_all()
+    expected = current_affiliation(first.affiliations)
+    response = client.get("/ja/organiser/speakers/export.csv")
+    assert response.status_code == 200 and response.is_streamed
+    rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
+    by_id = {row[0]: row for row in rows[1:]}
+    assert expected.organisation.ja == "現所属"
+    assert by_id[str(first.person_id)][12:14] == ["現所属", "現所属 (en)"]
+    assert by_id[str(second.person_id)][12:14] == ["自己申告の所属", ""]
+    session.close()
+
+
+def test_speaker_lists_are_not_counted(app, client):
+    """Page 1 of many: "more than" and a next page, no count statement; the last page counts."""
+    from portal.speakers.views import PER_PAGE
+    from tests import test_speakers_support as support
+
+    session = next(support.open_session(app))
+    for _ in range(PER_PAGE + 3):
+        support.speaker(session)
+    support.login(client, support.organiser(session))
+    session.commit()
+    session.close()
+    engine = app.extensions["portal_db"]["engine"]
+    seen = []
+
+    def listener(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        first = client.get("/en/organiser/speakers/").get_data(as_text=True)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    assert not [s for s in seen if "count(" in s.lower()]
+    assert f"More than {PER_PAGE} speakers found." in first
+    assert "Page 1</span>" in first and 'rel="next"' in first
+    last = client.get("/en/organiser/speakers/?page=2").get_data(as_text=True)
+    assert f"{PER_PAGE + 3} speakers found." in last
+    assert 'rel="next"' not in last and "Page 2 of 2" in last

@@ -7,7 +7,8 @@ import csv
 import io
 import re
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -31,6 +32,9 @@ from portal.documents.models import Document, DocumentKind
 from portal.i18n import BilingualText
 from portal.mail.models import OutboxEmail
 from tests import factories as f
+
+# Documents are numbered per kind and calendar year of issue (Japan time): I-2026-000001.
+ISSUED_IN = datetime.now(ZoneInfo("Asia/Tokyo")).year
 
 
 @contextmanager
@@ -413,7 +417,7 @@ def test_year_page_members_and_csv(app, client, world):
     assert rows[0][:3] == ["年度", "会社名（日本語）", "会社名（英語）"]
     assert rows[1][0:3] == [str(year), "架空金属株式会社", "Kakuu Metals Co., Ltd."]
     assert rows[1][8:11] == ["100000", "JPY", "未入金"]
-    assert rows[1][12] == f"I-study-{1:06d}"
+    assert rows[1][12] == f"I-{ISSUED_IN}-000001"
     assert len(rows) == 2
 
     members_csv = client.get(f"/en/organiser/membership/study/members.csv?fy={year}")
@@ -426,7 +430,7 @@ def test_year_page_members_and_csv(app, client, world):
     ]
 
     unpaid = client.get("/ja/organiser/membership/study/unpaid").get_data(as_text=True)
-    assert "I-study-000001" in unpaid
+    assert f"I-{ISSUED_IN}-000001" in unpaid
 
 
 def _count_queries(app, client, url) -> int:
@@ -689,7 +693,7 @@ def test_organiser_flow_on_the_company_page(app, client, world):
         m_id = m.id
 
     page = client.get(f"{base}/").get_data(as_text=True)
-    assert "I-study-000001" in page
+    assert f"I-{ISSUED_IN}-000001" in page
     assert "英語版" in page
 
     correct_url = f"/ja/organiser/membership/study/memberships/{m_id}/correct"

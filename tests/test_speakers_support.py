@@ -20,7 +20,7 @@ from PIL import Image
 from sqlalchemy.orm import Session
 
 from portal.i18n import BilingualText
-from portal.speakers import services
+from portal.speakers import search, services
 from portal.speakers.models import Affiliation, SpeakerProfile
 from tests import factories as f
 
@@ -87,7 +87,7 @@ def speaker(
     if organisation is not None:
         session.add(Affiliation(person_id=person.id, organisation=organisation))
         session.flush()
-    services.search.refresh(session, [person.id])
+    search.refresh(session, [person.id])
     session.flush()
     return profile
 

@@ -16,14 +16,6 @@ import pytest
 import sqlalchemy as sa
 
 from plugins.stripe_payments import services
-from plugins.stripe_payments.models import (
-    Payment,
-    PaymentMethodCode,
-    PaymentState,
-    ProcessedWebhookEvent,
-    Refund,
-    RefundState,
-)
 from portal.accounts.models import User
 from portal.audit import AuditEntry
 from portal.db import db
@@ -31,6 +23,14 @@ from portal.documents.models import Document
 from portal.events.models import EventFormat
 from portal.i18n import BilingualText
 from portal.mail.models import OutboxEmail
+from portal.payments import services as ledger
+from portal.payments.models import (
+    Payment,
+    PaymentState,
+    ProcessedWebhookEvent,
+    Refund,
+    RefundState,
+)
 from portal.registration import services as registrations
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from tests import factories as f
@@ -349,7 +349,7 @@ def test_the_same_webhook_ten_times_confirms_once(client, app, fake, world):
     assert payment.provider_payment_id.startswith("pi_test_")
     assert count(app, Document) == 1
     assert payment.receipt_id is not None
-    assert emails(app, "stripe_payments/receipt") == 1
+    assert emails(app, "payments/receipt") == 1
     assert emails(app, "registration/confirmed") == 1
     assert count(app, ProcessedWebhookEvent) == 1
     assert (
@@ -374,7 +374,7 @@ def test_events_out_of_order_give_the_state_of_one_delivery(client, app, fake, w
     assert payment.state == P.succeeded
     assert registration_state(app, world) == S.confirmed
     assert count(app, Document) == 1
-    assert emails(app, "stripe_payments/receipt") == 1
+    assert emails(app, "payments/receipt") == 1
 
 
 def test_concurrent_deliveries_confirm_once(live_server, fake):
@@ -422,48 +422,107 @@ def test_concurrent_deliveries_confirm_once(live_server, fake):
     assert payment_of(app, world).state == P.succeeded
     assert registration_state(app, world) == S.confirmed
     assert count(app, Document) == 1
-    assert emails(app, "stripe_payments/receipt") == 1
+    assert emails(app, "payments/receipt") == 1
     assert emails(app, "registration/confirmed") == 1
     assert count(app, ProcessedWebhookEvent) == 2
 
 
-def test_completed_before_the_portal_stored_the_session(client, app, fake, world):
+def test_completed_before_the_portal_stored_the_session_is_retried_until_it_is(
+    client, app, fake, world
+):
+    """The webhook beat the portal's own record of the session: answered 409 (Stripe sends it
+    again), nothing confirmed; once the portal stored the id, the resent event confirms."""
     with database(app) as s:
         registration = s.get(Registration, world.reg)
         payment = services.begin_card_payment(s, registration, language="en")
         s.commit()
         payment_id, params = payment.id, payment.request_params
-    # Stripe created the session and the payer paid before the portal recorded Stripe's answer.
     created = fake.create_session(params)
-    assert post_event(client, fake, fake.complete(created["id"])).status_code == 200
-    paid = payment_of(app, world)
-    assert paid.id == payment_id
-    assert paid.state == P.succeeded
-    assert paid.provider_session_id == created["id"]
-    assert registration_state(app, world) == S.confirmed
-    # Now the portal's own answer arrives: nothing changes.
+    completed = fake.complete(created["id"])
+    assert post_event(client, fake, completed).status_code == 409
+    assert payment_of(app, world).state == P.pending
+    assert registration_state(app, world) == S.pending_payment
+    assert count(app, ProcessedWebhookEvent) == 0  # not recorded: the resend is applied
     with database(app) as s:
         services.attach_session(s, payment_id, fake.public_session(created))
         s.commit()
-    assert payment_of(app, world).state == P.succeeded
+    assert post_event(client, fake, completed).status_code == 200
+    paid = payment_of(app, world)
+    assert (paid.id, paid.state, paid.provider_session_id) == (
+        payment_id,
+        P.succeeded,
+        created["id"],
+    )
+    assert registration_state(app, world) == S.confirmed
     assert count(app, Payment) == 1
     assert count(app, Document) == 1
-    assert emails(app, "stripe_payments/receipt") == 1
+    assert emails(app, "payments/receipt") == 1
 
 
-def test_a_session_the_portal_never_recorded_is_recorded_and_confirmed(client, app, fake, world):
+def test_a_session_the_portal_never_created_confirms_nothing_and_is_flagged(
+    client, app, fake, world
+):
+    """A Payment Link or another app on the same account names our registration: the money is
+    recorded as unmatched and flagged to the organisers; no confirmation, no receipt."""
     created = fake.create_session(
         {
             "line_items": [{"price_data": {"currency": "usd", "unit_amount": "25000"}}],
             "metadata": {"registration_id": str(world.reg)},
+            "client_reference_id": f"registration-{world.reg}",
             "success_url": "http://localhost/",
         }
     )
-    assert post_event(client, fake, fake.complete(created["id"])).status_code == 200
+    response = post_event(client, fake, fake.complete(created["id"]))
+    assert response.status_code == 200
+    assert response.get_json()["outcome"] == "unmatched_session"
     payment = payment_of(app, world)
     assert payment.provider_session_id == created["id"]
-    assert payment.state == P.succeeded
-    assert registration_state(app, world) == S.confirmed
+    assert payment.flag == "unmatched_session"
+    assert payment.receipt_id is None
+    assert registration_state(app, world) == S.pending_payment
+    assert count(app, Document) == 0
+    assert emails(app, "payments/receipt") == 0
+    assert emails(app, "registration/confirmed") == 0
+    # The organisers see it on their dashboard and can refund it.
+    login(client, app, world.organiser)
+    page = client.get(f"/en/organiser/events/{world.slug}/").get_data(as_text=True)
+    assert "1 payment needs your attention." in page
+    listing = client.get(f"/en/organiser/events/{world.slug}/payments/?flagged=1")
+    assert "did not create" in listing.get_data(as_text=True)
+
+
+def test_a_session_naming_nothing_of_ours_is_recorded_only_as_unknown(client, app, fake, world):
+    created = fake.create_session(
+        {
+            "line_items": [{"price_data": {"currency": "usd", "unit_amount": "100"}}],
+            "success_url": "http://localhost/",
+        }
+    )
+    response = post_event(client, fake, fake.complete(created["id"]))
+    assert (response.status_code, response.get_json()["outcome"]) == (200, "unknown_session")
+    assert count(app, Payment) == 0
+    assert registration_state(app, world) == S.pending_payment
+
+
+def test_metadata_naming_a_payment_of_ours_does_not_confirm_it(client, app, fake, world):
+    """A forged session copying an attempt's metadata: after our own session is stored, the
+    forged one is unmatched; our attempt stays pending."""
+    session_id = start_payment(client, app, world)
+    ours = payment_of(app, world)
+    forged = fake.create_session(
+        {
+            "line_items": [{"price_data": {"currency": "usd", "unit_amount": "25000"}}],
+            "metadata": {"registration_id": str(world.reg), "payment_id": str(ours.id)},
+            "success_url": "http://localhost/",
+        }
+    )
+    assert post_event(client, fake, fake.complete(forged["id"])).status_code == 200
+    with database(app) as s:
+        mine = s.get(Payment, ours.id)
+        assert (mine.state, mine.provider_session_id) == (P.pending, session_id)
+        other = s.scalar(sa.select(Payment).where(Payment.provider_session_id == forged["id"]))
+        assert other.flag == "unmatched_session"
+    assert registration_state(app, world) == S.pending_payment
 
 
 @pytest.mark.parametrize(
@@ -493,7 +552,7 @@ def test_bad_signatures_get_400_and_change_nothing(client, app, fake, world, cas
     assert registration_state(app, world) == S.pending_payment
     assert count(app, ProcessedWebhookEvent) == 0
     assert count(app, Document) == 0
-    assert emails(app, "stripe_payments/receipt") == 0
+    assert emails(app, "payments/receipt") == 0
     # The genuine delivery still works afterwards.
     assert post_event(client, fake, event).status_code == 200
     assert registration_state(app, world) == S.confirmed
@@ -527,7 +586,7 @@ def test_a_wrong_amount_is_flagged_and_does_not_confirm(client, app, fake, world
     }
     assert registration_state(app, world) == S.pending_payment
     assert count(app, Document) == 0
-    assert emails(app, "stripe_payments/receipt") == 0
+    assert emails(app, "payments/receipt") == 0
     assert (
         count(
             app,
@@ -580,7 +639,7 @@ def test_async_payment_failed_keeps_the_registration_waiting(client, app, fake, 
     assert post_event(client, fake, event).status_code == 200
     assert payment_of(app, world).state == P.failed
     assert registration_state(app, world) == S.pending_payment
-    assert emails(app, "stripe_payments/payment_failed") == 1
+    assert emails(app, "payments/payment_failed") == 1
     # A new attempt can be made.
     assert start_payment(client, app, world) != session_id
 
@@ -637,7 +696,7 @@ def test_return_page_confirms_through_a_server_side_check(client, app, fake, wor
         post_event(client, fake, fake.last_event("checkout.session.completed")).status_code == 200
     )
     assert count(app, Document) == 1
-    assert emails(app, "stripe_payments/receipt") == 1
+    assert emails(app, "payments/receipt") == 1
 
 
 def test_return_and_cancel_pages_are_the_payers_only(client, app, fake, world):
@@ -675,7 +734,7 @@ def test_the_receipt_is_issued_once_in_the_payers_language(client, app, fake):
         assert receipt.recipient_company == "Kakuu Metals"
         assert receipt.paid_at is not None
         mail = s.scalars(
-            sa.select(OutboxEmail).where(OutboxEmail.template == "stripe_payments/receipt")
+            sa.select(OutboxEmail).where(OutboxEmail.template == "payments/receipt")
         ).one()
         assert mail.language == "ja"
         assert f"/ja/payments/receipts/{receipt.id}.pdf" in mail.body_text
@@ -739,7 +798,7 @@ def test_partial_then_full_refund_through_stripe(client, app, fake, world):
         assert corrected.replaces_id == payment.receipt_id
         assert corrected.total_minor == 15000
     assert registration_state(app, world) == S.confirmed
-    assert emails(app, "stripe_payments/refunded") == 1
+    assert emails(app, "payments/refunded") == 1
     # Stripe's charge.refunded for the same refund changes nothing.
     assert post_event(client, fake, fake.last_event("charge.refunded")).status_code == 200
     assert payment_of(app, world).refunded_minor == 10000
@@ -858,7 +917,7 @@ def test_payments_list_issues_a_constant_number_of_queries(client, app, fake, wo
                         registration_id=registration.id,
                         event_id=registration.event_id,
                         person_id=person.id,
-                        method=PaymentMethodCode.card,
+                        method="card",
                         state=P.succeeded,
                         amount_minor=25000,
                         received_minor=25000,
@@ -1010,11 +1069,11 @@ def test_hook_personal_data_and_forget_person_keep_the_accounts(client, app, fak
     payment = pay(client, app, fake, world)
     with database(app) as s:
         person = s.get(User, world.payer).person
-        data = services.personal_data(s, person)
+        data = ledger.personal_data(s, person)
         assert [(p["id"], p["state"], p["amount_minor"]) for p in data["payments"]] == [
             (payment.id, "succeeded", 25000)
         ]
-        services.forget_person(s, person)
+        ledger.forget_person(s, person)
         s.commit()
     forgotten = payment_of(app, world)
     assert "customer_email" not in forgotten.provider_data

@@ -1,7 +1,7 @@
 """attendance: the mailing list is its own column; registered may be unknown
 
 Revision ID: i15_0001
-Revises: b1a2c3d4e5f6
+Revises: i19_0001
 Create Date: 2026-12-05 10:00:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = "i15_0001"
-down_revision = "b1a2c3d4e5f6"
+down_revision = "i19_0001"
 branch_labels = None
 depends_on = None
 

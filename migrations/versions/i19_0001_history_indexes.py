@@ -1,7 +1,7 @@
 """history at scale: users.email_domain (indexed), partial indexes for unsent mails and pending payments
 
 Revision ID: i19_0001
-Revises: b1a2c3d4e5f6
+Revises: i13_0001
 Create Date: 2026-12-05 10:00:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = "i19_0001"
-down_revision = "b1a2c3d4e5f6"
+down_revision = "i13_0001"
 branch_labels = None
 depends_on = None
 

@@ -159,3 +159,22 @@ def forget_person(person):
     from plugins.abstracts import services
 
     services.forget_person(person)
+
+
+@hookimpl
+def series_people(series_ids):
+    """Authors (and submitters) of abstracts of the series' events."""
+    import sqlalchemy as sa
+
+    from plugins.abstracts.models import Abstract, AbstractAuthor
+    from portal.events.models import Event
+
+    in_series = sa.select(Event.id).where(Event.series_id.in_(series_ids))
+    authors = sa.select(AbstractAuthor.person_id).join(
+        Abstract, Abstract.id == AbstractAuthor.abstract_id
+    )
+    authors = authors.where(Abstract.event_id.in_(in_series), AbstractAuthor.person_id.is_not(None))
+    submitters = sa.select(Abstract.submitter_id).where(
+        Abstract.event_id.in_(in_series), Abstract.submitter_id.is_not(None)
+    )
+    return [authors, submitters]

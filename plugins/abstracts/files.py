@@ -19,18 +19,16 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
+from portal.errors import UserError
+
 MAX_PDF_BYTES = 10 * 1024 * 1024
 SUBFOLDER = "abstracts"
 _REMOVE = "abstracts_pdf_remove"
 _ADDED = "abstracts_pdf_added"
 
 
-class PdfError(ValueError):
+class PdfError(UserError):
     """A file that cannot be attached; ``message`` is translated for the form."""
-
-    def __init__(self, message):
-        super().__init__(str(message))
-        self.message = message
 
 
 @dataclass(frozen=True)

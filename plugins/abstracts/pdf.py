@@ -95,7 +95,7 @@ def markdown_blocks(text: str) -> list[str]:
 
 
 def _has_cjk(text: str) -> bool:
-    return bool(services._CJK.search(text or ""))
+    return bool(services.CJK.search(text or ""))
 
 
 def _para(text: str, style: ParagraphStyle) -> Paragraph:

@@ -35,8 +35,9 @@ from portal.accounts.models import Person, User
 from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event
-from portal.i18n import current_language
+from portal.i18n import BilingualText, current_language
 from portal.pagination import page_number, paginate
+from portal.params import int_or_none
 
 bp = Blueprint(
     "abstracts",
@@ -155,9 +156,9 @@ def _form_page(event: Event, abstract: Abstract | None):
             form = forms.AbstractForm.build(
                 settings, lang, formdata=None, data=_form_data_without_files(form)
             )
-        elif action.startswith("remove-") and action[7:].isdigit():
+        elif action.startswith("remove-") and int_or_none(action[7:]) is not None:
             data = _form_data_without_files(form)
-            index = int(action[7:])
+            index = int_or_none(action[7:])
             rows = list(data.get("authors") or [])
             if 0 <= index < len(rows):
                 del rows[index]
@@ -454,7 +455,7 @@ def _actor_names(entries) -> dict[int, str]:
 def _candidates(event: Event, abstract: Abstract) -> list[tuple[Person, str | None]]:
     people = services.reviewer_candidates(db.session, event)
     taken = {a.reviewer_id for a in abstract.assignments}
-    current = services._current_affiliations(
+    current = services.current_affiliations(
         db.session, [*people, *(a.person for a in abstract.authors)]
     )
     return [(p, services.conflict(p, abstract, current)) for p in people if p.id not in taken]
@@ -620,10 +621,8 @@ def email_text(slug: str, kind: str):
                 db.session,
                 event,
                 kind,
-                services.BilingualText(
-                    ja=form.subject_ja.data or "", en=form.subject_en.data or ""
-                ),
-                services.BilingualText(ja=form.body_ja.data or "", en=form.body_en.data or ""),
+                BilingualText(ja=form.subject_ja.data or "", en=form.subject_en.data or ""),
+                BilingualText(ja=form.body_ja.data or "", en=form.body_en.data or ""),
                 current_user,
             )
             db.session.commit()

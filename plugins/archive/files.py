@@ -28,6 +28,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from plugins.archive.models import FileType
+from portal.errors import UserError
 
 SUBFOLDER = "archive"
 MAX_TEXT = 500_000  # characters of slide text kept per file
@@ -44,12 +45,8 @@ EXTENSIONS = {FileType.pdf: "pdf", FileType.pptx: "pptx", FileType.png: "png", F
 log = logging.getLogger(__name__)
 
 
-class FileCheckError(ValueError):
+class FileCheckError(UserError):
     """A file that cannot be archived; ``message`` is translated for the form."""
-
-    def __init__(self, message):
-        super().__init__(str(message))
-        self.message = message
 
 
 @dataclass(frozen=True)

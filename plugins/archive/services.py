@@ -34,20 +34,17 @@ from plugins.archive import files
 from plugins.archive.models import ArchiveAccessLog, ArchiveItem, ItemKind
 from portal import audit, plugins
 from portal.accounts.models import Person, Role
+from portal.errors import UserError
 from portal.events.models import Event, EventPlugin, EventStatus, Series, Talk
 from portal.i18n import BilingualText
+from portal.text import LIKE_ESCAPE, like_pattern
 
 PLUGIN = "archive"
 DEFAULT_MAX_FILE_MB = 50
 
 
-class ArchiveError(ValueError):
+class ArchiveError(UserError):
     """A change that is not possible; ``message`` is translated for the form."""
-
-    def __init__(self, message, field: str | None = None):
-        super().__init__(str(message))
-        self.message = message
-        self.field = field
 
 
 # -- who may do what -------------------------------------------------------------------------
@@ -267,18 +264,15 @@ def _title_text(lang: str):
     return sa.func.lower(sa.type_coerce(Talk.title, sa.JSON)[lang].as_string())
 
 
-def like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def query_terms(query: str | None) -> list[str]:
     """The pieces of a query, folded like the stored text; every one must match."""
     return [files.fold(t) for t in (query or "").split() if files.fold(t)][:8]
 
 
-def _term_matches(term: str):
-    pattern = like(term)
+def _term_matches(term: str, access: Access | None = None):
+    """Title, speaker's name or the item titles match; the text of the slides only where the
+    reader may open them (``access``; None = everything, for internal use)."""
+    pattern = like_pattern(term)
     speaker = (
         sa.select(Person.id)
         .where(
@@ -287,37 +281,43 @@ def _term_matches(term: str):
                 sa.func.lower(
                     sa.func.coalesce(Person.family_name, "")
                     + sa.func.coalesce(Person.given_name, "")
-                ).like(pattern, escape="\\"),
+                ).like(pattern, escape=LIKE_ESCAPE),
                 sa.func.lower(
                     sa.func.coalesce(Person.family_name_kana, "")
                     + sa.func.coalesce(Person.given_name_kana, "")
-                ).like(pattern, escape="\\"),
+                ).like(pattern, escape=LIKE_ESCAPE),
                 sa.func.lower(sa.func.replace(Person.romanized_name, " ", "")).like(
-                    pattern, escape="\\"
+                    pattern, escape=LIKE_ESCAPE
                 ),
             ),
         )
         .exists()
     )
+    if access is None or access.sees_all:
+        text_visible = sa.true()
+    elif access.person_id is not None:
+        text_visible = Talk.speaker_id == access.person_id  # their own talks' slides
+    else:
+        text_visible = sa.false()
     slides = (
         sa.select(ArchiveItem.id)
         .where(
             ArchiveItem.talk_id == Talk.id,
             sa.or_(
-                ArchiveItem.text_key.like(pattern, escape="\\"),
+                sa.and_(text_visible, ArchiveItem.text_key.like(pattern, escape=LIKE_ESCAPE)),
                 sa.func.lower(sa.type_coerce(ArchiveItem.title, sa.JSON)["ja"].as_string()).like(
-                    pattern, escape="\\"
+                    pattern, escape=LIKE_ESCAPE
                 ),
                 sa.func.lower(sa.type_coerce(ArchiveItem.title, sa.JSON)["en"].as_string()).like(
-                    pattern, escape="\\"
+                    pattern, escape=LIKE_ESCAPE
                 ),
             ),
         )
         .exists()
     )
     return sa.or_(
-        sa.func.replace(_title_text("ja"), " ", "").like(pattern, escape="\\"),
-        sa.func.replace(_title_text("en"), " ", "").like(pattern, escape="\\"),
+        sa.func.replace(_title_text("ja"), " ", "").like(pattern, escape=LIKE_ESCAPE),
+        sa.func.replace(_title_text("en"), " ", "").like(pattern, escape=LIKE_ESCAPE),
         speaker,
         slides,
     )
@@ -335,8 +335,11 @@ def archive_talks(
     speaker_id: int | None = None,
     query: str | None = None,
     event_id: int | None = None,
+    access: Access | None = None,
 ) -> sa.Select:
-    """Talks of the series with material, newest meeting first (by meeting)."""
+    """Talks of the series with material, newest meeting first (by meeting). The search
+    reads the slides' text only where ``access`` may open them (members-only text stays
+    members-only)."""
     stmt = (
         sa.select(Talk)
         .join(Event, Event.id == Talk.event_id)
@@ -352,7 +355,7 @@ def archive_talks(
     if event_id is not None:
         stmt = stmt.where(Event.id == event_id)
     for term in query_terms(query):
-        stmt = stmt.where(_term_matches(term))
+        stmt = stmt.where(_term_matches(term, access))
     return stmt
 
 
@@ -400,6 +403,13 @@ def archive_speakers(series: Series) -> sa.Select:
         .group_by(Person.id)
         .order_by(Person.family_name_kana, Person.given_name_kana, Person.romanized_name, Person.id)
     )
+
+
+def archive_speaker(session: Session, series: Series, person_id: int) -> Person | None:
+    """The person when they speak in a talk of the series' archive, else None: the archive
+    names its speakers, nobody else."""
+    row = session.execute(archive_speakers(series).where(Person.id == person_id)).first()
+    return row[0] if row else None
 
 
 def access_log(series: Series) -> sa.Select:

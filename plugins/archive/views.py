@@ -29,12 +29,12 @@ from plugins.archive import files, forms, services
 from plugins.archive.models import ArchiveItem, FileType, ItemKind
 from plugins.archive.services import ArchiveError
 from portal import plugins
-from portal.accounts.models import Person
-from portal.app import csrf
 from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event, Series, Talk
+from portal.extensions import csrf
 from portal.pagination import page_number, paginate_next
+from portal.params import int_arg, int_or_none
 
 bp = Blueprint("archive", __name__, url_prefix="/<lang_code>", template_folder="templates")
 
@@ -86,13 +86,11 @@ def _series_or_404(slug: str) -> Series:
 
 
 def _year_arg() -> int | None:
-    raw = request.args.get("year", "")
-    return int(raw) if raw.isdigit() and 1900 < int(raw) < 2200 else None
+    return int_or_none(request.args.get("year", ""), 1901, 2199)
 
 
 def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() else None
+    return int_arg(name)
 
 
 # -- browsing --------------------------------------------------------------------------------
@@ -103,10 +101,13 @@ def index(slug: str):
     series = _series_or_404(slug)
     year, speaker_id = _year_arg(), _int_arg("speaker")
     query = (request.args.get("q") or "").strip()[:200]
-    stmt = services.archive_talks(series, year=year, speaker_id=speaker_id, query=query)
+    access = services.access(current_user, series)
+    stmt = services.archive_talks(
+        series, year=year, speaker_id=speaker_id, query=query, access=access
+    )
     page = paginate_next(db.session, stmt, page_number(), PER_PAGE)
     items = services.items_by_talk(db.session, [t.id for t in page.items])
-    speaker = db.session.get(Person, speaker_id) if speaker_id else None
+    speaker = services.archive_speaker(db.session, series, speaker_id) if speaker_id else None
     return render_template(
         "archive/index.html",
         series=series,
@@ -116,7 +117,7 @@ def index(slug: str):
         year=year,
         speaker=speaker,
         query=query,
-        access=services.access(current_user, series),
+        access=access,
     )
 
 

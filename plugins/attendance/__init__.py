@@ -115,8 +115,9 @@ def event_sections(event, user):
     from plugins.attendance import services
     from portal import plugins
     from portal.db import db
+    from portal.text import truthy
 
-    if not services.truthy(plugins.settings(event, name).get("public")):
+    if not truthy(plugins.settings(event, name).get("public")):
         return []
     if not event.is_past or event.status.value == "cancelled":
         return []

@@ -44,6 +44,7 @@ from portal import audit
 from portal.db import utcnow
 from portal.events.models import Event, EventFormat, EventStatus, Series
 from portal.i18n import BilingualText
+from portal.localtime import at
 
 
 def N_(message: str) -> str:  # noqa: N802 - marks a message for extraction; translated later
@@ -445,7 +446,6 @@ def read_text(path: str | Path) -> str:
 
 def meeting_event(series: Series, number: int, day: date, fmt: str) -> Event:
     """A past meeting of the series, as the demo data makes them (portal.demo)."""
-    from portal.demo import _at
 
     return Event(
         series_id=series.id,
@@ -455,8 +455,8 @@ def meeting_event(series: Series, number: int, day: date, fmt: str) -> Event:
             ja=f"第{number}回 {series.name.get('ja')}",
             en=f"{series.name.get('en')}, meeting {number}",
         ),
-        starts_at=_at(day, 14, 30, series.timezone),
-        ends_at=_at(day, 18, 0, series.timezone),
+        starts_at=at(day, 14, 30, series.timezone),
+        ends_at=at(day, 18, 0, series.timezone),
         timezone=series.timezone,
         format=EventFormat(fmt) if fmt in EventFormat.__members__ else EventFormat.onsite,
         status=EventStatus.cancelled if fmt == "cancelled" else EventStatus.closed,

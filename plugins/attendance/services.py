@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -18,7 +17,10 @@ from sqlalchemy.orm import Session
 from plugins.attendance.models import AttendanceSource, MeetingAttendance
 from portal import audit
 from portal.db import utcnow
+from portal.errors import UserError
 from portal.events.models import Event, EventPlugin, EventStatus, Series
+from portal.localtime import local_date
+from portal.text import truthy
 
 PLUGIN = "attendance"
 FIGURE_FIELDS = (
@@ -42,7 +44,7 @@ def fiscal_year(day: date) -> int:
 
 def event_day(event: Event) -> date:
     """The meeting's date in its own time zone."""
-    return event.starts_at.astimezone(ZoneInfo(event.timezone)).date()
+    return local_date(event.starts_at, event.timezone)
 
 
 def _aware(moment):
@@ -237,11 +239,11 @@ def save_figures(
     return row, outcome
 
 
-class NotHeld(ValueError):
+class NotHeld(UserError):
     """Figures are recorded only for meetings that have taken place (or were cancelled)."""
 
 
-class NoFigures(ValueError):
+class NoFigures(UserError):
     """There is nothing to count: no registration area or no registrations."""
 
 
@@ -256,12 +258,6 @@ def record_from_registrations(
 
 
 # -- who sees the statistics ------------------------------------------------------------------
-
-
-def truthy(value) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
 
 
 def statistics_public(session: Session, series: Series, defaults: dict | None = None) -> bool:

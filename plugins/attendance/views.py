@@ -27,6 +27,7 @@ from plugins.attendance.chart import participants_svg
 from portal.db import db
 from portal.events.models import Event, Series
 from portal.i18n import current_language
+from portal.params import int_arg
 
 bp = Blueprint("attendance", __name__, url_prefix="/<lang_code>", template_folder="templates")
 
@@ -58,8 +59,7 @@ def _series_or_404(slug: str) -> Series:
 
 
 def _year_arg() -> int | None:
-    raw = request.args.get("fy", "")
-    return int(raw) if raw.isdigit() else None
+    return int_arg("fy", minimum=1900, maximum=2200)
 
 
 def _statistics(slug: str):

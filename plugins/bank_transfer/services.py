@@ -1,8 +1,8 @@
 """Bank transfers: the account and reference shown to the payer, and recording a transfer.
 
-Recording goes through the payments ledger and its one confirming function
-(``plugins.stripe_payments.services.confirm_payment``), so a bank transfer is checked,
-confirmed and receipted exactly like a card payment.
+Recording goes through the payments ledger (``portal.payments.services.record_payment``) and
+its one confirming function, so a bank transfer is checked, confirmed and receipted exactly
+like a card payment. ``BankTransferProvider`` is the provider this plugin registers.
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session, joinedload
 
-from plugins.stripe_payments import services as payments
-from plugins.stripe_payments.models import Payment, PaymentMethodCode, PaymentState
-from portal import audit, plugins
+from portal import plugins
 from portal.accounts.models import Person
 from portal.events.models import Event
-from portal.i18n import LANGUAGES
+from portal.payments import services as payments
+from portal.payments.models import Payment
+from portal.payments.providers import PaymentProvider
 from portal.registration.models import Registration, RegistrationState
 
 PLUGIN = "bank_transfer"
-
-
-class NotAwaitingPayment(payments.PaymentError):
-    default_message = _l("This registration is not waiting for a payment.")
+METHOD = "bank_transfer"
+NotAwaitingPayment = payments.NotAwaitingPayment
 
 
 def bank_account(event: Event) -> str:
@@ -73,46 +71,53 @@ def record_transfer(
     note: str = "",
     now: datetime | None = None,
 ) -> Payment:
-    """An organiser saw the transfer arrive: a bank-transfer payment, confirmed at once.
-
-    The amount received is what the organiser typed; when it differs from what the
-    registration owes, the payment is recorded and flagged and the registration stays pending.
-    """
-    if registration.state != RegistrationState.pending_payment or registration.total_minor <= 0:
-        raise NotAwaitingPayment(field="amount")
-    if amount_minor <= 0:
-        raise payments.PaymentError(_l("Enter an amount greater than zero."), field="amount")
-    person = registration.person
-    payment = Payment(
-        registration_id=registration.id,
-        event_id=registration.event_id,
-        person_id=registration.person_id,
-        method=PaymentMethodCode.bank_transfer,
-        state=PaymentState.pending,
-        amount_minor=registration.total_minor,
-        currency=registration.currency.upper(),
-        language=person.preferred_language if person.preferred_language in LANGUAGES else "ja",
-        note=(note or "").strip()[:1000],
-        created_by_id=getattr(actor, "id", None),
-    )
-    session.add(payment)
-    session.flush()
-    audit.record(
+    """An organiser saw the transfer arrive: a bank-transfer payment, confirmed at once by the
+    ledger (a different amount is recorded and flagged; the registration stays pending)."""
+    return payments.record_payment(
         session,
-        actor,
-        "payment",
-        payment.id,
-        "bank_transfer_recorded",
-        registration_id=registration.id,
-        amount_minor=amount_minor,
-        note=payment.note,
-    )
-    return payments.confirm_payment(
-        session,
-        payment.id,
-        received_minor=amount_minor,
-        received_currency=registration.currency,
-        source="organiser",
+        registration,
+        method=METHOD,
         actor=actor,
+        amount_minor=amount_minor,
+        note=note,
         now=now,
     )
+
+
+class BankTransferProvider(PaymentProvider):
+    """Bank transfer (銀行振込): the participant transfers, an organiser records it."""
+
+    code = METHOD
+    plugin = PLUGIN
+    label = _l("Bank transfer")
+
+    def unavailable_reason(self, event) -> str | None:
+        if not bank_account(event):
+            return str(
+                _l(
+                    "Bank transfer is not offered: no bank account is set (the plugin's "
+                    "setting or PORTAL_ISSUER_BANK_ACCOUNT)."
+                )
+            )
+        return None
+
+    def payment_method(self, event, registration):
+        from flask import url_for
+
+        from portal.registration.types import PaymentMethod
+
+        if not bank_account(event):
+            return None
+        return PaymentMethod(
+            code=METHOD,
+            label=_l("Pay by bank transfer"),
+            description=_l(
+                "Quote the reference %(reference)s with your transfer. Your registration is "
+                "confirmed once the organisers have seen the money arrive.",
+                reference=reference(registration),
+            ),
+            url=url_for("bank_transfer.instructions", reg_id=registration.id),
+        )
+
+
+provider = BankTransferProvider()

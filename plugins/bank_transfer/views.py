@@ -8,12 +8,12 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from plugins.bank_transfer import forms, services
-from plugins.stripe_payments import services as payments
 from portal import plugins
 from portal.db import db
 from portal.events.models import Event
 from portal.i18n import from_minor
 from portal.pagination import page_number, paginate
+from portal.payments import services as payments
 from portal.registration import services as registrations
 from portal.registration.models import Registration, RegistrationState
 

@@ -1,7 +1,6 @@
 from flask import Blueprint, Response, abort, url_for
 from flask_login import current_user
 
-from plugins.calendar.ics import event_calendar
 from portal import plugins
 from portal.db import db
 from portal.events import services
@@ -16,6 +15,8 @@ def ics(slug: str):
     if event is None or not services.can_view(event, current_user):
         abort(404)
     plugins.require_enabled(event, "calendar")
+    from plugins.calendar.ics import event_calendar  # icalendar: loaded on first use (memory)
+
     url = url_for("events.event_page", slug=slug, _external=True)
     body = event_calendar(event, url, current_language())
     return Response(

@@ -36,11 +36,14 @@ from plugins.exchange_meeting.models import ExchangeMeetingSignup, SignupState
 from portal import audit, plugins
 from portal.accounts.models import Person
 from portal.db import utcnow
+from portal.errors import UserError
 from portal.events.models import AttendanceMode, Event, EventStatus
 from portal.i18n import LANGUAGES, BilingualText, to_minor
+from portal.links import external_url
 from portal.mail.services import queue_email
 from portal.registration import services as registrations
 from portal.registration.models import Registration, RegistrationState
+from portal.text import truthy
 
 PLUGIN = "exchange_meeting"
 FIELD = "exchange_meeting"  # the answer's key in Registration.answers
@@ -62,22 +65,12 @@ STATE_LABELS = {
     SignupState.cancelled: _l("Not taking part"),
 }
 
-_TRUE = {"1", "y", "yes", "on", "true"}
 
-
-class ExchangeMeetingError(Exception):
+class ExchangeMeetingError(UserError):
     """A refused change; ``message`` is translated."""
-
-    def __init__(self, message):
-        self.message = message
-        super().__init__(str(message))
 
 
 # -- settings --------------------------------------------------------------------------------
-
-
-def _truthy(value) -> bool:
-    return value is True or str(value).strip().lower() in _TRUE
 
 
 def _whole(value) -> int:
@@ -112,7 +105,7 @@ def meeting_settings(event: Event) -> MeetingSettings:
         capacity=capacity or None,
         price_minor=to_minor(_whole(raw.get("price")), currency),
         currency=currency,
-        online_may_join=_truthy(raw.get("online_may_join")),
+        online_may_join=truthy(raw.get("online_may_join")),
         venue=BilingualText(ja=raw.get("venue_ja") or "", en=raw.get("venue_en") or ""),
         time=BilingualText(ja=raw.get("time_ja") or "", en=raw.get("time_en") or ""),
     )
@@ -124,7 +117,7 @@ def modes_that_may_join(event: Event, st: MeetingSettings) -> list[AttendanceMod
 
 def wants(registration: Registration, st: MeetingSettings) -> bool:
     answer = (registration.answers or {}).get(FIELD)
-    return _truthy(answer) and st.may_join(registration.attendance_mode)
+    return truthy(answer) and st.may_join(registration.attendance_mode)
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -288,9 +281,7 @@ def _email(session: Session, registration: Registration, template: str, **contex
         registration=registration,
         event=registration.event,
         person=person,
-        url=registrations.external_url(
-            "registration.my_registration", lang_code=lang, reg_id=registration.id
-        ),
+        url=external_url("registration.my_registration", lang_code=lang, reg_id=registration.id),
         **context,
     )
 
@@ -491,7 +482,7 @@ def leave(
     registrations.lock_event(session, registration.event)
     session.refresh(registration)
     _check_changeable(registration, now)
-    if not _truthy((registration.answers or {}).get(FIELD)):
+    if not truthy((registration.answers or {}).get(FIELD)):
         raise ExchangeMeetingError(_l("You are not signed up for the exchange meeting."))
     registrations.reprice(
         session,

@@ -102,3 +102,15 @@ def forget_person(person):
     from portal.db import db
 
     services.forget_person(db.session, person)
+
+
+@hookimpl
+def series_people(series_ids):
+    """People of the series' member companies."""
+    from plugins.membership.models import CompanyMember, MemberCompany
+
+    return (
+        sa.select(CompanyMember.person_id)
+        .join(MemberCompany, MemberCompany.id == CompanyMember.company_id)
+        .where(MemberCompany.series_id.in_(series_ids))
+    )

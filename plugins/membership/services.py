@@ -34,11 +34,10 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app, url_for
+from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
@@ -52,14 +51,17 @@ from plugins.membership.models import (
     MembershipState,
     RenewalReminder,
 )
-from portal import audit
+from portal import audit, localtime
 from portal.accounts.models import Person, User, email_domain, normalise_domain
 from portal.db import utcnow
 from portal.documents.models import Document, DocumentKind
 from portal.documents.services import cancel_document, correct_document, issue_document, latest_for
+from portal.errors import UserError
 from portal.events.models import Series
 from portal.i18n import BilingualText
+from portal.links import external_url
 from portal.mail.services import queue_email
+from portal.speakers.identity import person_by_email
 
 SUBJECT = "membership_fee"
 INVITATION_DAYS = 14
@@ -67,13 +69,13 @@ INVITATION_SALT = "portal.membership.invitation"
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
-class MembershipError(ValueError):
-    """A state change that is not allowed; ``field`` names the form field to show it on."""
+class MembershipError(UserError):
+    """A state change that is not allowed; ``code`` (the message) names the reason for the
+    view, ``field`` the form field to show it on."""
 
-    def __init__(self, code: str, field: str | None = None):
-        super().__init__(code)
-        self.code = code
-        self.field = field
+    @property
+    def code(self) -> str:
+        return self.message
 
 
 # -- fiscal years ----------------------------------------------------------------------------
@@ -85,7 +87,7 @@ def fiscal_year(day: date | datetime) -> int:
 
 
 def local_today(series: Series, now: datetime | None = None) -> date:
-    return (now or utcnow()).astimezone(ZoneInfo(series.timezone)).date()
+    return localtime.today(series.timezone, now)
 
 
 def current_fiscal_year(series: Series, now: datetime | None = None) -> int:
@@ -94,7 +96,7 @@ def current_fiscal_year(series: Series, now: datetime | None = None) -> int:
 
 def start_of_day(day: date, series: Series) -> datetime:
     """Midnight of a local date in the series' zone, as an aware UTC datetime."""
-    return datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(series.timezone)).astimezone(UTC)
+    return localtime.start_of_day(day, series.timezone)
 
 
 # -- domains ---------------------------------------------------------------------------------
@@ -481,16 +483,6 @@ def member_status(session: Session, user, series: Series) -> bool | None:
     return bool(member_companies(session, user, series))
 
 
-def _person_for_email(session: Session, email: str) -> Person | None:
-    email = (email or "").strip().lower()
-    user = session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
-    if user is not None:
-        return user.person
-    return session.scalars(
-        sa.select(Person).where(sa.func.lower(Person.email) == email).order_by(Person.id).limit(1)
-    ).first()
-
-
 def _link(session: Session, company: MemberCompany, person: Person, how: MemberHow, actor):
     row = session.scalar(
         sa.select(CompanyMember).where(
@@ -512,7 +504,7 @@ def _link(session: Session, company: MemberCompany, person: Person, how: MemberH
 
 def add_member(session: Session, company: MemberCompany, email: str, actor) -> CompanyMember:
     """An organiser adds a person (found by their email address) to a company."""
-    person = _person_for_email(session, email)
+    person = person_by_email(session, email)
     if person is None:
         raise MembershipError("unknown_person", field="email")
     row, added = _link(session, company, person, MemberHow.organiser, actor)
@@ -720,7 +712,7 @@ def invite_member(
     )
     session.add(invitation)
     session.flush()
-    link = current_app.config["BASE_URL"].rstrip("/") + url_for(
+    link = external_url(
         "membership.accept_invitation", token=invitation_token(invitation), lang_code=language
     )
     queue_email(

@@ -45,6 +45,8 @@ from portal.documents.services import latest_for
 from portal.events.models import Series
 from portal.i18n import LANGUAGES, current_language, format_person_name, from_minor
 from portal.pagination import page_number, paginate
+from portal.params import int_or_none
+from portal.security import limit_email_form
 
 bp = Blueprint("membership", __name__, url_prefix="/<lang_code>", template_folder="templates")
 
@@ -130,10 +132,8 @@ def _membership_or_404(series: Series, membership_id: int) -> Membership:
 
 
 def _year_arg(series: Series) -> int:
-    raw = request.args.get("fy", "")
-    if raw.isdigit() and 2000 <= int(raw) <= 2100:
-        return int(raw)
-    return services.current_fiscal_year(series)
+    year = int_or_none(request.args.get("fy", ""), 2000, 2100)
+    return year if year is not None else services.current_fiscal_year(series)
 
 
 # -- organiser: overview ---------------------------------------------------------------------
@@ -450,6 +450,7 @@ def member_remove(slug: str, company_id: int, person_id: int):
 
 
 @bp.post("/organiser/membership/<slug>/companies/<int:company_id>/invitations")
+@limit_email_form
 def organiser_invite(slug: str, company_id: int):
     series = _series_or_404(slug)
     company = _company_or_404(series, company_id)
@@ -683,6 +684,7 @@ def mine(slug: str):
 
 
 @bp.post("/membership/<slug>/companies/<int:company_id>/invitations")
+@limit_email_form
 def contact_invite(slug: str, company_id: int):
     _login_first()
     series = _public_series_or_404(slug)

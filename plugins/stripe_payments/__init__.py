@@ -1,31 +1,27 @@
-"""stripe_payments: paying registration fees by card with Stripe Checkout; receipts; refunds.
+"""stripe_payments: the card provider of the payments ledger (Stripe Checkout).
 
 What it adds, for the events that turn it on:
-- ``payment_methods``: "Card payment" for a registration waiting for payment, when the
-  settings ``PORTAL_STRIPE_SECRET_KEY`` and ``PORTAL_STRIPE_WEBHOOK_SECRET`` are set (without
-  them the method is not offered and the organiser's dashboard panel says why);
+- ``payment_providers``: the card provider (``services.CardProvider``): "Pay by card" for a
+  registration waiting for payment when the settings ``PORTAL_STRIPE_SECRET_KEY`` and
+  ``PORTAL_STRIPE_WEBHOOK_SECRET`` are set; Stripe refunds; ``check`` for ``reconcile``;
 - pages: ``/<lang>/payments/card/<reg_id>`` (pay), ``…/payments/<id>/return`` ("payment
-  received", or "being confirmed" with an automatic refresh), ``…/payments/<id>/cancelled``,
-  ``/<lang>/payments/receipts/<document_id>.pdf`` (the payer only), the organisers' payments
-  list with CSV export and refunds (``/<lang>/organiser/events/<slug>/payments/``), and
-  ``POST /stripe/webhook`` (no language prefix, signed by Stripe, no CSRF token);
+  received", or "being confirmed" with an automatic refresh), ``…/payments/<id>/cancelled``
+  and ``POST /stripe/webhook`` (no language prefix, signed by Stripe, no CSRF token);
 - ``registration_changed``: when a registration stops waiting for payment (confirmed by an
   organiser, cancelled), its open card attempts are marked superseded, so they are not
-  reused and ``portal payments reconcile`` expires them at Stripe;
-- ``dashboard_panels``: the payments panel on the organiser's event page;
-- ``cli_commands``: ``portal payments reconcile`` settles sessions whose webhook never came.
+  reused and ``reconcile`` expires them at Stripe;
+- ``dashboard_panels``: the card payments panel on the organiser's event page.
 
-The payments ledger (``models.Payment``) is shared with the ``bank_transfer`` plugin.
+The ledger (payments, receipts, refunds, the payments list) is ``portal.payments``.
 """
 
 from __future__ import annotations
 
-from flask import render_template, url_for
+from flask import render_template
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from portal.hookspecs import hookimpl
-from portal.registration.types import PaymentMethod
 
 name = "stripe_payments"
 label = _l("Card payment (Stripe)")
@@ -55,37 +51,17 @@ def blueprints():
 
 
 @hookimpl
-def cli_commands():
-    from plugins.stripe_payments.cli import payments_group
+def payment_providers():
+    from plugins.stripe_payments.services import provider
 
-    return [payments_group]
-
-
-@hookimpl
-def payment_methods(event, registration):
-    from plugins.stripe_payments.services import card_unavailable_reason
-
-    if registration is None or registration.id is None:
-        return []
-    if registration.state.value != "pending_payment" or registration.total_minor <= 0:
-        return []
-    if card_unavailable_reason() is not None:
-        return []
-    return [
-        PaymentMethod(
-            code="card",
-            label=_l("Pay by card"),
-            description=_l("Visa, Mastercard, American Express, JCB and others, through Stripe."),
-            url=url_for("stripe_payments.card_pay", reg_id=registration.id),
-        )
-    ]
+    return [provider]
 
 
 @hookimpl
 def registration_changed(registration, old, new):
     from sqlalchemy.orm import object_session
 
-    from plugins.stripe_payments.services import supersede_open_attempts
+    from portal.payments.services import supersede_open_attempts
 
     if old is None or registration.id is None:
         return None
@@ -102,6 +78,8 @@ def registration_changed(registration, old, new):
 def dashboard_panels(event, user):
     from plugins.stripe_payments import services
     from portal.db import db
+    from portal.payments import providers
+    from portal.payments import services as ledger
 
     return [
         Markup(
@@ -109,30 +87,9 @@ def dashboard_panels(event, user):
                 "stripe_payments/_panel.html",
                 event=event,
                 reason=services.card_unavailable_reason(),
-                flagged=services.flagged_count(db.session, event),
-                totals=services.totals(db.session, event),
-                method_labels=services.METHOD_LABELS,
+                flagged=ledger.flagged_count(db.session, event),
+                totals=ledger.totals(db.session, event),
+                method_labels=providers.labels(),
             )
         )
     ]
-
-
-@hookimpl
-def personal_data(person):
-    from sqlalchemy.orm import object_session
-
-    from plugins.stripe_payments import services
-
-    session = object_session(person)
-    return services.personal_data(session, person) if session is not None else {}
-
-
-@hookimpl
-def forget_person(person):
-    from sqlalchemy.orm import object_session
-
-    from plugins.stripe_payments import services
-
-    session = object_session(person)
-    if session is not None:
-        services.forget_person(session, person)

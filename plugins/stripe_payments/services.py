@@ -1,21 +1,26 @@
-"""Payments: paying by card through Stripe Checkout, confirming, refunding, receipts.
+"""Paying by card through Stripe Checkout: the card provider of the payments ledger.
 
-The rules:
+The rules (the ledger, ``portal.payments.services``, adds its own: one confirming function,
+amount check, receipt once):
 
-- Stripe's *signed* webhook is the truth. The return page and ``portal payments reconcile``
-  may ask Stripe about a session, and every one of the three confirms a payment through the
-  same function, ``confirm_payment``: it locks the payment row (after the event row, the order
-  the registration services use), returns early when the payment is already confirmed, checks
-  the amount and currency against what the registration owes (a mismatch is flagged to the
-  organisers and confirms nothing), confirms the registration through the registration
-  services, issues the receipt once and queues the receipt email.
-- No database lock is held while Stripe is asked something: a card payment begins with the
-  attempt row (``begin_card_payment``, committed by the view), then Stripe is asked
-  (``open_checkout``), then the answer is stored. The attempt keeps its idempotency key and the
-  exact parameters, so a retry after a timeout sends the same request and gets the same
-  Checkout Session instead of a second one.
+- **One open card attempt per registration.** ``begin_card_payment`` locks the event row and
+  then the registration row, and reuses a live attempt (whatever the page's language), so two
+  presses at the same moment (two tabs, a double click) give one attempt, one idempotency key,
+  and so one Checkout Session.
+- No database lock is held while Stripe is asked something: the attempt row is committed
+  first, then Stripe is asked (``open_checkout``) with the attempt's idempotency key and exact
+  parameters, then the answer is stored. A retry sends the same request and gets the same
+  Checkout Session.
+- **Only sessions the portal created confirm anything.** A webhook for a session id the
+  portal has not stored confirms nothing: if its metadata names an attempt of ours still
+  waiting for Stripe's answer, the webhook is answered 409 so that Stripe sends it again once
+  the id is stored; otherwise the money is recorded as unmatched and flagged to the
+  organisers (``unmatched_session``).
+- **A refund is never lost.** ``charge.refunded`` is matched by the payment intent, or by the
+  ``payment_id`` the portal puts in the charge's metadata; a refund of a payment the portal
+  has not confirmed yet is answered 409, so Stripe retries it later.
 - Amounts are integer minor units (JPY has none, USD is in cents), which is what Stripe takes.
-- None of these functions commits; views and the CLI command commit.
+- None of these functions commits; views, the CLI and ``reconcile`` commit.
 """
 
 from __future__ import annotations
@@ -23,9 +28,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
 import stripe
@@ -33,26 +36,34 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session
 
-from plugins.stripe_payments.models import (
-    MOVES,
+from portal import audit, plugins
+from portal.db import utcnow
+from portal.events.models import Event
+from portal.i18n import LANGUAGES
+from portal.params import int_or_none
+from portal.payments import providers as ledger_providers
+from portal.payments import services as ledger
+from portal.payments.models import (
     PAID_STATES,
     Payment,
-    PaymentMethodCode,
     PaymentState,
     ProcessedWebhookEvent,
     Refund,
     RefundState,
 )
-from portal import audit, plugins
-from portal.accounts.models import Person, Sector
-from portal.db import utcnow
-from portal.documents import services as documents
-from portal.documents.models import Document, DocumentKind
-from portal.events.models import Event
-from portal.i18n import LANGUAGES, BilingualText, format_money, format_person_name, minor_units
-from portal.mail.services import queue_email
+from portal.payments.services import (
+    NothingToPay,
+    PaymentError,
+    ProviderUnavailable,
+    RefundError,
+    complete_refund,
+    confirm_payment,
+    expire_payment,
+    fail_payment,
+    lock_payment,
+)
 from portal.registration import services as registrations
 from portal.registration.models import Registration, RegistrationState
 
@@ -63,75 +74,20 @@ R = RegistrationState
 WEBHOOK_TOLERANCE = 300  # seconds a signed webhook stays valid
 CHECKOUT_MIN = timedelta(minutes=30)  # Stripe's limits for a Checkout Session's expiry
 CHECKOUT_MAX = timedelta(hours=24)
-
-METHOD_LABELS = {
-    PaymentMethodCode.card: _l("Card payment"),
-    PaymentMethodCode.bank_transfer: _l("Bank transfer"),
-}
-
-STATE_LABELS = {
-    P.pending: _l("Pending"),
-    P.succeeded: _l("Paid"),
-    P.failed: _l("Failed"),
-    P.expired: _l("Expired"),
-    P.refunded: _l("Refunded"),
-    P.partially_refunded: _l("Partially refunded"),
-}
-
-FLAG_LABELS = {
-    "amount_mismatch": _l("The amount paid differs from what the registration owes."),
-    "already_paid": _l("The registration was already paid: this is a second payment."),
-    "registration_cancelled": _l("The registration had been cancelled when this payment arrived."),
-    "no_place": _l(
-        "The payment arrived after the deadline and the place had gone to someone else."
-    ),
-    "not_awaiting_payment": _l("The registration was not waiting for a payment."),
-    "paid_after_closing": _l("Stripe reported a payment for an attempt that had already ended."),
-}
-
-
-# -- errors ----------------------------------------------------------------------------------
-
-
-class PaymentError(Exception):
-    """A refused payment action; ``message`` is translated, ``field`` names the form field."""
-
-    default_message = _l("This payment action is not possible.")
-
-    def __init__(self, message=None, field: str | None = None):
-        self.message = message if message is not None else self.default_message
-        self.field = field
-        super().__init__(str(self.message))
-
-
-class ProviderUnavailable(PaymentError):
-    default_message = _l(
-        "The card payment service could not be reached. Nothing has been charged and your "
-        "place is still held. Please try again in a few minutes, or choose another way to pay."
-    )
-
-
-class NothingToPay(PaymentError):
-    default_message = _l("This registration has nothing to pay at the moment.")
+METHOD = "card"  # the provider's code in ``payments.method``
+CONFLICT_TRIES = 8  # a concurrent request with the same idempotency key: wait for its answer
 
 
 class CardNotAvailable(PaymentError):
     default_message = _l("Card payment is not available for this event.")
 
 
-class RefundError(PaymentError):
-    default_message = _l("This refund is not possible.")
-
-
-class PaymentTransitionError(PaymentError):
-    default_message = _l("This payment cannot change that way in its current state.")
-
-
 class RetryLater(Exception):
-    """A webhook that cannot be applied yet (e.g. a refund of a payment not yet confirmed)."""
+    """A webhook that cannot be applied yet: answered non-2xx so that Stripe sends it again."""
 
 
-# -- configuration ---------------------------------------------------------------------------
+def _error_text(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def card_unavailable_reason() -> str | None:
@@ -166,68 +122,6 @@ def stripe_client() -> stripe.StripeClient:
 
 def settings(event: Event) -> dict:
     return plugins.settings(event, PLUGIN)
-
-
-def _error_text(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:2000]
-
-
-# -- locking and the state machine -----------------------------------------------------------
-
-
-def lock_payment(session: Session, payment_id: int) -> Payment:
-    """The payment, re-read under a row lock (after its event's lock, as registrations do)."""
-    event_id = session.scalar(sa.select(Payment.event_id).where(Payment.id == payment_id))
-    if event_id is None:
-        raise PaymentError(field="payment")
-    session.execute(sa.select(Event.id).where(Event.id == event_id).with_for_update())
-    return session.execute(
-        sa.select(Payment)
-        .where(Payment.id == payment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-
-
-def _move(payment: Payment, new: PaymentState) -> None:
-    if new not in MOVES[payment.state]:
-        raise PaymentTransitionError()
-    payment.state = new
-
-
-def _flag(session: Session, payment: Payment, code: str, **detail) -> None:
-    """Something organisers must look at: on the payments list and in both audit trails."""
-    payment.flag = code
-    payment.flag_detail = detail
-    audit.record(
-        session,
-        None,
-        "payment",
-        payment.id,
-        "flagged",
-        flag=code,
-        registration_id=payment.registration_id,
-        **detail,
-    )
-    audit.record(
-        session,
-        None,
-        "registration",
-        payment.registration_id,
-        "payment_flagged",
-        payment_id=payment.id,
-        flag=code,
-        **detail,
-    )
-
-
-def _language(person: Person, event: Event) -> str:
-    if person.preferred_language in LANGUAGES:
-        return person.preferred_language
-    return event.series.default_language
-
-
-# -- paying by card --------------------------------------------------------------------------
 
 
 def _checkout_expiry(registration: Registration, event: Event, now: datetime) -> datetime:
@@ -289,20 +183,18 @@ def _checkout_params(payment: Payment, registration: Registration, lang: str) ->
     return params
 
 
-def reusable_attempt(
-    session: Session, registration: Registration, lang: str, now: datetime
-) -> Payment | None:
-    """An open card attempt for the same amount and language that may be sent again."""
+def reusable_attempt(session: Session, registration: Registration, now: datetime) -> Payment | None:
+    """The registration's live card attempt for what it owes now, if any: one per
+    registration, whatever the language of the page that started it."""
     return session.scalar(
         sa.select(Payment)
         .where(
             Payment.registration_id == registration.id,
-            Payment.method == PaymentMethodCode.card,
+            Payment.method == METHOD,
             Payment.state == P.pending,
             Payment.superseded_at.is_(None),
             Payment.amount_minor == registration.total_minor,
-            Payment.currency == registration.currency,
-            Payment.language == lang,
+            Payment.currency == registration.currency.upper(),
             # A session Stripe made may be reused until shortly before it expires; a request
             # never answered may be sent again only while its expiry is still acceptable.
             sa.or_(
@@ -329,30 +221,31 @@ def begin_card_payment(
     """Step one of paying by card: the attempt row, with its idempotency key and parameters.
 
     The amount is what the registration owes, computed on the server from its price lines.
-    An open attempt for the same amount is reused (so a retry after a network failure sends
-    the very same request). The caller commits before ``open_checkout`` asks Stripe.
+    The registration row is locked (after its event's), and its live attempt is reused, so
+    concurrent presses get one attempt and one Checkout Session. Any other open attempt (for
+    another amount, or too close to its expiry) is superseded: ``reconcile`` expires it at
+    Stripe. The caller commits before ``open_checkout`` asks Stripe.
     """
     now = now or utcnow()
     if card_unavailable_reason() is not None:
         raise CardNotAvailable()
+    registration = ledger.lock_registration(session, registration)
     if registration.state != R.pending_payment or registration.total_minor <= 0:
         raise NothingToPay()
-    lang = language if language in LANGUAGES else _language(registration.person, registration.event)
-    existing = reusable_attempt(session, registration, lang, now)
+    if language in LANGUAGES:
+        lang = language
+    else:
+        lang = ledger._language(registration.person, registration.event)
+    existing = reusable_attempt(session, registration, now)
     if existing is not None:
         return existing
-    # Open attempts for another amount (the registration was repriced) are stale now.
     session.execute(
         sa.update(Payment)
         .where(
             Payment.registration_id == registration.id,
-            Payment.method == PaymentMethodCode.card,
+            Payment.method == METHOD,
             Payment.state == P.pending,
             Payment.superseded_at.is_(None),
-            sa.or_(
-                Payment.amount_minor != registration.total_minor,
-                Payment.currency != registration.currency.upper(),
-            ),
         )
         .values(superseded_at=now)
         .execution_options(synchronize_session="fetch")
@@ -361,7 +254,7 @@ def begin_card_payment(
         registration_id=registration.id,
         event_id=registration.event_id,
         person_id=registration.person_id,
-        method=PaymentMethodCode.card,
+        method=METHOD,
         state=P.pending,
         amount_minor=registration.total_minor,
         currency=registration.currency.upper(),
@@ -395,15 +288,22 @@ def open_checkout(session: Session, payment: Payment) -> Payment:
     """
     if payment.provider_session_id and payment.checkout_url:
         return payment
-    try:
-        answer = stripe_client().v1.checkout.sessions.create(
-            params=payment.request_params,
-            options={"idempotency_key": payment.idempotency_key},
-        )
-    except stripe.StripeError as exc:
-        current_app.logger.warning("Stripe: creating a Checkout Session failed: %s", exc)
-        note_provider_error(session, payment.id, exc, final=not _transient(exc))
-        raise ProviderUnavailable() from exc
+    for attempt in range(CONFLICT_TRIES):
+        try:
+            answer = stripe_client().v1.checkout.sessions.create(
+                params=payment.request_params,
+                options={"idempotency_key": payment.idempotency_key},
+            )
+            break
+        except stripe.StripeError as exc:
+            if exc.http_status == 409 and attempt + 1 < CONFLICT_TRIES:
+                # Another press is creating the session with the same key right now: Stripe
+                # answers with that session once it is done.
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            current_app.logger.warning("Stripe: creating a Checkout Session failed: %s", exc)
+            note_provider_error(session, payment.id, exc, final=not _transient(exc))
+            raise ProviderUnavailable() from exc
     return attach_session(session, payment.id, answer.to_dict())
 
 
@@ -420,7 +320,7 @@ def note_provider_error(
     payment = session.get(Payment, payment_id)
     payment.last_error = _error_text(exc)
     if final and payment.state == P.pending and payment.provider_session_id is None:
-        _move(payment, P.failed)
+        ledger._move(payment, P.failed)
     audit.record(
         session,
         None,
@@ -448,336 +348,6 @@ def attach_session(session: Session, payment_id: int, data: dict) -> Payment:
 def retrieve_session(session_id: str) -> dict:
     """The Checkout Session as Stripe describes it now (raises stripe.StripeError)."""
     return stripe_client().v1.checkout.sessions.retrieve(session_id).to_dict()
-
-
-# -- the one function that confirms a payment ------------------------------------------------
-
-
-def confirm_payment(
-    session: Session,
-    payment_id: int,
-    *,
-    received_minor: int,
-    received_currency: str,
-    source: str,
-    provider_data: dict | None = None,
-    provider_payment_id: str | None = None,
-    actor=None,
-    now: datetime | None = None,
-) -> Payment:
-    """Confirm a payment: under a row lock, once. Webhook, return page, reconcile and the
-    organiser's bank-transfer form all come here.
-
-    - already confirmed (succeeded, refunded …): returns at once, changes nothing;
-    - money received for an attempt that had already ended: flagged, nothing else;
-    - the amount or currency differs from what the registration owes: the payment is recorded
-      as received and flagged; the registration is not confirmed and no receipt is issued;
-    - the registration is not waiting for a payment any more (paid otherwise, cancelled, its
-      place gone): recorded and flagged, so organisers can refund;
-    - otherwise: the registration is confirmed (registration services), a receipt is issued
-      once in the payer's language and emailed.
-    """
-    now = now or utcnow()
-    payment = lock_payment(session, payment_id)
-    if payment.state in PAID_STATES:
-        return payment
-    if provider_data is not None:
-        payment.provider_data = provider_data
-    if provider_payment_id:
-        payment.provider_payment_id = provider_payment_id
-    received_currency = (received_currency or "").upper()
-    if payment.state != P.pending:
-        if payment.flag is None:
-            _flag(
-                session,
-                payment,
-                "paid_after_closing",
-                state=payment.state.value,
-                received_minor=received_minor,
-                received_currency=received_currency,
-                source=source,
-            )
-        return payment
-    payment.received_minor = received_minor
-    payment.received_currency = received_currency
-    payment.paid_at = now
-    _move(payment, P.succeeded)
-    registration = session.execute(
-        sa.select(Registration)
-        .where(Registration.id == payment.registration_id)
-        .options(joinedload(Registration.person), joinedload(Registration.event))
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    audit.record(
-        session,
-        actor,
-        "payment",
-        payment.id,
-        "succeeded",
-        source=source,
-        received_minor=received_minor,
-        received_currency=received_currency,
-    )
-    owed = (registration.total_minor, registration.currency.upper())
-    if (received_minor, received_currency) != owed or received_currency != payment.currency:
-        _flag(
-            session,
-            payment,
-            "amount_mismatch",
-            received_minor=received_minor,
-            received_currency=received_currency,
-            owed_minor=owed[0],
-            owed_currency=owed[1],
-        )
-        return payment
-    try:
-        registrations.confirm(
-            session,
-            registration,
-            actor=actor,
-            action=f"paid_by_{payment.method.value}",
-            reason=source,
-            now=now,
-            payment_id=payment.id,
-        )
-    except registrations.NoPlaceAvailable:
-        _flag(session, payment, "no_place", registration_state=registration.state.value)
-        return payment
-    except registrations.RegistrationError:
-        state = registration.state
-        code = {
-            R.confirmed: "already_paid",
-            R.attended: "already_paid",
-            R.cancelled: "registration_cancelled",
-        }.get(state, "not_awaiting_payment")
-        _flag(session, payment, code, registration_state=state.value)
-        return payment
-    issue_receipt(session, payment, registration, actor=actor)
-    return payment
-
-
-def issue_receipt(session: Session, payment: Payment, registration: Registration, actor=None):
-    """The payment's receipt (領収書), issued once, in the payer's language, and its email."""
-    if payment.receipt_id is not None:
-        return session.get(Document, payment.receipt_id)
-    event = registration.event
-    person = registration.person
-    lang = _language(person, event)
-    default = event.series.default_language
-    with force_locale(lang):
-        lines = [
-            {
-                "label": BilingualText.of(line.get("label")).get(lang, default),
-                "amount_minor": int(line["amount_minor"]),
-            }
-            for line in registration.price_lines or []
-            if int(line.get("amount_minor") or 0) != 0
-        ] or [{"label": _("Registration fee"), "amount_minor": payment.received_minor}]
-        purpose = _("Registration fee for %(event)s", event=event.t("title", lang))
-    document = documents.issue_document(
-        session,
-        series=event.series,
-        kind=DocumentKind.receipt,
-        language=lang,
-        lines=lines,
-        currency=payment.currency,
-        subject_type="payment",
-        subject_id=payment.id,
-        purpose=purpose,
-        recipient_name=format_person_name(person, lang),
-        recipient_company=person.affiliation if person.sector == Sector.company else "",
-        owner_person_id=person.id,
-        paid_at=payment.paid_at,
-        actor=actor,
-    )
-    payment.receipt_id = document.id
-    if person.email:
-        queue_email(
-            session,
-            person.email,
-            "stripe_payments/receipt",
-            lang,
-            payment=payment,
-            registration=registration,
-            event=event,
-            person=person,
-            document=document,
-            amount=format_money(payment.received_minor, payment.currency, lang),
-            method=METHOD_LABELS[payment.method],
-            receipt_url=registrations.external_url(
-                "stripe_payments.receipt_pdf", lang_code=lang, document_id=document.id
-            ),
-            registration_url=registrations.external_url(
-                "registration.my_registration", lang_code=lang, reg_id=registration.id
-            ),
-        )
-    return document
-
-
-# -- failed and expired attempts -------------------------------------------------------------
-
-
-def fail_payment(
-    session: Session, payment_id: int, *, provider_data: dict | None = None, reason: str = ""
-) -> Payment:
-    """An asynchronous payment failed: pending → failed; the registration stays pending."""
-    payment = lock_payment(session, payment_id)
-    if payment.state != P.pending:
-        return payment
-    if provider_data is not None:
-        payment.provider_data = provider_data
-    _move(payment, P.failed)
-    audit.record(session, None, "payment", payment.id, "failed", reason=reason)
-    registration = payment.registration
-    person = registration.person
-    if registration.state == R.pending_payment and person.email:
-        lang = _language(person, registration.event)
-        queue_email(
-            session,
-            person.email,
-            "stripe_payments/payment_failed",
-            lang,
-            payment=payment,
-            registration=registration,
-            event=registration.event,
-            person=person,
-            registration_url=registrations.external_url(
-                "registration.my_registration", lang_code=lang, reg_id=registration.id
-            ),
-        )
-    return payment
-
-
-def _other_open_attempts(session: Session, payment: Payment, now: datetime) -> int:
-    return (
-        session.scalar(
-            sa.select(sa.func.count())
-            .select_from(Payment)
-            .where(
-                Payment.registration_id == payment.registration_id,
-                Payment.id != payment.id,
-                Payment.state == P.pending,
-                Payment.superseded_at.is_(None),
-                sa.or_(Payment.expires_at.is_(None), Payment.expires_at > now),
-            )
-        )
-        or 0
-    )
-
-
-def expire_payment(
-    session: Session,
-    payment_id: int,
-    *,
-    provider_data: dict | None = None,
-    now: datetime | None = None,
-) -> Payment:
-    """The Checkout Session expired unpaid: pending → expired.
-
-    With the setting ``release_seat_when_checkout_expires`` (on by default) the registration,
-    if it is still waiting for this payment and has no other open attempt, is cancelled by the
-    registration services, which give the seat to the first person on the waiting list.
-    """
-    now = now or utcnow()
-    payment = lock_payment(session, payment_id)
-    if payment.state != P.pending:
-        return payment
-    if provider_data is not None:
-        payment.provider_data = provider_data
-    _move(payment, P.expired)
-    audit.record(session, None, "payment", payment.id, "expired")
-    registration = payment.registration
-    release = settings(registration.event).get("release_seat_when_checkout_expires", True)
-    if (
-        release
-        and payment.superseded_at is None
-        and registration.state == R.pending_payment
-        and _other_open_attempts(session, payment, now) == 0
-    ):
-        registrations.cancel(
-            session,
-            registration,
-            actor=None,
-            reason="card payment session expired",
-            now=now,
-            action="payment_expired",
-            email="expired",
-        )
-    return payment
-
-
-def supersede_open_attempts(session: Session, registration: Registration, now=None) -> int:
-    """The registration no longer waits for its open card attempts (paid otherwise, cancelled
-    or changed): mark them so they are not reused and ``reconcile`` expires them at Stripe."""
-    now = now or utcnow()
-    result = session.execute(
-        sa.update(Payment)
-        .where(
-            Payment.registration_id == registration.id,
-            Payment.method == PaymentMethodCode.card,
-            Payment.state == P.pending,
-            Payment.superseded_at.is_(None),
-        )
-        .values(superseded_at=now)
-        .execution_options(synchronize_session="fetch")
-    )
-    return result.rowcount or 0
-
-
-# -- refunds ---------------------------------------------------------------------------------
-
-
-def _in_flight(payment: Payment) -> int:
-    return sum(r.amount_minor for r in payment.refunds if r.state == RefundState.pending)
-
-
-def begin_refund(
-    session: Session, payment_id: int, amount_minor: int, *, actor, reason: str = ""
-) -> Refund:
-    """Step one of a refund: the refund row with its idempotency key (committed by the view).
-
-    Card payments are then refunded through Stripe (``send_refund``); a bank transfer's refund
-    is paid back by the organiser and recorded at once.
-    """
-    payment = lock_payment(session, payment_id)
-    if payment.state not in (P.succeeded, P.partially_refunded):
-        raise RefundError(_l("Only a received payment can be refunded."), field="amount")
-    left = payment.refundable_minor - _in_flight(payment)
-    if amount_minor <= 0:
-        raise RefundError(_l("Enter an amount greater than zero."), field="amount")
-    if amount_minor > left:
-        raise RefundError(
-            _l(
-                "At most %(amount)s can be refunded.",
-                amount=format_money(max(left, 0), payment.currency),
-            ),
-            field="amount",
-        )
-    refund = Refund(
-        payment_id=payment.id,
-        amount_minor=amount_minor,
-        currency=payment.currency,
-        state=RefundState.pending,
-        source="portal",
-        idempotency_key=f"portal-refund-{secrets.token_hex(16)}",
-        reason=(reason or "").strip()[:1000],
-        actor_id=getattr(actor, "id", None),
-    )
-    session.add(refund)
-    session.flush()
-    audit.record(
-        session,
-        actor,
-        "payment",
-        payment.id,
-        "refund_requested",
-        refund_id=refund.id,
-        amount_minor=amount_minor,
-        reason=refund.reason,
-    )
-    if payment.method != PaymentMethodCode.card:
-        complete_refund(session, refund.id, None, actor=actor)
-    return refund
 
 
 def send_refund(session: Session, refund: Refund, *, actor=None) -> Refund:
@@ -825,105 +395,24 @@ def send_refund(session: Session, refund: Refund, *, actor=None) -> Refund:
     return complete_refund(session, refund.id, answer.to_dict(), actor=actor)
 
 
-def complete_refund(session: Session, refund_id: int, data: dict | None, *, actor=None) -> Refund:
-    """Record a refund's answer; the webhook may have recorded it first (then nothing changes)."""
-    refund = session.get(Refund, refund_id)
-    payment = lock_payment(session, refund.payment_id)
-    session.refresh(refund)
-    if refund.state != RefundState.pending:
-        return refund
-    if data is not None:
-        refund.provider_data = data
-        refund.provider_refund_id = data.get("id") or refund.provider_refund_id
-        if data.get("status") in ("failed", "canceled"):
-            refund.state = RefundState.failed
-            audit.record(
-                session, actor, "payment", payment.id, "refund_failed", refund_id=refund.id
-            )
-            return refund
-    _apply_refund(session, payment, refund, actor=actor)
-    return refund
-
-
-def _apply_refund(session: Session, payment: Payment, refund: Refund, *, actor=None) -> None:
-    """A refund went through: the payment's state, a corrected receipt, an email, the policy."""
-    refund.state = RefundState.succeeded
-    refund.completed_at = utcnow()
-    payment.refunded_minor += refund.amount_minor
-    full = payment.refunded_minor >= (payment.received_minor or payment.amount_minor)
-    _move(payment, P.refunded if full else P.partially_refunded)
-    audit.record(
-        session,
-        actor,
-        "payment",
-        payment.id,
-        "refunded" if full else "partially_refunded",
-        refund_id=refund.id,
-        amount_minor=refund.amount_minor,
-        refunded_minor=payment.refunded_minor,
-        source=refund.source,
-    )
-    registration = payment.registration
-    person = registration.person
-    event = registration.event
-    lang = _language(person, event)
-    _correct_receipt(session, payment, refund, full, actor)
-    if person.email:
-        queue_email(
-            session,
-            person.email,
-            "stripe_payments/refunded",
-            lang,
-            payment=payment,
-            refund=refund,
-            registration=registration,
-            event=event,
-            person=person,
-            amount=format_money(refund.amount_minor, refund.currency, lang),
-            full=full,
-            registration_url=registrations.external_url(
-                "registration.my_registration", lang_code=lang, reg_id=registration.id
-            ),
-        )
-    if (
-        full
-        and settings(event).get("cancel_on_full_refund", True)
-        and registration.state in (R.confirmed, R.pending_payment, R.waitlisted)
-    ):
-        registrations.cancel(
-            session,
-            registration,
-            actor=actor,
-            reason="payment refunded in full",
-            action="refunded",
-            email="cancelled",
-        )
-
-
-def _correct_receipt(session, payment: Payment, refund: Refund, full: bool, actor) -> None:
-    """Issued receipts are never edited: a refund issues a correction or a cancellation."""
-    if payment.receipt_id is None:
-        return
-    current = session.get(Document, payment.receipt_id)
-    if full:
-        replacement = documents.cancel_document(session, current, actor=actor)
-    else:
-        with force_locale(current.language):
-            label = _("Refund")
-        lines = [*current.lines, {"label": label, "amount_minor": -refund.amount_minor}]
-        replacement = documents.correct_document(session, current, actor=actor, lines=lines)
-    payment.receipt_id = replacement.id
-
-
 def record_provider_refunds(session: Session, charge: dict) -> tuple[str, Payment | None]:
     """``charge.refunded``: the charge's refunded total as Stripe knows it.
 
     Refunds asked from the portal whose answer is still being recorded are matched first;
-    the rest (refunds made in Stripe's dashboard) become new refund rows.
+    the rest (refunds made in Stripe's dashboard) become new refund rows. The payment is found
+    by its payment intent, or by the ``payment_id`` the portal put in the charge's metadata;
+    a refund of a payment not confirmed yet raises RetryLater (Stripe sends it again).
     """
-    payment_id = session.scalar(
-        sa.select(Payment.id).where(Payment.provider_payment_id == charge.get("payment_intent"))
-    )
+    payment_id = None
+    if charge.get("payment_intent"):
+        payment_id = session.scalar(
+            sa.select(Payment.id).where(Payment.provider_payment_id == charge["payment_intent"])
+        )
+    raw = str((charge.get("metadata") or {}).get("payment_id") or "")
+    if payment_id is None and int_or_none(raw) is not None:
+        payment_id = session.scalar(
+            sa.select(Payment.id).where(Payment.id == int(raw), Payment.method == METHOD)
+        )
     if payment_id is None:
         return "unknown_payment", None
     payment = lock_payment(session, payment_id)
@@ -936,7 +425,7 @@ def record_provider_refunds(session: Session, charge: dict) -> tuple[str, Paymen
         return "no_change", payment
     for refund in list(payment.refunds):
         if refund.state == RefundState.pending and 0 < refund.amount_minor <= difference:
-            _apply_refund(session, payment, refund)
+            ledger._apply_refund(session, payment, refund)
             difference -= refund.amount_minor
     if difference > 0:
         refund = Refund(
@@ -950,7 +439,7 @@ def record_provider_refunds(session: Session, charge: dict) -> tuple[str, Paymen
         )
         session.add(refund)
         session.flush()
-        _apply_refund(session, payment, refund)
+        ledger._apply_refund(session, payment, refund)
     return "refund_recorded", payment
 
 
@@ -966,7 +455,11 @@ def verify_webhook(payload: bytes, signature: str | None) -> dict:
     secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
     stripe.WebhookSignature.verify_header(payload, signature, secret, WEBHOOK_TOLERANCE)
     stamps = [p.partition("=")[2] for p in signature.split(",") if p.startswith("t=")]
-    if not stamps or not stamps[0].isdigit() or int(stamps[0]) > time.time() + WEBHOOK_TOLERANCE:
+    if (
+        not stamps
+        or not (stamps[0].isascii() and stamps[0].isdigit())
+        or int(stamps[0]) > time.time() + WEBHOOK_TOLERANCE
+    ):
         raise stripe.SignatureVerificationError("Timestamp in the future", signature, payload)
     event = json.loads(payload.decode("utf-8"))
     if not isinstance(event, dict) or "id" not in event or "type" not in event:
@@ -974,51 +467,58 @@ def verify_webhook(payload: bytes, signature: str | None) -> dict:
     return event
 
 
-def _payment_for_session(session: Session, obj: dict) -> Payment | None:
-    """The attempt a Checkout Session belongs to, also when the webhook beat the portal."""
+class UnknownSession(Exception):
+    """A Checkout Session the portal did not create (no stored id)."""
+
+
+def _payment_for_session(session: Session, obj: dict) -> Payment:
+    """The attempt whose stored session id this is. Only such sessions confirm anything.
+
+    Raises RetryLater when the metadata names one of our card attempts still waiting for
+    Stripe's answer (Stripe sends the event again; by then the id is stored), and
+    UnknownSession otherwise.
+    """
     payment = session.scalar(sa.select(Payment).where(Payment.provider_session_id == obj["id"]))
     if payment is not None:
         return payment
-    metadata = obj.get("metadata") or {}
-    raw_payment = str(metadata.get("payment_id") or "")
-    raw_registration = str(metadata.get("registration_id") or "")
-    if not raw_registration:
-        raw_registration = str(obj.get("client_reference_id") or "").removeprefix("registration-")
-    if raw_payment.isdigit():
-        payment = session.get(Payment, int(raw_payment))
+    raw_payment = str((obj.get("metadata") or {}).get("payment_id") or "")
+    if int_or_none(raw_payment) is not None:
+        attempt = session.get(Payment, int(raw_payment))
         if (
-            payment is not None
-            and payment.provider_session_id is None
-            and payment.method == PaymentMethodCode.card
-            and str(payment.registration_id) == raw_registration
+            attempt is not None
+            and attempt.method == METHOD
+            and attempt.state == P.pending
+            and attempt.provider_session_id is None
         ):
-            attach_session(session, payment.id, obj)
-            return payment
-    if not raw_registration.isdigit():
-        return None
-    registration = session.get(Registration, int(raw_registration))
+            raise RetryLater("the portal has not stored this session yet")
+    raise UnknownSession(obj["id"])
+
+
+def _record_unmatched(session: Session, obj: dict) -> Payment | None:
+    """Money taken through a session the portal did not create: if it names one of our
+    registrations, the ledger keeps it flagged (to be refunded); nothing is confirmed."""
+    metadata = obj.get("metadata") or {}
+    raw = str(metadata.get("registration_id") or "")
+    if not raw:
+        raw = str(obj.get("client_reference_id") or "").removeprefix("registration-")
+    registration = session.get(Registration, int(raw)) if int_or_none(raw) is not None else None
+    current_app.logger.warning(
+        "Stripe: a paid Checkout Session %s the portal did not create (registration %s)",
+        obj.get("id"),
+        raw or "-",
+    )
     if registration is None:
         return None
-    # A session the portal has no attempt for: record it so that the money is accounted for.
-    payment = Payment(
-        registration_id=registration.id,
-        event_id=registration.event_id,
-        person_id=registration.person_id,
-        method=PaymentMethodCode.card,
-        state=P.pending,
-        amount_minor=registration.total_minor,
-        currency=registration.currency.upper(),
-        language=_language(registration.person, registration.event),
+    return ledger.record_unmatched(
+        session,
+        registration,
+        method=METHOD,
+        received_minor=int(obj.get("amount_total") or 0),
+        received_currency=obj.get("currency") or "",
         provider_session_id=obj["id"],
+        provider_payment_id=obj.get("payment_intent"),
         provider_data=obj,
-        note="recorded from Stripe's webhook",
     )
-    session.add(payment)
-    session.flush()
-    audit.record(
-        session, None, "payment", payment.id, "recorded_from_webhook", session_id=obj["id"]
-    )
-    return payment
 
 
 def _paid(obj: dict) -> bool:
@@ -1042,9 +542,21 @@ def settle_from_session(session: Session, payment_id: int, obj: dict, *, source:
         )
         return "confirmed"
     if obj.get("status") == "expired":
-        expire_payment(session, payment_id, provider_data=obj)
+        _expire(session, payment_id, obj)
         return "expired"
     return "open"
+
+
+def _expire(session: Session, payment_id: int, obj: dict) -> None:
+    payment = session.get(Payment, payment_id)
+    release = settings(payment.event).get("release_seat_when_checkout_expires", True)
+    expire_payment(
+        session,
+        payment_id,
+        provider_data=obj,
+        release_seat=bool(release),
+        reason="card payment session expired",
+    )
 
 
 def handle_event(session: Session, event: dict) -> str:
@@ -1058,10 +570,18 @@ def handle_event(session: Session, event: dict) -> str:
     kind = event["type"]
     outcome = "ignored"
     payment = None
-    if kind.startswith("checkout.session."):
-        payment = _payment_for_session(session, obj) if obj.get("id") else None
-        if payment is None:
+    paid_kinds = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+    if kind.startswith("checkout.session.") and obj.get("id"):
+        try:
+            payment = _payment_for_session(session, obj)
+        except UnknownSession:
+            payment = None
             outcome = "unknown_session"
+            if kind in paid_kinds and _paid(obj):
+                payment = _record_unmatched(session, obj)
+                outcome = "unmatched_session" if payment is not None else outcome
+        if payment is None or outcome == "unmatched_session":
+            pass  # confirms nothing
         elif kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
             if _paid(obj):
                 outcome = settle_from_session(session, payment.id, obj, source="webhook")
@@ -1075,7 +595,7 @@ def handle_event(session: Session, event: dict) -> str:
             fail_payment(session, payment.id, provider_data=obj, reason="async_payment_failed")
             outcome = "failed"
         elif kind == "checkout.session.expired":
-            expire_payment(session, payment.id, provider_data=obj)
+            _expire(session, payment.id, obj)
             outcome = "expired"
     elif kind == "charge.refunded":
         outcome, payment = record_provider_refunds(session, obj)
@@ -1093,7 +613,7 @@ def reconcile_candidates(session: Session) -> list[int]:
         session.scalars(
             sa.select(Payment.id)
             .where(
-                Payment.method == PaymentMethodCode.card,
+                Payment.method == METHOD,
                 Payment.state == P.pending,
                 Payment.provider_session_id.is_not(None),
             )
@@ -1107,197 +627,87 @@ def expire_abandoned_attempts(session: Session, now: datetime | None = None) -> 
     now = now or utcnow()
     rows = session.scalars(
         sa.select(Payment).where(
-            Payment.method == PaymentMethodCode.card,
+            Payment.method == METHOD,
             Payment.state == P.pending,
             Payment.provider_session_id.is_(None),
             Payment.expires_at <= now,
         )
     ).all()
     for payment in rows:
-        _move(payment, P.expired)
+        ledger._move(payment, P.expired)
         audit.record(session, None, "payment", payment.id, "expired", reason="never opened")
     return len(rows)
 
 
-# -- queries ---------------------------------------------------------------------------------
+# -- the provider ----------------------------------------------------------------------------
 
 
-def event_payments(event: Event, *, state: str = "", method: str = "", flagged: str = "", q=""):
-    """The payments of an event for the organisers' list, person eager-loaded."""
-    stmt = (
-        sa.select(Payment)
-        .join(Person, Payment.person_id == Person.id)
-        .where(Payment.event_id == event.id)
-        .options(
-            joinedload(Payment.person),
-            joinedload(Payment.registration),
-            joinedload(Payment.receipt),
-        )
-    )
-    if state in {s.value for s in PaymentState}:
-        stmt = stmt.where(Payment.state == PaymentState(state))
-    if method in {m.value for m in PaymentMethodCode}:
-        stmt = stmt.where(Payment.method == PaymentMethodCode(method))
-    if flagged == "1":
-        stmt = stmt.where(Payment.flag.is_not(None))
-    if q and q.strip():
-        stmt = stmt.where(registrations.person_search(q))
-    return stmt.order_by(Payment.created_at.desc(), Payment.id.desc())
+def reconcile_one(session: Session, payment_id: int) -> str | None:
+    """Ask Stripe about one pending attempt (no lock held meanwhile) and settle it.
 
-
-@dataclass
-class Total:
-    method: PaymentMethodCode
-    currency: str
-    count: int
-    received_minor: int
-    refunded_minor: int
-
-    @property
-    def net_minor(self) -> int:
-        return self.received_minor - self.refunded_minor
-
-
-def totals(session: Session, event: Event) -> list[Total]:
-    """Money received and refunded per method and currency: one grouped query."""
-    received = sa.func.coalesce(Payment.received_minor, Payment.amount_minor)
-    rows = session.execute(
-        sa.select(
-            Payment.method,
-            Payment.currency,
-            sa.func.count(),
-            sa.func.coalesce(sa.func.sum(received), 0),
-            sa.func.coalesce(sa.func.sum(Payment.refunded_minor), 0),
-        )
-        .where(Payment.event_id == event.id, Payment.state.in_(PAID_STATES))
-        .group_by(Payment.method, Payment.currency)
-        .order_by(Payment.method, Payment.currency)
-    ).all()
-    return [Total(PaymentMethodCode(m), c, int(n), int(r), int(f)) for m, c, n, r, f in rows]
-
-
-def flagged_count(session: Session, event: Event) -> int:
-    return (
-        session.scalar(
-            sa.select(sa.func.count())
-            .select_from(Payment)
-            .where(Payment.event_id == event.id, Payment.flag.is_not(None))
-        )
-        or 0
-    )
-
-
-def receipts_for(session: Session, registration: Registration) -> list[Document]:
-    """The registration's receipts (current ones and corrections), for its owner: one query."""
-    return list(
-        session.scalars(
-            sa.select(Document)
-            .join(
-                Payment,
-                sa.and_(Document.subject_type == "payment", Document.subject_id == Payment.id),
-            )
-            .where(
-                Payment.registration_id == registration.id,
-                Document.kind == DocumentKind.receipt,
-                Document.owner_person_id == registration.person_id,
-            )
-            .order_by(Document.id)
-        )
-    )
-
-
-def receipt_for_owner(session: Session, document_id: int, person_id: int) -> Document | None:
-    """A receipt its owner may download; anyone else gets None (404)."""
-    document = session.get(Document, document_id)
-    if (
-        document is None
-        or document.kind != DocumentKind.receipt
-        or document.owner_person_id is None
-        or document.owner_person_id != person_id
-    ):
-        return None
-    return document
-
-
-def payment_for_person(session: Session, payment_id: int, person_id: int) -> Payment | None:
-    payment = session.scalar(
-        sa.select(Payment)
-        .where(Payment.id == payment_id, Payment.person_id == person_id)
-        .options(joinedload(Payment.registration), joinedload(Payment.event))
-        .execution_options(populate_existing=True)
-    )
-    return payment
-
-
-def parse_amount(raw: str, currency: str) -> int:
-    """An amount typed in major units (5000 for ¥5,000; 12.50 for $12.50) as minor units."""
-    text = (raw or "").strip()
-    for sign in (",", "¥", "￥", "$", " "):
-        text = text.replace(sign, "")
+    Paid sessions are confirmed and expired ones expired, through the same functions the
+    webhook uses; an open session the registration no longer waits for is expired at Stripe.
+    Commits.
+    """
+    payment = session.get(Payment, payment_id)
+    session_id = payment.provider_session_id
+    superseded = payment.superseded_at is not None
+    session.commit()
+    if not session_id:
+        return None  # never reached Stripe: ``housekeeping`` ends it when its time is up
     try:
-        value = Decimal(text)
-    except InvalidOperation:
-        value = None
-    if value is None or not value.is_finite():
-        raise PaymentError(
-            _l("Enter the amount as a number, for example 5000 or 12.50."), field="amount"
+        obj = retrieve_session(session_id)
+        if obj.get("status") == "open" and superseded:
+            obj = stripe_client().v1.checkout.sessions.expire(session_id).to_dict()
+    except stripe.StripeError as exc:
+        note_provider_error(session, payment_id, exc)
+        session.commit()
+        return "provider_error"
+    outcome = settle_from_session(session, payment_id, obj, source="reconcile")
+    session.commit()
+    return outcome
+
+
+class CardProvider(ledger_providers.PaymentProvider):
+    """Card payment through Stripe Checkout."""
+
+    code = METHOD
+    plugin = PLUGIN
+    label = _l("Card payment")
+    refund_online = True
+    checks_pending = True
+
+    def unavailable_reason(self, event) -> str | None:
+        return card_unavailable_reason()
+
+    def payment_method(self, event, registration):
+        from flask import url_for
+
+        from portal.registration.types import PaymentMethod
+
+        if card_unavailable_reason() is not None:
+            return None
+        return PaymentMethod(
+            code=METHOD,
+            label=_l("Pay by card"),
+            description=_l("Visa, Mastercard, American Express, JCB and others, through Stripe."),
+            url=url_for("stripe_payments.card_pay", reg_id=registration.id),
         )
-    places = minor_units(currency)
-    minor = value.scaleb(places)
-    if minor != minor.to_integral_value():
-        raise PaymentError(
-            _l("This currency allows at most %(places)s decimal places.", places=places),
-            field="amount",
-        )
-    return int(minor)
+
+    def start(self, session, registration, *, language: str, actor=None):
+        return begin_card_payment(session, registration, language=language, actor=actor)
+
+    def check(self, session, payment) -> str:
+        return reconcile_one(session, payment.id)
+
+    def refund(self, session, refund, *, actor=None):
+        return send_refund(session, refund, actor=actor)
+
+    def cancel_on_full_refund(self, event) -> bool:
+        return bool(settings(event).get("cancel_on_full_refund", True))
+
+    def housekeeping(self, session) -> int:
+        return expire_abandoned_attempts(session)
 
 
-# -- personal data ---------------------------------------------------------------------------
-
-_PERSONAL_KEYS = ("customer_email", "customer_details", "customer", "shipping_details")
-
-
-def personal_data(session: Session, person: Person) -> dict:
-    """The person's payments and refunds (card and bank transfer), for their data download."""
-    rows = session.scalars(
-        sa.select(Payment)
-        .where(Payment.person_id == person.id)
-        .options(
-            joinedload(Payment.event), joinedload(Payment.receipt), selectinload(Payment.refunds)
-        )
-        .order_by(Payment.id)
-    ).unique()
-    return {
-        "payments": [
-            {
-                "id": p.id,
-                "event": p.event.slug,
-                "method": p.method.value,
-                "state": p.state.value,
-                "amount_minor": p.amount_minor,
-                "received_minor": p.received_minor,
-                "refunded_minor": p.refunded_minor,
-                "currency": p.currency,
-                "created_at": p.created_at.isoformat(),
-                "paid_at": p.paid_at.isoformat() if p.paid_at else None,
-                "receipt": p.receipt.reference if p.receipt else None,
-                "refunds": [
-                    {"amount_minor": r.amount_minor, "state": r.state.value} for r in p.refunds
-                ],
-            }
-            for p in rows
-        ]
-    }
-
-
-def forget_person(session: Session, person: Person) -> None:
-    """Payments stay (the accounts need them) but lose the email and the customer details
-    that Stripe's answers carried."""
-    for payment in session.scalars(sa.select(Payment).where(Payment.person_id == person.id)):
-        payment.provider_data = {
-            k: v for k, v in (payment.provider_data or {}).items() if k not in _PERSONAL_KEYS
-        }
-        payment.request_params = {
-            k: v for k, v in (payment.request_params or {}).items() if k not in _PERSONAL_KEYS
-        }
-        payment.note = ""
+provider = CardProvider()

@@ -68,6 +68,15 @@ def event_sections(event, user):
     registration = my_registration(db.session, event, user)
     access = services.access(event, user, registration, st, now)
     zone = ZoneInfo(event.timezone)
+    # The section changes by itself when the link is revealed and at midnight (same_day):
+    # a page kept in the shared cache is rendered again then (portal/pagecache.py).
+    from datetime import datetime, time, timedelta
+
+    from portal.pagecache import fresh_until
+
+    fresh_until(access.reveal_at)
+    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+    fresh_until(datetime.combine(tomorrow, time(0), tzinfo=zone))
     html = render_template(
         "webinar/_section.html",
         event=event,

@@ -40,20 +40,19 @@ from plugins.webinar.models import WebinarAttendance, WebinarReminder
 from portal import audit, plugins
 from portal.accounts.models import Person
 from portal.db import utcnow
+from portal.errors import UserError
 from portal.events.models import AttendanceMode, Event, EventPlugin, EventStatus
 from portal.i18n import LANGUAGES
 from portal.mail.services import queue_email
 from portal.registration import services as registrations
 from portal.registration.models import Registration, RegistrationState
+from portal.text import truthy
 
 PLUGIN = "webinar"
 VIEWING_STATES = (RegistrationState.confirmed, RegistrationState.attended)
 REMIND_FROM = timedelta(hours=24)
 REMIND_UNTIL = timedelta(hours=48)
 MAX_REPORT_BYTES = 5 * 1024 * 1024
-_TRUE = {"1", "y", "yes", "on", "true"}
-
-
 # -- settings and access ---------------------------------------------------------------------
 
 
@@ -83,7 +82,7 @@ def webinar_settings(event: Event) -> WebinarSettings:
         url=url,
         passcode=str(raw.get("passcode") or "").strip(),
         minutes_before=_minutes(raw.get("minutes_before")),
-        reminder=reminder is True or str(reminder).strip().lower() in _TRUE,
+        reminder=truthy(reminder),
     )
 
 
@@ -225,12 +224,8 @@ def remind(session: Session, *, now: datetime | None = None) -> list[WebinarRemi
 # -- the attendance report -------------------------------------------------------------------
 
 
-class ReportError(Exception):
+class ReportError(UserError):
     """The file as a whole cannot be used; ``message`` is translated."""
-
-    def __init__(self, message):
-        self.message = message
-        super().__init__(str(message))
 
 
 def _key(text: str) -> str:

@@ -18,15 +18,17 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session, joinedload
 
-from portal import audit, plugins
+from portal import audit, plugins, security
 from portal.accounts import tokens
 from portal.accounts.models import LoginAttempt, Person, Sector, User
 from portal.accounts.passwords import hash_password, needs_rehash, verify_password
 from portal.audit import AuditEntry
 from portal.db import utcnow
+from portal.errors import UserError
 from portal.i18n import LANGUAGES, BilingualText
-from portal.mail.models import OutboxEmail
+from portal.links import external_url
 from portal.mail.services import queue_email
+from portal.scrub import forget_in_outbox
 from portal.speakers.services import forget_speaker, speaker_personal_data
 
 MIN_PASSWORD_LENGTH = 10
@@ -46,17 +48,23 @@ PERSON_FIELDS = (
 )
 
 
-class AccountError(ValueError):
-    """A state change that is not allowed; ``field`` names the form field to show it on."""
+class AccountError(UserError):
+    """A state change that is not allowed; ``code`` (the message) names the reason for the
+    view, ``field`` the form field to show it on."""
 
-    def __init__(self, code: str, field: str | None = None):
-        super().__init__(code)
-        self.code = code
-        self.field = field
+    @property
+    def code(self) -> str:
+        return self.message
 
 
 class RateLimited(Exception):
-    """Too many failed log-ins for this address or from this remote address."""
+    """Too many log-in attempts: from this client address (``reason="address"``: slow down)
+    or for this account (``reason="account"``: its password alone does not log in for now;
+    the emailed password-reset link does, see ``portal/security.py``)."""
+
+    def __init__(self, reason: str = "address"):
+        super().__init__(reason)
+        self.reason = reason
 
 
 def normalise_email(email: str | None) -> str:
@@ -90,12 +98,6 @@ def is_safe_next(url: str | None) -> bool:
         if parts.scheme or parts.netloc:
             return False
     return True
-
-
-def external_url(endpoint: str, **values) -> str:
-    """An absolute link for an email: BASE_URL plus the path (works outside a request too)."""
-    path = current_app.url_map.bind("localhost").build(endpoint, values)
-    return current_app.config["BASE_URL"].rstrip("/") + path
 
 
 def _fingerprint(email: str) -> str:
@@ -195,32 +197,27 @@ def _rate_window() -> tuple[int, datetime]:
     return limit, utcnow() - timedelta(seconds=window)
 
 
-def login_blocked(session: Session, email: str, remote_addr: str) -> bool:
-    """True after LOGIN_RATE_LIMIT failures for the email or from the address in the window."""
-    limit, since = _rate_window()
-    recent = sa.select(sa.func.count(LoginAttempt.id)).where(LoginAttempt.attempted_at > since)
-    by_email = session.scalar(recent.where(LoginAttempt.email == normalise_email(email)))
-    by_addr = session.scalar(recent.where(LoginAttempt.remote_addr == remote_addr))
-    return by_email >= limit or by_addr >= limit
-
-
 def authenticate(session: Session, email: str, password: str, remote_addr: str) -> User | None:
     """The user if the password is right; None (and a failed attempt recorded) if not.
 
-    Raises RateLimited when too many attempts failed recently. A success clears the failed
-    attempts for the address, rehashes the password when the hash parameters changed and
-    records the time of the log-in.
+    Raises RateLimited when the address or the account made too many attempts recently
+    (``portal/security.py``: atomic counters, counted before the password is checked, so
+    parallel guesses cannot slip past). A success clears the account's count and its failed
+    attempts, rehashes the password when the hash parameters changed and records the time of
+    the log-in. Failed attempts are also kept (``LoginAttempt``) for the window, as a log.
     """
     email = normalise_email(email)
     remote_addr = (remote_addr or "")[:64]
+    if not security.hit_login_address(remote_addr):
+        raise RateLimited("address")
+    if not security.hit_login_account(email):
+        raise RateLimited("account")
     # Argon2 costs about 0.1 s of CPU on purpose. Check the limit and the password on a
     # reading connection first: the writing transaction (on SQLite it holds the database's
     # write lock from BEGIN IMMEDIATE) then only records the outcome, so log-ins do not queue
     # every other writer behind their hashing (bench/rush.py, docs/performance.md).
     with session.get_bind().connect() as reading:
         reading.execution_options(read_only=True)
-        if login_blocked(reading, email, remote_addr):
-            raise RateLimited()
         stored = (
             reading.scalar(sa.select(User.password_hash).where(User.email == email))
             if email
@@ -239,6 +236,7 @@ def authenticate(session: Session, email: str, password: str, remote_addr: str) 
         session.add(LoginAttempt(email=email[:254], remote_addr=remote_addr))
         return None
     session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == email))
+    security.clear_login_account(email)
     if new_hash is not None:
         user.password_hash = new_hash
     user.last_login_at = utcnow()
@@ -305,6 +303,7 @@ def reset_password(session: Session, token: str, new_password: str) -> User:
         # Following a link sent to the address proves the person reads it.
         user.email_verified_at = utcnow()
     audit.record(session, user, "user", user.id, "password.reset")
+    security.clear_login_account(user.email)  # the reset link proves the owner: log in again
     _notify_password_changed(session, user)
     return user
 
@@ -491,9 +490,22 @@ def personal_data(session: Session, user: User) -> dict:
         ],
         "registrations": _registrations_data(session, person),
         "speaker": speaker_personal_data(session, person),
+        "payments": _payments_personal_data(session, person),
         "plugins": dict(sorted(from_plugins.items())),
     }
     return _jsonable(data)
+
+
+def _payments_personal_data(session: Session, person) -> list[dict]:
+    from portal.payments.services import personal_data as payments_data
+
+    return payments_data(session, person)["payments"]
+
+
+def _forget_payments(session: Session, person) -> None:
+    from portal.payments.services import forget_person as forget_payments
+
+    forget_payments(session, person)
 
 
 def _registrations_data(session: Session, person) -> list[dict]:
@@ -562,11 +574,11 @@ def delete_account(session: Session, user: User) -> None:
     email = user.email
     _cancel_upcoming_registrations(session, person)
     forget_speaker(session, person)
+    _forget_payments(session, person)
     plugins.manager().hook.forget_person(person=person)
     session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == email))
-    session.execute(
-        sa.delete(OutboxEmail).where(OutboxEmail.to_address.in_({email, person.email or email}))
-    )
+    # Emails to the person (also to earlier addresses) go; others lose the address.
+    forget_in_outbox(session, {email, person.email or email})
     session.delete(user)
     for name in (
         "family_name",

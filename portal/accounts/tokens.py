@@ -13,6 +13,8 @@ from datetime import timedelta
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from portal.errors import UserError
+
 VERIFY_EMAIL = "verify-email"
 RESET_PASSWORD = "reset-password"
 CHANGE_EMAIL = "change-email"
@@ -24,7 +26,7 @@ MAX_AGE = {
 }
 
 
-class TokenError(ValueError):
+class TokenError(UserError):
     """The link is not valid; ``expired`` tells the two cases apart for the message."""
 
     def __init__(self, expired: bool = False):

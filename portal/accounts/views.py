@@ -22,9 +22,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
+from portal import security
 from portal.accounts import forms, services
 from portal.accounts.tokens import TokenError
 from portal.db import db
+from portal.security import limit_email_form
 
 bp = Blueprint("accounts", __name__, url_prefix="/<lang_code>/account")
 
@@ -68,6 +70,7 @@ def _token_message(error: TokenError) -> str:
 
 
 @bp.route("/signup", methods=["GET", "POST"])
+@limit_email_form
 def signup():
     if current_user.is_authenticated:
         return redirect(url_for("accounts.profile"))
@@ -102,6 +105,7 @@ def verify_email(token: str):
 
 @bp.post("/verify/resend")
 @login_required
+@limit_email_form
 def resend_verification():
     form = forms.EmptyForm()
     if form.validate_on_submit():
@@ -134,16 +138,21 @@ def login():
             user = services.authenticate(
                 db.session, form.email.data, form.password.data, request.remote_addr or ""
             )
-        except services.RateLimited:
+        except services.RateLimited as limited:
             db.session.rollback()
-            window = int(current_app.config.get("LOGIN_RATE_WINDOW") or 300)
-            flash(
-                _(
-                    "Too many failed attempts. Please wait %(minutes)d minutes and try again.",
-                    minutes=max(1, (window + 59) // 60),
-                ),
-                "error",
-            )
+            if limited.reason == "account":
+                # Never a lock-out by strangers: the emailed reset link always logs in.
+                flash(
+                    _(
+                        "This account had too many failed log-in attempts, so its password alone does not log in for now. Use “Forgot your password?” to get a link by email: it works at once."
+                    ),
+                    "error",
+                )
+            else:
+                flash(
+                    _("Too many attempts from your network. Please wait a minute and try again."),
+                    "error",
+                )
             return render_template("accounts/login.html", form=form), 429
         db.session.commit()
         if user is None:
@@ -177,11 +186,15 @@ def logout():
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
+@limit_email_form
 def forgot_password():
     form = forms.ForgotPasswordForm()
     if form.validate_on_submit():
-        services.request_password_reset(db.session, form.email.data)
-        db.session.commit()
+        # Per address too (limit_email_form); per account a few links per window are sent,
+        # further requests answer the same without sending (no mail bombing, no hint).
+        if security.hit_reset_request(services.normalise_email(form.email.data)):
+            services.request_password_reset(db.session, form.email.data)
+            db.session.commit()
         return render_template(
             "accounts/check_email.html",
             email=services.normalise_email(form.email.data),
@@ -259,6 +272,7 @@ def update_profile():
 
 @bp.post("/profile/email")
 @login_required
+@limit_email_form
 def change_email():
     form = forms.ChangeEmailForm(prefix="email")
     if form.validate_on_submit():

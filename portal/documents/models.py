@@ -1,7 +1,9 @@
 """Issued documents: receipts (領収書) and invoices (請求書).
 
 An issued document is never changed. A correction or a cancellation is a new document that
-names the one it replaces (``replaces_id``). Numbers are sequential per series and kind.
+names the one it replaces (``replaces_id``). Numbers are sequential per kind and calendar year
+of issue (Japan time) for the one issuer, and read 領収書番号 R-2026-000123 / 請求書番号
+I-2026-000045.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ class DocumentKind(enum.StrEnum):
 class Document(Base):
     __tablename__ = "documents"
     __table_args__ = (
-        sa.UniqueConstraint("series_id", "kind", "number"),
+        sa.UniqueConstraint("kind", "year", "number"),
         sa.Index("ix_documents_subject", "subject_type", "subject_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     series_id: Mapped[int] = mapped_column(sa.ForeignKey("series.id"))
     kind: Mapped[DocumentKind] = mapped_column(sa.Enum(DocumentKind, native_enum=False, length=20))
+    year: Mapped[int] = mapped_column()  # calendar year of issue, Japan time
     number: Mapped[int] = mapped_column()
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     language: Mapped[str] = mapped_column(sa.String(2))
@@ -64,6 +67,6 @@ class Document(Base):
 
     @property
     def reference(self) -> str:
-        """The printed number, e.g. R-study-group-000012 / I-workshop-000003."""
+        """The printed number, e.g. R-2026-000012 (receipt) / I-2026-000003 (invoice)."""
         prefix = "R" if self.kind == DocumentKind.receipt else "I"
-        return f"{prefix}-{self.series.slug}-{self.number:06d}"
+        return f"{prefix}-{self.year}-{self.number:06d}"

@@ -12,11 +12,6 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.pdfgen.canvas import Canvas
 
 from portal.documents.models import Document, DocumentKind
 from portal.i18n import format_money, format_short_date
@@ -29,6 +24,10 @@ _registered = False
 
 def register_fonts() -> tuple[str, str]:
     """Register the embedded Japanese fonts once; returns (gothic, mincho) font names."""
+    # reportlab is loaded on first use, not in every worker (docs/performance.md: memory).
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
     global _registered
     if not _registered:
         pdfmetrics.registerFont(TTFont(GOTHIC, str(FONTS / "ipaexg.ttf")))
@@ -53,6 +52,10 @@ def render_pdf(document: Document, language: str | None = None) -> bytes:
     name and address) in another language; the stored content (recipient, purpose, lines,
     amounts, number) is printed as issued, so the document does not change.
     """
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen.canvas import Canvas
+
     _fonts()
     lang = language or document.language
     tz = document.series.timezone
@@ -170,3 +173,8 @@ def render_pdf(document: Document, language: str | None = None) -> bytes:
 
 def local_date(document: Document):
     return document.issued_at.astimezone(ZoneInfo(document.series.timezone)).date()
+
+
+def pdf_attachment(document: Document) -> tuple[str, str, bytes]:
+    """The document as an email attachment: (file name, content type, PDF bytes)."""
+    return (f"{document.reference}.pdf", "application/pdf", render_pdf(document))

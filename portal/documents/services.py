@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
@@ -55,14 +56,35 @@ def included_tax(total_minor: int, rate: int) -> int:
     return total_minor * rate // (100 + rate) if rate else 0
 
 
-def _next_number(session: Session, series: Series, kind: DocumentKind) -> int:
-    # Serialise numbering per series: a row lock on PostgreSQL; SQLite's writing transactions
-    # already hold the database's write lock (BEGIN IMMEDIATE).
-    session.execute(sa.select(Series.id).where(Series.id == series.id).with_for_update())
+NUMBERING_ZONE = ZoneInfo("Asia/Tokyo")  # the issuer's calendar: numbers restart each year
+
+
+def tax_summary(lines: list[dict], default_rate: int) -> list[tuple[int, int, int]]:
+    """(rate, tax-inclusive amount, tax included) per tax rate, as a qualified invoice shows
+    them: the tax is computed once per rate (rounded down), not per line."""
+    totals: dict[int, int] = {}
+    for line in lines:
+        rate = int(line.get("tax_rate", default_rate))
+        totals[rate] = totals.get(rate, 0) + int(line["amount_minor"])
+    out = []
+    for rate in sorted(totals, reverse=True):
+        amount = totals[rate]
+        tax = included_tax(abs(amount), rate) * (1 if amount >= 0 else -1)
+        out.append((rate, amount, tax))
+    return out
+
+
+def _next_number(session: Session, kind: DocumentKind, year: int) -> int:
+    """The next number of the kind in the year: one issuer, one sequence for every series.
+
+    Serialised by a transaction-scoped advisory lock on PostgreSQL; SQLite's writing
+    transactions already hold the database's write lock (BEGIN IMMEDIATE). The unique
+    constraint (kind, year, number) is the last line of defence."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = 1_100_000 + year * 10 + (1 if kind == DocumentKind.receipt else 2)
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     last = session.scalar(
-        sa.select(sa.func.max(Document.number)).where(
-            Document.series_id == series.id, Document.kind == kind
-        )
+        sa.select(sa.func.max(Document.number)).where(Document.kind == kind, Document.year == year)
     )
     return (last or 0) + 1
 
@@ -93,25 +115,32 @@ def issue_document(
         raise DocumentError("a document needs at least one line")
     total = sum(int(line["amount_minor"]) for line in lines)
     rate = tax_rate_for(currency)
+    # A line may name its own tax rate (``tax_rate``, percent); otherwise the currency's.
+    stored = []
+    for line in lines:
+        row = {"label": str(line["label"]), "amount_minor": int(line["amount_minor"])}
+        if line.get("tax_rate") is not None:
+            row["tax_rate"] = int(line["tax_rate"])
+        stored.append(row)
+    issued_at = utcnow()
+    year = issued_at.astimezone(NUMBERING_ZONE).year
     document = Document(
         series_id=series.id,
         kind=kind,
-        number=_next_number(session, series, kind),
-        issued_at=utcnow(),
+        year=year,
+        number=_next_number(session, kind, year),
+        issued_at=issued_at,
         language=language,
         recipient_name=recipient_name,
         recipient_company=recipient_company,
         recipient_address=recipient_address,
         owner_person_id=owner_person_id,
         purpose=purpose,
-        lines=[
-            {"label": str(line["label"]), "amount_minor": int(line["amount_minor"])}
-            for line in lines
-        ],
+        lines=stored,
         currency=currency,
         total_minor=total,
         tax_rate=rate,
-        tax_minor=included_tax(abs(total), rate) * (1 if total >= 0 else -1),
+        tax_minor=sum(row[2] for row in tax_summary(stored, rate)),
         due_date=due_date,
         paid_at=paid_at,
         issuer=issuer_settings(),
@@ -190,3 +219,10 @@ def latest_for(
         .order_by(Document.id.desc())
         .limit(1)
     )
+
+
+def pdf_attachment(document: Document) -> tuple[str, str, bytes]:
+    """The document as an email attachment: (file name, "application/pdf", PDF bytes)."""
+    from portal.documents.pdf import pdf_attachment as attachment
+
+    return attachment(document)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal import audit
 from portal.db import utcnow
+from portal.errors import UserError
 from portal.events.models import Event, EventStatus, Series, Talk
 
 STATUS_LABELS = {
@@ -32,8 +33,8 @@ STATUS_MOVES = {
 }
 
 
-class StatusChangeError(ValueError):
-    pass
+class StatusChangeError(UserError):
+    """An event status change that is not allowed."""
 
 
 def visible_events(user=None) -> sa.Select:
@@ -73,6 +74,11 @@ def event_with_programme(session: Session, slug: str) -> Event | None:
         .unique()
         .first()
     )
+
+
+def event_summary(session: Session, slug: str):
+    """The event's id and status by its address: one light query (no ORM objects)."""
+    return session.execute(sa.select(Event.id, Event.status).where(Event.slug == slug)).first()
 
 
 def can_view(event: Event, user) -> bool:

@@ -8,8 +8,6 @@ event's own time zone and turned into aware UTC datetimes here.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from babel.numbers import is_currency
@@ -42,6 +40,7 @@ from portal.db import db
 from portal.events.models import Event, EventFormat, EventStatus, Series, SeriesKind
 from portal.events.services import FORMAT_LABELS, STATUS_LABELS
 from portal.i18n import BilingualText
+from portal.localtime import to_local, to_utc, valid_zone
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
@@ -68,28 +67,6 @@ ROLE_LABELS = {
 def choice(value, label):
     """One option of a select field."""
     return _SelectChoice(value, label) if _SelectChoice is not None else (value, label)
-
-
-def valid_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
-def to_utc(local: datetime | None, zone: str) -> datetime | None:
-    """A naive local date-time read in ``zone``, as an aware UTC datetime."""
-    if local is None:
-        return None
-    return local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
-
-
-def to_local(value: datetime | None, zone: str) -> datetime | None:
-    """An aware datetime as the naive local date-time a datetime-local input shows."""
-    if value is None:
-        return None
-    return value.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
 
 
 def parsed(form, field):

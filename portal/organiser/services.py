@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from portal import audit, plugins
 from portal.accounts.models import Role, User, UserRole
 from portal.db import utcnow
+from portal.errors import UserError
 from portal.events.models import Event, EventPlugin, EventStatus, Series, Talk
 from portal.events.services import STATUS_MOVES, StatusChangeError, change_status
 from portal.i18n import BilingualText
@@ -258,8 +259,8 @@ def remove_talk(session: Session, talk: Talk, actor) -> None:
 # -- roles -----------------------------------------------------------------------------------
 
 
-class RoleError(ValueError):
-    pass
+class RoleError(UserError):
+    """A role that cannot be given or taken."""
 
 
 def grant_role(

@@ -27,6 +27,7 @@ from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event, EventStatus, Series, Talk
 from portal.events.services import STATUS_LABELS, STATUS_MOVES, StatusChangeError
+from portal.localtime import to_local
 from portal.organiser import forms, services
 from portal.pagination import page_number, paginate
 
@@ -354,7 +355,7 @@ def _talk_form(event: Event, talk: Talk | None):
                 "speaker_id": talk.speaker_id or 0,
                 "language": talk.language,
                 "position": talk.position,
-                "starts_at": forms.to_local(talk.starts_at, event.timezone),
+                "starts_at": to_local(talk.starts_at, event.timezone),
             }
         )
     return form

@@ -6,7 +6,6 @@ Views parse input, call one service function per state change, commit once and r
 
 from __future__ import annotations
 
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import click
@@ -28,7 +27,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
-from portal import plugins
+from portal import people
 from portal.accounts.models import Person
 from portal.csvexport import csv_stream_response
 from portal.db import db, utcnow
@@ -41,7 +40,9 @@ from portal.i18n import (
     format_short_date,
     from_minor,
 )
+from portal.localtime import to_local, to_utc
 from portal.pagination import page_number, paginate
+from portal.params import int_or_none
 from portal.registration import forms, services
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from portal.registration.services import MODE_LABELS, SECTOR_LABELS, STATE_LABELS
@@ -140,6 +141,9 @@ def _draft_get(event: Event) -> dict | None:
 @bp.route("/events/<slug>/register", methods=["GET", "POST"])
 def register(slug: str):
     """Registration form → confirmation step (price lines, total) → register."""
+    if request.method == "POST" and request.form.get("step") == "confirm":
+        # Read and check first; SQLite's write lock only from services.register's event lock.
+        db.defer_write_lock()
     event = _event_or_404(slug)
     closed = _closed_message(event)
     if current_user.is_authenticated:
@@ -218,6 +222,9 @@ def register(slug: str):
             waitlist=full is not None and full <= 0,
             payment_days=services.settings_for(db.session, event).payment_days,
         )
+    from portal.tickets.services import prepare_token
+
+    prepare_token()  # the ticket's QR code encoded before the event lock, not under it
     try:
         registration = services.register(
             db.session, event, person, privacy_accepted=form.privacy.data, **choices
@@ -396,9 +403,10 @@ def index(slug: str):
         categories=categories,
         filters=filters,
         args=args,
-        state_labels=STATE_LABELS,
-        mode_labels=MODE_LABELS,
-        sector_labels=SECTOR_LABELS,
+        # Translated once here, not once per row (lazy strings look the catalogue up each time).
+        state_labels={k: str(v) for k, v in STATE_LABELS.items()},
+        mode_labels={k: str(v) for k, v in MODE_LABELS.items()},
+        sector_labels={k: str(v) for k, v in SECTOR_LABELS.items()},
     )
 
 
@@ -479,18 +487,25 @@ def add(slug: str):
     form.fee_category.choices = _category_choices(event, categories)
     if len(event.attendance_modes) == 1 and not form.attendance_mode.data:
         form.attendance_mode.data = event.attendance_modes[0].value
-    q = request.args.get("q", "").strip()[:100]
+    q = request.values.get("q", "").strip()[:100]
     person = None
     person_id = request.values.get("person_id", "")
-    if person_id.isdigit():
+    if int_or_none(person_id) is not None:
         person = db.session.get(Person, int(person_id))
+        # Only people of the organiser's series, or the one whose exact email was typed.
+        if not people.may_see(db.session, current_user, person, q):
+            person, person_id = None, ""
         form.person_id.data = person_id if person else ""
     found = []
     if q and person is None:
         found = list(
             db.session.scalars(
                 sa.select(Person)
-                .where(services.person_search(q), Person.anonymised_at.is_(None))
+                .where(
+                    services.person_search(q),
+                    Person.anonymised_at.is_(None),
+                    people.findable(current_user, q),
+                )
                 .order_by(Person.family_name_kana, Person.romanized_name, Person.id)
                 .limit(20)
             )
@@ -546,7 +561,7 @@ def add(slug: str):
         return redirect(url_for(".detail", slug=slug, reg_id=error.registration.id))
     except services.RegistrationError as error:
         db.session.rollback()
-        person = db.session.get(Person, int(person_id)) if person_id.isdigit() else None
+        person = db.session.get(Person, int(person_id)) if person_id else None
         _attach_error(form, error)
         return show(400)
     flash(
@@ -680,18 +695,21 @@ def check_in(slug: str, reg_id: int):
     registration = _event_registration(event, reg_id)
     q = request.form.get("q", "")
     if forms.ConfirmForm().validate():
-        try:
-            services.check_in(db.session, registration, actor=current_user)
-            db.session.commit()
-            flash(_("%(name)s: attended.", name=format_person_name(registration.person)), "success")
-        except services.RegistrationError:
-            db.session.rollback()
-            registration = _event_registration(event, reg_id)
-            if registration.state == RegistrationState.attended:
-                message = _("%(name)s is already checked in.")
-            else:
-                message = _("%(name)s cannot be checked in: the registration is not confirmed.")
-            flash(message % {"name": format_person_name(registration.person)}, "error")
+        from portal.tickets import services as tickets
+
+        result = tickets.check_in(db.session, event, registration, actor=current_user)
+        db.session.commit()
+        name = format_person_name(registration.person)
+        if result.ok:
+            flash(_("%(name)s: attended.", name=name), "success")
+        elif result.code == "already":
+            flash(_("%(name)s is already checked in.") % {"name": name}, "error")
+        elif result.code == "online_only":
+            message = _("%(name)s cannot be checked in: registered to attend online.")
+            flash(message % {"name": name}, "error")
+        else:
+            message = _("%(name)s cannot be checked in: the registration is not confirmed.")
+            flash(message % {"name": name}, "error")
     return redirect(url_for(".check_in_page", slug=slug, q=q or None))
 
 
@@ -715,6 +733,8 @@ def print_list(slug: str):
             ),
         )
     )
+    from portal import plugins
+
     webinar_on = plugins.is_enabled(event, "webinar") if online else False
     return render_template(
         "registration/print.html",
@@ -770,10 +790,6 @@ def fees(slug: str):
     )
 
 
-def _local(value: datetime | None, tz: str) -> datetime | None:
-    return value.astimezone(ZoneInfo(tz)).replace(tzinfo=None) if value else None
-
-
 @admin.route("/fees/new", methods=["GET", "POST"], defaults={"cat_id": None})
 @admin.route("/fees/<int:cat_id>/edit", methods=["GET", "POST"])
 @login_required
@@ -795,7 +811,7 @@ def fee_form(slug: str, cat_id: int | None):
             "early_bird_price": str(from_minor(category.early_bird_price_minor, currency))
             if category.early_bird_price_minor is not None
             else "",
-            "early_bird_until": _local(category.early_bird_until, event.timezone),
+            "early_bird_until": to_local(category.early_bird_until, event.timezone),
             "requires_membership": category.requires_membership,
             "position": category.position,
         }
@@ -817,9 +833,7 @@ def fee_form(slug: str, cat_id: int | None):
                     ),
                     price_minor=form.price.minor() or 0,
                     early_bird_price_minor=form.early_bird_price.minor(),
-                    early_bird_until=until.replace(tzinfo=ZoneInfo(event.timezone))
-                    if until
-                    else None,
+                    early_bird_until=to_utc(until, event.timezone),
                     requires_membership=form.requires_membership.data,
                     position=form.position.data or 0,
                 )

@@ -18,6 +18,8 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from portal.errors import UserError
+
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 MAX_SIDE = 800
 MAX_PIXELS = 40_000_000  # refuse "decompression bombs" before decoding them
@@ -25,12 +27,8 @@ ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
 SUBFOLDER = "speakers"
 
 
-class PhotoError(ValueError):
+class PhotoError(UserError):
     """A photo that cannot be used; ``message`` is translated for the form."""
-
-    def __init__(self, message):
-        super().__init__(str(message))
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ given a speaker, so the keys never go stale.
 from __future__ import annotations
 
 import re
-import unicodedata
 from itertools import chain
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
+
+from portal.text import compact, fold
 
 # An index entry (sort key + search key) stays under PostgreSQL's b-tree limit of about 2,700
 # bytes even in 4-byte characters.
@@ -38,34 +39,9 @@ PERSON_KEY_FIELDS = (
 )
 
 
-def _fold_char(ch: str) -> str:
-    code = ord(ch)
-    if 0x30A1 <= code <= 0x30F6:  # katakana ァ..ヶ → hiragana ぁ..ゖ
-        return chr(code - 0x60)
-    if 0x80 <= code < 0x250:  # Latin letters with accents: keep the base letter
-        return "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
-    return ch
-
-
-def fold(text: str | None) -> str:
-    """NFKC, lower case, katakana → hiragana, Latin accents dropped."""
-    text = unicodedata.normalize("NFKC", text or "").lower()
-    return "".join(_fold_char(ch) for ch in text)
-
-
-def compact(text: str | None) -> str:
-    """``fold`` without any white space: 山田 太郎 → 山田太郎, Taro Yamada → taroyamada."""
-    return "".join(fold(text).split())
-
-
 def query_terms(query: str | None) -> list[str]:
     """The pieces of a search query, folded; every one must match."""
     return [t for t in fold(query).split() if t.replace(SEPARATOR, "")][:8]
-
-
-def like_pattern(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def roman_key(romanized: str | None) -> str:

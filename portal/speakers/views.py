@@ -20,11 +20,17 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import joinedload
 
+from portal import people
 from portal.accounts.models import Person
+from portal.csvexport import csv_stream_response
 from portal.db import db
 from portal.events.models import Talk
+from portal.extensions import login_manager
 from portal.i18n import LANGUAGES, BilingualText, current_language
+from portal.pagecache import cached_for_visitors
 from portal.pagination import page_number, paginate
+from portal.params import int_or_none
+from portal.security import limit_email_form
 from portal.speakers import forms, photos, services
 from portal.speakers.models import SpeakerMerge, SpeakerProfile
 
@@ -76,6 +82,7 @@ def _send_photo(profile: SpeakerProfile) -> Response:
 
 
 @bp.get("/")
+@cached_for_visitors
 def directory():
     query = (request.args.get("q") or "").strip()[:100]
     page = services.speakers_page(db.session, query, current_language(), page_number(), PER_PAGE)
@@ -83,6 +90,7 @@ def directory():
 
 
 @bp.get("/<int:person_id>/")
+@cached_for_visitors
 def speaker_page(person_id: int):
     survivor = services.resolve(db.session, person_id)
     if survivor is not None and survivor != person_id:
@@ -335,8 +343,6 @@ def reindex_command():
 @admin.before_request
 def organisers_only():
     if not current_user.is_authenticated:
-        from portal.app import login_manager
-
         return login_manager.unauthorized()
     if not current_user.is_organiser:
         abort(403)
@@ -363,6 +369,7 @@ def speaker_list():
         PER_PAGE,
         organiser=True,
         public=False,
+        email_scope=people.visible_to(current_user),  # else only the exact email
     )
     return _render("speakers/organiser/list.html", page=page, query=query)
 
@@ -491,6 +498,7 @@ def speaker_photo_delete(person_id: int):
 
 
 @admin.post("/speakers/<int:person_id>/invite")
+@limit_email_form
 def speaker_invite(person_id: int):
     profile = _person(person_id)
     invite_form = forms.InviteForm(prefix="inv")
@@ -521,15 +529,7 @@ def speaker_invite(person_id: int):
 
 @admin.get("/speakers/export.csv")
 def speaker_export():
-    body = services.speakers_csv(db.session)
-    return Response(
-        body.encode("utf-8"),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": 'attachment; filename="speakers.csv"',
-            "Content-Type": "text/csv; charset=utf-8",
-        },
-    )
+    return csv_stream_response(services.speakers_csv_rows(db.session), "speakers.csv")
 
 
 @admin.get("/speakers/duplicates")
@@ -541,10 +541,10 @@ def speaker_duplicates():
 def speaker_merge():
     ids = []
     for name in ("a", "b"):
-        raw = request.values.get(name, "")
-        if not raw.isdigit():
+        raw = int_or_none(request.values.get(name, ""))
+        if raw is None:
             abort(404)
-        ids.append(int(raw))
+        ids.append(raw)
     first, second = (_person(i) for i in ids)
     form = forms.MergeForm()
     form.survivor_id.choices = [
@@ -631,7 +631,7 @@ def talk_speaker(talk_id: int):
         try:
             if action == "pick" and pick_form.validate_on_submit():
                 raw = pick_form.speaker_id.data
-                person = db.session.get(Person, int(raw)) if raw.isdigit() else None
+                person = db.session.get(Person, raw) if int_or_none(raw) is not None else None
                 if person is None:
                     abort(404)
                 services.attach_speaker(db.session, talk, person, current_user)
@@ -675,7 +675,14 @@ def talk_speaker(talk_id: int):
     results = None
     if query:
         results = services.speakers_page(
-            db.session, query, current_language(), page_number(), 10, organiser=True, public=False
+            db.session,
+            query,
+            current_language(),
+            page_number(),
+            10,
+            organiser=True,
+            public=False,
+            email_scope=people.visible_to(current_user),  # else only the exact email
         )
     return _render(
         "speakers/organiser/talk_speaker.html",

@@ -80,12 +80,9 @@ def membership_reminders(session: Session) -> str:
 
 
 def reconcile_payments(session: Session) -> str:
-    from plugins.stripe_payments import services
-    from plugins.stripe_payments.cli import reconcile_all
+    from portal.payments.reconcile import reconcile
 
-    if services.card_unavailable_reason() is not None:
-        return "card payments are not set up"
-    counts = reconcile_all(session)
+    counts = reconcile(session)
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to do"
 
 

@@ -8,10 +8,10 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from plugins.stripe_payments.models import Payment, PaymentState
 from portal.db import db
 from portal.events.models import EventFormat
 from portal.i18n import BilingualText
+from portal.payments.models import Payment, PaymentState
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from tests import factories as f
 from tests.fakes import running_fake_stripe, stripe_settings

@@ -1,0 +1,242 @@
+"""Reviewing: the candidates, conflicts of interest (same affiliation, co-author), assigning
+reviewers by hand or automatically, and saving a review.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from plugins.abstracts.emails import _link, _notify, _recipient
+from plugins.abstracts.models import (
+    Abstract,
+    AbstractAuthor,
+    Review,
+    ReviewAssignment,
+)
+from plugins.abstracts.settings import call_settings
+from plugins.abstracts.states import UNDER_REVIEW, AbstractError, NotFound
+from plugins.abstracts.submission import _record
+from portal import audit
+from portal.accounts.models import Person, Role, User, UserRole
+from portal.events.models import Event
+from portal.speakers import services as speakers
+from portal.text import compact
+
+
+def reviewer_candidates(session: Session, event: Event) -> list[Person]:
+    """People with the reviewer role for the event's series (or for every series)."""
+    stmt = (
+        sa.select(Person)
+        .join(User, User.person_id == Person.id)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(
+            UserRole.role == Role.reviewer,
+            sa.or_(UserRole.series_id == event.series_id, UserRole.series_id.is_(None)),
+            Person.anonymised_at.is_(None),
+        )
+        .options(joinedload(Person.user))
+        .order_by(Person.id)
+        .distinct()
+    )
+    return list(session.scalars(stmt).unique())
+
+
+def _folded(text: str | None) -> str:
+    return compact(text)
+
+
+def _affiliation_keys(person: Person, current: dict) -> set[str]:
+    keys = {_folded(person.affiliation)}
+    entry = current.get(person.id)
+    if entry is not None:
+        keys |= {_folded(entry.organisation.ja), _folded(entry.organisation.en)}
+    keys.discard("")
+    return keys
+
+
+def conflict(reviewer: Person, abstract: Abstract, current: dict) -> str | None:
+    """Why the person may not review the abstract ("author", "affiliation"), or None."""
+    author_ids = {a.person_id for a in abstract.authors if a.person_id}
+    if abstract.submitter_id:
+        author_ids.add(abstract.submitter_id)
+    if reviewer.id in author_ids:
+        return "author"
+    mine = _affiliation_keys(reviewer, current)
+    theirs: set[str] = set()
+    for author in abstract.authors:
+        theirs.add(_folded(author.affiliation))
+        if author.person is not None:
+            theirs |= _affiliation_keys(author.person, current)
+    theirs.discard("")
+    if mine & theirs:
+        return "affiliation"
+    return None
+
+
+CONFLICT_MESSAGES = {
+    "author": _l("This person is an author of the abstract and cannot review it."),
+    "affiliation": _l(
+        "This person has the same affiliation as an author and cannot review the abstract."
+    ),
+}
+
+
+def current_affiliations(session: Session, people) -> dict:
+    ids = {p.id for p in people if p is not None}
+    return speakers.current_affiliations(session, ids) if ids else {}
+
+
+def _assign(session: Session, abstract: Abstract, reviewer: Person, actor) -> ReviewAssignment:
+    assignment = ReviewAssignment(
+        abstract_id=abstract.id, reviewer_id=reviewer.id, assigned_by_id=getattr(actor, "id", None)
+    )
+    assignment.reviewer = reviewer
+    abstract.assignments.append(assignment)
+    session.flush()
+    _record(session, actor, abstract, "reviewer_assigned", reviewer_id=reviewer.id)
+    _address, lang = _recipient(reviewer)
+    link = _link(
+        "abstracts.review", lang_code=lang, slug=abstract.event.slug, assignment_id=assignment.id
+    )
+    _notify(session, abstract, "reviewer_assigned", reviewer, link)
+    return assignment
+
+
+def assign_reviewer(
+    session: Session, abstract: Abstract, reviewer: Person, actor
+) -> ReviewAssignment:
+    """Assign one reviewer by hand (a reviewer of the series; never an author or colleague)."""
+    if abstract.state not in UNDER_REVIEW:
+        raise AbstractError(_l("Only submitted abstracts can be given reviewers."))
+    candidates = {p.id for p in reviewer_candidates(session, abstract.event)}
+    if reviewer.id not in candidates:
+        raise AbstractError(_l("This person is not a reviewer of this series."), field="reviewer")
+    if any(a.reviewer_id == reviewer.id for a in abstract.assignments):
+        raise AbstractError(_l("This reviewer is already assigned."), field="reviewer")
+    people = [reviewer, *(a.person for a in abstract.authors)]
+    reason = conflict(reviewer, abstract, current_affiliations(session, people))
+    if reason is not None:
+        raise AbstractError(CONFLICT_MESSAGES[reason], field="reviewer")
+    return _assign(session, abstract, reviewer, actor)
+
+
+def unassign(session: Session, assignment: ReviewAssignment, actor) -> None:
+    """Take a reviewer off an abstract (their review, if any, goes with the assignment)."""
+    abstract = assignment.abstract
+    if abstract.state.is_decided:
+        raise AbstractError(_l("Reviewers cannot be changed after the decision."))
+    had_review = assignment.review is not None
+    reviewer_id = assignment.reviewer_id
+    abstract.assignments.remove(assignment)
+    session.flush()
+    _record(
+        session, actor, abstract, "reviewer_unassigned", reviewer_id=reviewer_id,
+        review_removed=had_review,
+    )  # fmt: skip
+
+
+@dataclass
+class AutoAssignResult:
+    assigned: int = 0
+    short: list[int] = field(default_factory=list)  # abstracts still below the target
+
+
+def auto_assign(
+    session: Session, event: Event, actor, per_abstract: int | None = None
+) -> AutoAssignResult:
+    """Fill every submitted abstract up to ``per_abstract`` reviewers, least-loaded first.
+
+    Never an author, never someone with an author's affiliation; the load counts every
+    assignment in the event; ties go to the lower id, so the result is repeatable.
+    """
+    settings = call_settings(event)
+    target = per_abstract or settings.reviewers_per_abstract
+    reviewers = reviewer_candidates(session, event)
+    abstracts = list(
+        session.scalars(
+            sa.select(Abstract)
+            .where(Abstract.event_id == event.id, Abstract.state.in_(UNDER_REVIEW))
+            .options(
+                selectinload(Abstract.authors).joinedload(AbstractAuthor.person),
+                selectinload(Abstract.assignments),
+            )
+            .order_by(Abstract.id)
+        ).unique()
+    )
+    load = dict.fromkeys((p.id for p in reviewers), 0)
+    for row in session.execute(
+        sa.select(ReviewAssignment.reviewer_id, sa.func.count())
+        .join(Abstract, Abstract.id == ReviewAssignment.abstract_id)
+        .where(Abstract.event_id == event.id)
+        .group_by(ReviewAssignment.reviewer_id)
+    ):
+        if row[0] in load:
+            load[row[0]] = row[1]
+    people = list(reviewers)
+    for abstract in abstracts:
+        people.extend(a.person for a in abstract.authors)
+    current = current_affiliations(session, people)
+    result = AutoAssignResult()
+    for abstract in abstracts:
+        taken = {a.reviewer_id for a in abstract.assignments}
+        need = target - len(abstract.assignments)
+        if need <= 0:
+            continue
+        eligible = [
+            p for p in reviewers if p.id not in taken and conflict(p, abstract, current) is None
+        ]
+        eligible.sort(key=lambda p: (load[p.id], p.id))
+        for reviewer in eligible[:need]:
+            _assign(session, abstract, reviewer, actor)
+            load[reviewer.id] += 1
+            result.assigned += 1
+        if len(eligible) < need:
+            result.short.append(abstract.id)
+    audit.record(
+        session, actor, "event", event.id, "abstracts.auto_assign",
+        assigned=result.assigned, short=result.short, per_abstract=target,
+    )  # fmt: skip
+    return result
+
+
+def save_review(
+    session: Session, assignment: ReviewAssignment, user, scores: dict, comment: str
+) -> Review:
+    """The reviewer's scores (one per criterion, 1 to the scale's top) and comment."""
+    abstract = assignment.abstract
+    if assignment.reviewer_id is None or assignment.reviewer_id != user.person_id:
+        raise NotFound(assignment.id)
+    if abstract.state not in UNDER_REVIEW:
+        raise AbstractError(_l("A decision has been made; the review can no longer be changed."))
+    settings = call_settings(abstract.event)
+    clean: dict[str, int] = {}
+    for criterion in settings.criteria:
+        value = scores.get(criterion.key)
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not 1 <= number <= settings.scale_max:
+            raise AbstractError(
+                _l("Please give a score from 1 to %(max)d.", max=settings.scale_max),
+                field=f"score_{criterion.key}",
+            )
+        clean[criterion.key] = number
+    review = assignment.review
+    created = review is None
+    if review is None:
+        review = Review(scores={}, comment="")
+        assignment.review = review
+    review.scores = clean
+    review.overall = round(sum(clean.values()) / len(clean), 4)
+    review.comment = (comment or "").strip()
+    session.flush()
+    _record(
+        session, user, abstract, "review_saved" if created else "review_changed",
+        assignment_id=assignment.id,
+    )  # fmt: skip
+    return review

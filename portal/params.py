@@ -1,0 +1,93 @@
+"""Whole numbers from URLs and query strings, parsed once, the same way everywhere.
+
+- ``<int:...>`` in a route is ``BoundedIntConverter`` (registered app-wide by ``init_app``):
+  ASCII digits only, no sign, at most ``MAX_ID``. Anything else (``²``, ``٣``, a number
+  too large for the database's integer columns) does not match the route: 404.
+- ``int_arg("page", 1, minimum=1)`` reads a query or form argument: missing or empty gives
+  the default; anything that is not a plain whole number within the bounds is answered with
+  400 and a translated message that names the argument. ``int_or_none(raw)`` is the same
+  check for a value already in hand (form fields, hidden inputs) without aborting.
+
+``str.isdigit()`` is not a check for ``int()``: ``"²".isdigit()`` is true and ``int("²")``
+raises. Use these helpers instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask, request
+from flask_babel import gettext as _
+from werkzeug.exceptions import BadRequest
+from werkzeug.routing import BaseConverter, ValidationError
+
+# Integer primary keys are 32-bit on PostgreSQL; nothing larger can exist.
+MAX_ID = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
+class BadArgument(BadRequest):
+    """A query or form argument that is not a whole number in range (400)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.argument = name
+
+    @property
+    def portal_message(self) -> str:
+        return _("“%(name)s” must be a whole number in the allowed range.", name=self.argument)
+
+
+def int_or_none(raw, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
+    """``raw`` as an int when it is 1–10 ASCII digits within the bounds, else None."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and _DIGITS.fullmatch(raw.strip()):
+        value = int(raw.strip())
+    else:
+        return None
+    return value if minimum <= value <= maximum else None
+
+
+def int_arg(
+    name: str,
+    default: int | None = None,
+    *,
+    minimum: int = 0,
+    maximum: int = MAX_ID,
+    source=None,
+) -> int | None:
+    """The argument ``name`` of the request (query string by default) as a checked int."""
+    values = request.args if source is None else source
+    raw = values.get(name, "")
+    if raw is None or str(raw).strip() == "":
+        return default
+    value = int_or_none(raw, minimum, maximum)
+    if value is None:
+        raise BadArgument(name)
+    return value
+
+
+class BoundedIntConverter(BaseConverter):
+    """``<int:x>``: 1–10 ASCII digits, 0 … MAX_ID; anything else is no match (404)."""
+
+    regex = r"[0-9]{1,10}"
+    weight = 50
+    part_isolating = True
+
+    def __init__(self, map, *args, **kwargs):  # noqa: A002 - Werkzeug's signature
+        super().__init__(map)
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if number > MAX_ID:
+            raise ValidationError()
+        return number
+
+    def to_url(self, value) -> str:
+        return str(int(value))
+
+
+def init_app(app: Flask) -> None:
+    """Before any route is added: ``int`` is the bounded converter everywhere."""
+    app.url_map.converters["int"] = BoundedIntConverter

@@ -1,0 +1,334 @@
+"""Merging two records of one speaker, and finding the pairs that are likely one person.
+
+``merge_speakers(session, survivor, merged, actor)`` moves every row that refers to the merged
+person (any table with a foreign key to people.id) to the survivor.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from portal import audit
+from portal.accounts.models import Person
+from portal.db import utcnow
+from portal.i18n import LANGUAGES, BilingualText, format_person_name
+from portal.speakers import search
+from portal.speakers.models import (
+    SpeakerMerge,
+    SpeakerProfile,
+)
+from portal.speakers.records import PHOTO_FIELDS, PROFILE_TEXT_FIELDS, MergeError, ensure_profile
+
+# -- merging ----------------------------------------------------------------------------------
+
+# Columns that refer to people.id but describe the merge itself, or that merge_speakers
+# handles field by field.
+MERGE_SKIP = {
+    ("speaker_merges", "survivor_id"),
+    ("speaker_merges", "merged_id"),
+    ("speaker_profiles", "person_id"),
+}
+PERSON_MERGE_FIELDS = (
+    "family_name",
+    "given_name",
+    "family_name_kana",
+    "given_name_kana",
+    "romanized_name",
+    "email",
+    "affiliation",
+    "sector",
+    "country",
+)
+TABLE_LABELS = {"users": _l("an account")}
+
+
+def people_references() -> list[tuple[sa.Table, sa.Column]]:
+    """Every (table, column) with a foreign key to people.id, in every loaded model."""
+    from portal.models import load_all_models
+
+    metadata = load_all_models()
+    people = metadata.tables["people"]
+    found = []
+    for table in metadata.sorted_tables:
+        for fk in sorted(table.foreign_keys, key=lambda k: k.parent.name):
+            if fk.column.table is people and (table.name, fk.parent.name) not in MERGE_SKIP:
+                found.append((table, fk.parent))
+    return found
+
+
+def _unique_sets(table: sa.Table, column: sa.Column) -> list[set]:
+    sets = []
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint | sa.PrimaryKeyConstraint):
+            cols = set(constraint.columns)
+            if column in cols:
+                sets.append(cols)
+    for index in table.indexes:
+        if index.unique and column in set(index.columns):
+            sets.append(set(index.columns))
+    if column.unique:
+        sets.append({column})
+    return sets
+
+
+def merge_conflicts(session: Session, survivor_id: int, merged_id: int) -> list[str]:
+    """Tables where both people have a row that may exist only once (e.g. both have an account)."""
+    conflicts = []
+    for table, column in people_references():
+        for cols in _unique_sets(table, column):
+            others = [c for c in cols if c is not column]
+            a, b = table.alias("a"), table.alias("b")
+            stmt = sa.select(sa.literal(1)).select_from(a).where(a.c[column.name] == merged_id)
+            stmt = stmt.join(
+                b,
+                sa.and_(
+                    b.c[column.name] == survivor_id,
+                    *(a.c[o.name] == b.c[o.name] for o in others),
+                ),
+            )
+            if session.execute(stmt.limit(1)).first() is not None:
+                conflicts.append(str(TABLE_LABELS.get(table.name, table.name)))
+                break
+    return conflicts
+
+
+def _plain(value):
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _snapshot(person: Person, profile: SpeakerProfile | None) -> dict:
+    data = {
+        "person": {
+            name: _plain(getattr(person, name))
+            for name in (*PERSON_MERGE_FIELDS, "preferred_language")
+        },
+        "name_ja": format_person_name(person, "ja"),
+        "name_en": format_person_name(person, "en"),
+    }
+    if profile is not None:
+        data["profile"] = {
+            **{name: getattr(profile, name).as_dict() for name in PROFILE_TEXT_FIELDS},
+            "links": list(profile.links or []),
+            "photo_filename": profile.photo_filename,
+            "publish_consent": profile.publish_consent,
+        }
+    return data
+
+
+def merge_speakers(
+    session: Session, survivor: Person, merged: Person, actor, reason: str = "duplicate"
+) -> SpeakerMerge:
+    """Merge ``merged`` into ``survivor``: nothing is lost.
+
+    Every row in any table that refers to the merged person (talks, affiliations,
+    invitations, abstracts' authors, registrations, an account…) moves to the survivor;
+    person and profile fields empty on the survivor are filled from the merged record; the
+    merged record is anonymised and marked ``merged_into``; a SpeakerMerge row keeps who,
+    when, what moved and a snapshot of the merged record; an audit entry is written.
+    """
+    if survivor.id == merged.id:
+        raise MergeError(_l("A record cannot be merged into itself."))
+    survivor_profile = ensure_profile(session, survivor)
+    merged_profile = session.scalar(
+        sa.select(SpeakerProfile).where(SpeakerProfile.person_id == merged.id)
+    )
+    if survivor_profile.is_merged or (merged_profile is not None and merged_profile.is_merged):
+        raise MergeError(_l("One of these records has already been merged."))
+    session.flush()
+    conflicts = merge_conflicts(session, survivor.id, merged.id)
+    if conflicts:
+        raise MergeError(
+            _l(
+                "These records cannot be merged because both have %(what)s.",
+                what=", ".join(conflicts),
+            )
+        )
+    snapshot = _snapshot(merged, merged_profile)
+
+    moved: dict[str, list] = {}
+    for table, column in people_references():
+        pk = list(table.primary_key.columns)
+        where = column == merged.id
+        if len(pk) == 1:
+            ids = [row[0] for row in session.execute(sa.select(pk[0]).where(where))]
+        else:
+            ids = [list(row) for row in session.execute(sa.select(*pk).where(where))]
+        if not ids:
+            continue
+        session.execute(sa.update(table).where(where).values({column.name: survivor.id}))
+        moved[f"{table.name}.{column.name}"] = ids
+    # The rows changed underneath the ORM: reload everything (all was flushed above).
+    session.expire_all()
+
+    filled = []
+    # A survivor without any profile content of its own (e.g. an account's person that is
+    # linked to its speaker record) takes the other record's consent along with its content.
+    survivor_was_empty = not (
+        any(getattr(survivor_profile, f) for f in PROFILE_TEXT_FIELDS)
+        or survivor_profile.links
+        or survivor_profile.photo_filename
+    )
+    for name in PERSON_MERGE_FIELDS:
+        if not getattr(survivor, name) and getattr(merged, name):
+            setattr(survivor, name, getattr(merged, name))
+            filled.append(name)
+    if merged_profile is not None:
+        for name in PROFILE_TEXT_FIELDS:
+            mine, theirs = getattr(survivor_profile, name), getattr(merged_profile, name)
+            value = BilingualText(ja=mine.ja or theirs.ja, en=mine.en or theirs.en)
+            for lang in LANGUAGES:
+                if not getattr(mine, lang) and getattr(theirs, lang):
+                    filled.append(f"{name}.{lang}")
+            setattr(survivor_profile, name, value)
+        urls = {link["url"] for link in survivor_profile.links or []}
+        extra = [link for link in merged_profile.links or [] if link["url"] not in urls]
+        if extra:
+            survivor_profile.links = [*(survivor_profile.links or []), *extra]
+            filled.append("links")
+        if not survivor_profile.photo_filename and merged_profile.photo_filename:
+            for name in PHOTO_FIELDS:
+                setattr(survivor_profile, name, getattr(merged_profile, name))
+                setattr(merged_profile, name, None)
+            filled.append("photo")
+        if survivor_was_empty and merged_profile.publish_consent:
+            if not survivor_profile.publish_consent:
+                survivor_profile.publish_consent = True
+                survivor_profile.consent_changed_at = utcnow()
+                filled.append("publish_consent")
+        merged_profile.merged_into_id = survivor.id
+        merged_profile.merged_at = utcnow()
+        merged_profile.publish_consent = False
+    else:
+        merged_profile = SpeakerProfile(
+            person_id=merged.id, links=[], merged_into_id=survivor.id, merged_at=utcnow()
+        )
+        session.add(merged_profile)
+
+    # The merged record keeps no personal data of its own (the snapshot has it).
+    for name in ("family_name", "given_name", "family_name_kana", "given_name_kana"):
+        setattr(merged, name, "")
+    merged.romanized_name = ""
+    merged.email = None
+    merged.affiliation = ""
+    merged.anonymised_at = utcnow()
+
+    record = SpeakerMerge(
+        survivor_id=survivor.id,
+        merged_id=merged.id,
+        merged_by_id=getattr(actor, "id", None),
+        merged_at=utcnow(),
+        reason=reason,
+        snapshot=snapshot,
+        moved=moved,
+        filled=filled,
+    )
+    session.add(record)
+    session.flush()
+    search.apply_keys(merged_profile, merged, [])
+    search.refresh(session, [survivor.id])
+    counts = {name: len(ids) for name, ids in moved.items()}
+    audit.record(
+        session,
+        actor,
+        "speaker",
+        survivor.id,
+        "merged",
+        merge_id=record.id,
+        merged_id=merged.id,
+        moved=counts,
+        filled=filled,
+        reason=reason,
+    )
+    audit.record(
+        session, actor, "speaker", merged.id, "merged_into", merge_id=record.id, into=survivor.id
+    )
+    return record
+
+
+def merges(session: Session) -> sa.Select:
+    return (
+        sa.select(SpeakerMerge)
+        .options(joinedload(SpeakerMerge.survivor), joinedload(SpeakerMerge.merged_by))
+        .order_by(SpeakerMerge.merged_at.desc(), SpeakerMerge.id.desc())
+    )
+
+
+def merges_of(session: Session, person_id: int) -> list[SpeakerMerge]:
+    """The merges a record took part in, newest first."""
+    return list(
+        session.scalars(
+            merges(session).where(
+                sa.or_(SpeakerMerge.survivor_id == person_id, SpeakerMerge.merged_id == person_id)
+            )
+        ).unique()
+    )
+
+
+# -- likely duplicates ------------------------------------------------------------------------
+
+DUPLICATE_REASONS = {
+    "email": _l("Same email address"),
+    "romanised": _l("Same romanised name"),
+    "name": _l("Same name in Japanese script"),
+    "kana": _l("Same kana reading"),
+}
+
+
+@dataclass
+class DuplicatePair:
+    first: SpeakerProfile
+    second: SpeakerProfile
+    reasons: list[str]
+
+    @property
+    def reason_labels(self) -> list[str]:
+        return [str(DUPLICATE_REASONS[r]) for r in self.reasons]
+
+
+def find_duplicates(session: Session, limit: int = 100) -> list[DuplicatePair]:
+    """Pairs of records that are likely the same person (five queries, whatever the size)."""
+    keys = {
+        "email": SpeakerProfile.email_key,
+        "romanised": SpeakerProfile.roman_key,
+        "name": SpeakerProfile.name_key,
+        "kana": SpeakerProfile.kana_key,
+    }
+    live = sa.and_(SpeakerProfile.merged_into_id.is_(None), Person.anonymised_at.is_(None))
+    pairs: dict[tuple[int, int], list[str]] = {}
+    for reason, column in keys.items():
+        repeated = (
+            sa.select(column)
+            .join(SpeakerProfile.person)
+            .where(live, column != "")
+            .group_by(column)
+            .having(sa.func.count() > 1)
+        )
+        groups: dict[str, list[int]] = {}
+        rows = session.execute(
+            sa.select(SpeakerProfile.person_id, column)
+            .join(SpeakerProfile.person)
+            .where(live, column.in_(repeated))
+            .order_by(SpeakerProfile.person_id)
+        )
+        for person_id, key in rows:
+            groups.setdefault(key, []).append(person_id)
+        for ids in groups.values():
+            for i, a in enumerate(ids):
+                for b in ids[i + 1 :]:
+                    pairs.setdefault((a, b), []).append(reason)
+    chosen = sorted(pairs)[:limit]
+    ids = {i for pair in chosen for i in pair}
+    profiles = {
+        p.person_id: p
+        for p in session.scalars(
+            sa.select(SpeakerProfile)
+            .where(SpeakerProfile.person_id.in_(ids))
+            .options(joinedload(SpeakerProfile.person), selectinload(SpeakerProfile.affiliations))
+        ).unique()
+    }
+    return [DuplicatePair(profiles[a], profiles[b], pairs[(a, b)]) for a, b in chosen]

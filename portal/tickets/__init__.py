@@ -1,0 +1,1 @@
+"""Tickets (参加証) with QR codes, check-in on the day, and name badges (名札)."""
