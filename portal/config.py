@@ -35,6 +35,11 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     "MAIL_PASSWORD": ("PORTAL_MAIL_PASSWORD", None, str),
     "MAIL_USE_TLS": ("PORTAL_MAIL_USE_TLS", False, bool),
     "MAIL_SENDER": ("PORTAL_MAIL_SENDER", "portal@localhost", str),
+    # The office (事務局) that signs the emails; replies go to OFFICE_EMAIL (Reply-To).
+    "OFFICE_NAME": ("PORTAL_OFFICE_NAME", "レアメタル研究会 事務局", str),
+    "OFFICE_NAME_EN": ("PORTAL_OFFICE_NAME_EN", "Rare Metal Study Group office", str),
+    "OFFICE_EMAIL": ("PORTAL_OFFICE_EMAIL", "", str),  # empty: MAIL_SENDER
+    "OFFICE_PHONE": ("PORTAL_OFFICE_PHONE", "", str),
     "STRIPE_SECRET_KEY": ("PORTAL_STRIPE_SECRET_KEY", None, str),
     "STRIPE_WEBHOOK_SECRET": ("PORTAL_STRIPE_WEBHOOK_SECRET", None, str),
     "STRIPE_API_BASE": ("PORTAL_STRIPE_API_BASE", None, str),

@@ -149,17 +149,66 @@ def format_time(value: datetime, tz: str | None = None, lang: str | None = None)
 
 
 def format_datetime(value: datetime, tz: str | None = None, lang: str | None = None) -> str:
+    """2026年12月5日(土) 15:24 / 5 December 2026, 15:24 JST, in the given zone.
+
+    Japanese text names the zone only when it is not Japan's (e.g. （米国東部時間））."""
     if value is None:
         return ""
     zone = ZoneInfo(tz) if tz else None
     if zone:
         value = value.astimezone(zone)
     lang = _locale(lang)
-    pattern = "y年M月d日 HH:mm" if lang == "ja" else "d MMMM y, HH:mm"
-    text = babel_format_datetime(value, pattern, locale="ja" if lang == "ja" else "en_GB")
+    if lang == "ja":
+        text = babel_format_datetime(value, "y年M月d日(E) HH:mm", locale="ja")
+        if zone and tz not in JAPAN_ZONES:
+            text += f"（{format_zone(tz, 'ja', value)}）"
+        return text
+    text = babel_format_datetime(value, "d MMMM y, HH:mm", locale="en_GB")
     if zone:
-        text += " " + (value.tzname() or "")
+        text += " " + format_zone(tz, "en", value)
     return text
+
+
+def format_deadline(value: datetime, tz: str | None = None, lang: str | None = None) -> str:
+    """A deadline on its own: 2026年12月5日(土) 15:24まで / until 5 December 2026, 15:24 JST."""
+    if value is None:
+        return ""
+    lang = _locale(lang)
+    text = format_datetime(value, tz, lang)
+    return f"{text}まで" if lang == "ja" else f"until {text}"
+
+
+JAPAN_ZONES = {"Asia/Tokyo", "Japan"}
+
+
+def zone_suffix(tz: str | None, at: datetime | None = None, lang: str | None = None) -> str:
+    """The zone after a time: （日本時間） in Japanese, " (JST)" in English."""
+    if not tz:
+        return ""
+    lang = _locale(lang)
+    name = format_zone(tz, lang, at)
+    return f"（{name}）" if lang == "ja" else f" ({name})"
+
+
+def label(text) -> str:
+    """A label before its value: 「会場：」 in Japanese (full-width colon), "Venue: " in English."""
+    return f"{text}：" if current_language() == "ja" else f"{text}: "
+
+
+def format_zone(tz: str | None, lang: str | None = None, at: datetime | None = None) -> str:
+    """The zone as people say it: 日本時間 / JST; elsewhere the zone's name in Japanese
+    (アメリカ東部標準時) or its abbreviation in English (EST), never "Asia/Tokyo"."""
+    if not tz:
+        return ""
+    lang = _locale(lang)
+    if tz in JAPAN_ZONES:
+        return "日本時間" if lang == "ja" else "JST"
+    from babel.dates import get_timezone_name
+
+    moment = (at or datetime.now(ZoneInfo(tz))).astimezone(ZoneInfo(tz))
+    if lang == "ja":
+        return get_timezone_name(moment, width="long", locale="ja")
+    return moment.tzname() or tz
 
 
 # -- money -----------------------------------------------------------------------------------

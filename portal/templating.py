@@ -72,6 +72,10 @@ def init_app(app: Flask) -> None:
         short_date=i18n.format_short_date,
         time=i18n.format_time,
         datetime=i18n.format_datetime,
+        deadline=i18n.format_deadline,
+        zone=i18n.format_zone,
+        zone_suffix=i18n.zone_suffix,
+        label=i18n.label,
         money=i18n.format_money,
         person_name=i18n.format_person_name,
     )

@@ -125,7 +125,7 @@ def test_signup_page_in_both_languages(client):
     ja = client.get("/ja/account/signup")
     en = client.get("/en/account/signup")
     assert ja.status_code == 200 and en.status_code == 200
-    for text in ("新規登録", "メールアドレス", "パスワード", "姓(ふりがな)", "大学関係者"):
+    for text in ("新規登録", "メールアドレス", "パスワード", "姓（ふりがな）", "大学関係者"):
         assert text in ja.text
     for text in ("Sign up", "Family name (kana)", "University", "Government and other"):
         assert text in en.text
@@ -147,7 +147,7 @@ def test_signup_bad_input_rerenders_with_translated_errors_and_keeps_input(app, 
     assert r.status_code == 400
     errors = re.findall(r'<p class="error" role="alert">([^<]*)</p>', r.text)
     assert errors == [
-        "正しいメールアドレスを入力してください(例: name@example.com)。",
+        "正しいメールアドレスを入力してください（例：name@example.com）。",
         "2つのパスワードが一致しません。",
         "この項目を入力してください。",
     ]

@@ -275,11 +275,14 @@ def test_import_loads_only_the_meetings_in_its_file(session):
     from plugins.attendance.importer import import_attendance
 
     series = _study_group(session)
-    for number in range(1, 31):
-        # Meeting n on the 15th, n months after September 2003 (so 7 and 8 match the file).
-        month = 9 + number - 1
-        start = datetime(2003 + (month - 1) // 12, (month - 1) % 12 + 1, 15, 5, tzinfo=UTC)
-        f.event(session, series, number=number, status=EventStatus.closed, starts_at=start)
+    for number in range(1, 31):  # held meetings, on 1–30 January 2003
+        f.event(
+            session,
+            series,
+            number=number,
+            status=EventStatus.closed,
+            starts_at=f.at(2003, 1, number, 5, 30),
+        )
     session.commit()
     loaded = []
 
@@ -290,7 +293,7 @@ def test_import_loads_only_the_meetings_in_its_file(session):
     sa.event.listen(session, "loaded_as_persistent", count)
     try:
         text = "\n".join(
-            [HEADER, "7,2004-03-15,48,34,16,16,2,onsite,", "8,2004-04-15,40,30,15,10,5,onsite,"]
+            [HEADER, "7,2003-01-07,48,34,16,16,2,onsite,", "8,2003-01-08,40,30,15,10,5,onsite,"]
         )
         report = import_attendance(session, text, series)
     finally:

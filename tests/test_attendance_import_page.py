@@ -117,9 +117,9 @@ def test_shift_jis_csv_with_japanese_headers_in_japanese(app, client):
 
     assert preview.status_code == 200
     text = preview.text
-    assert "確認画面(まだ何も保存されていません)" in text
+    assert "確認画面（まだ何も保存されていません）" in text
     assert "第92回" in text
-    assert "5行目:participantsが" not in text and "5行目:participants:" in text  # translated reason
+    assert "5行目：participantsが" not in text and "5行目：participants：" in text  # translated reason
     client.post("/ja/series/study-group/statistics/import", data={"table": _table(text)})
     rows = _figures(app)
     assert sorted(rows) == [1, 90, 92]

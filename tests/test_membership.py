@@ -368,7 +368,7 @@ def test_company_form_keeps_input_and_explains_bad_domains(app, client, world):
     bad = client.post("/ja/organiser/membership/study/companies/new", data=data)
     html = bad.get_data(as_text=True)
     assert bad.status_code == 400
-    assert "メールのドメインではありません: not, a, domain" in html
+    assert "メールのドメインではありません：not, a, domain" in html
     assert 'value="見本鉱業株式会社"' in html
     assert "東京都港区1-2-3" in html
     taken = client.post(
@@ -376,7 +376,7 @@ def test_company_form_keeps_input_and_explains_bad_domains(app, client, world):
         data=dict(data, domains="kakuu-metal.co.jp"),
     )
     assert taken.status_code == 400
-    assert "既に他の会員企業に登録されています: kakuu-metal.co.jp" in taken.get_data(as_text=True)
+    assert "既に他の会員企業に登録されています：kakuu-metal.co.jp" in taken.get_data(as_text=True)
     good = client.post(
         "/en/organiser/membership/study/companies/new", data=dict(data, domains="mihon.example")
     )

@@ -12,6 +12,7 @@ from portal.accounts.models import Person
 from portal.events.models import Event
 from portal.i18n import (
     format_datetime,
+    format_zone,
 )
 
 _ZONES_BY_COUNTRY: dict[str, list[str]] | None = None
@@ -50,7 +51,7 @@ def time_lines(value: datetime | None, event: Event, person: Person | None = Non
         _(
             "%(time)s (event time, %(zone)s)",
             time=format_datetime(value, event.timezone),
-            zone=event.timezone,
+            zone=format_zone(event.timezone, None, value),
         )
     ]
     zone = country_zone(getattr(person, "country", None)) if person is not None else None
@@ -59,7 +60,7 @@ def time_lines(value: datetime | None, event: Event, person: Person | None = Non
             _(
                 "%(time)s (your time, %(zone)s)",
                 time=format_datetime(value, zone),
-                zone=zone,
+                zone=format_zone(zone, None, value),
             )
         )
     if not _same_clock(value, "UTC", event.timezone):

@@ -128,9 +128,11 @@ def access(
     return Access("none", False, when, ended)
 
 
-def zone_name(value: datetime, tz: str) -> str:
-    """The zone's abbreviation at that moment (JST, EST, EDT)."""
-    return value.astimezone(ZoneInfo(tz)).tzname() or tz
+def zone_name(value: datetime, tz: str, lang: str | None = None) -> str:
+    """The zone as people say it at that moment: 日本時間 / JST, EST, EDT (portal.i18n)."""
+    from portal.i18n import format_zone
+
+    return format_zone(tz, lang, value)
 
 
 # -- reminders -------------------------------------------------------------------------------
@@ -193,7 +195,7 @@ def remind(session: Session, *, now: datetime | None = None) -> list[WebinarRemi
                 online=online,
                 st=st,
                 reveal_at=reveal_at(event, st),
-                zone=zone_name(event.starts_at, event.timezone),
+                zone=zone_name(event.starts_at, event.timezone, lang),
                 url=registrations.external_url(
                     "registration.my_registration", lang_code=lang, reg_id=registration.id
                 ),

@@ -46,6 +46,9 @@ def queue_email(
     retried mail is the same message to the receiving server.
     """
     language = language if language in LANGUAGES else "ja"
+    office = office_contact(language)
+    context.setdefault("office", office)
+    reply_to = reply_to or office["email"]  # "reply to this email" reaches the office
     with force_locale(language):
         context.setdefault("lang", language)
         text = render_template(f"mail/{template}.txt", **context)
@@ -69,6 +72,15 @@ def queue_email(
     session.add(email)
     session.info["outbox_kick"] = True
     return email
+
+
+def office_contact(language: str) -> dict[str, str]:
+    """The office (事務局) that signs emails: name in the language, email, phone (settings
+    PORTAL_OFFICE_NAME / _NAME_EN / _EMAIL / _PHONE; the email defaults to the sender)."""
+    config = current_app.config
+    name = config.get("OFFICE_NAME_EN" if language == "en" else "OFFICE_NAME") or ""
+    email = config.get("OFFICE_EMAIL") or config.get("MAIL_SENDER") or ""
+    return {"name": name, "email": email, "phone": config.get("OFFICE_PHONE") or ""}
 
 
 @sa.event.listens_for(Session, "after_commit")

@@ -91,15 +91,20 @@ def organiser_list(
     return stmt.order_by(Registration.created_at, Registration.id)
 
 
-def roster(event: Event) -> sa.Select:
-    """Everyone expected or present, by kana/romanised name: the printable check-in list."""
+def roster(event: Event, mode: AttendanceMode | None = AttendanceMode.onsite) -> sa.Select:
+    """Everyone expected or present, by kana/romanised name: the printable reception (受付)
+    list, on-site participants only (online ones are on the webinar's list); ``mode=None``
+    gives both."""
+    conditions = [
+        Registration.event_id == event.id,
+        Registration.state.in_((S.confirmed, S.attended, S.pending_payment)),
+    ]
+    if mode is not None:
+        conditions.append(Registration.attendance_mode == mode)
     return (
         sa.select(Registration)
         .join(Person, Registration.person_id == Person.id)
-        .where(
-            Registration.event_id == event.id,
-            Registration.state.in_((S.confirmed, S.attended, S.pending_payment)),
-        )
+        .where(*conditions)
         .options(joinedload(Registration.person), joinedload(Registration.fee_category))
         .order_by(
             Person.family_name_kana,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy.orm import Session
 
 from portal import audit, plugins
@@ -42,6 +43,20 @@ def _deadline(session: Session, event: Event, now: datetime) -> datetime:
     return deadline
 
 
+def _email_payment_methods(registration: Registration) -> list:
+    """The ways to pay offered on the registration page, for the payment-pending email."""
+    from flask import has_request_context
+
+    from portal.registration.fees import payment_methods
+
+    if not has_request_context():
+        with current_app.test_request_context(
+            "/", base_url=current_app.config.get("BASE_URL") or None
+        ):
+            return payment_methods(registration.event, registration)
+    return payment_methods(registration.event, registration)
+
+
 def _email(session: Session, registration: Registration, template: str, **context) -> None:
     person = registration.person
     if not person or not person.email:
@@ -53,6 +68,15 @@ def _email(session: Session, registration: Registration, template: str, **contex
     )
     if registration.state == S.waitlisted and "position" not in context:
         context["position"] = waitlist_position(session, registration)
+    if registration.state == S.pending_payment and "payment_methods" not in context:
+        # How to pay (bank details, the reference to quote) as the payment plugins say it.
+        context["payment_methods"] = _email_payment_methods(registration)
+        if any(m.code == "bank_transfer" for m in context["payment_methods"]):
+            own = plugins.settings(registration.event, "bank_transfer").get("bank_account")
+            context.setdefault(
+                "bank_account",
+                (own or "").strip() or (current_app.config.get("ISSUER_BANK_ACCOUNT") or ""),
+            )
     from portal.tickets.services import ticket_email_parts
 
     context.update(ticket_email_parts(session, registration, template, lang))

@@ -718,10 +718,30 @@ def check_in(slug: str, reg_id: int):
 def print_list(slug: str):
     event = _organiser_event(slug)
     rows = list(db.session.scalars(services.roster(event)).unique())
+    online = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Registration)
+        .where(
+            Registration.event_id == event.id,
+            Registration.attendance_mode == AttendanceMode.online,
+            Registration.state.in_(
+                (
+                    RegistrationState.confirmed,
+                    RegistrationState.attended,
+                    RegistrationState.pending_payment,
+                )
+            ),
+        )
+    )
+    from portal import plugins
+
+    webinar_on = plugins.is_enabled(event, "webinar") if online else False
     return render_template(
         "registration/print.html",
         event=event,
         rows=rows,
+        online=online,
+        webinar_on=webinar_on,
         state_labels=STATE_LABELS,
         mode_labels=MODE_LABELS,
         printed_at=utcnow(),
@@ -890,6 +910,11 @@ def _template_my_registration(event):
     return services.my_registration(db.session, event, current_user)
 
 
+def _template_fee_table(event):
+    """The event's active fee categories (one query), for the fee table on the event page."""
+    return services.fee_categories(db.session, event)
+
+
 def init_app(app: Flask) -> None:
     """Mount the pages, the CLI command and the template helpers."""
     app.register_blueprint(bp)
@@ -898,6 +923,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(
         registration_counts=_template_registration_counts,
         my_registration=_template_my_registration,
+        fee_table=_template_fee_table,
         registration_state_labels=STATE_LABELS,
         registration_mode_labels=MODE_LABELS,
         registration_sector_labels=SECTOR_LABELS,
