@@ -488,3 +488,34 @@ def test_accepted_abstract_is_placed_like_an_invited_talk(client, app, session):
     assert r.status_code == 302
     timetable = client.get(f"/en/events/{event.slug}/programme/")
     assert title in timetable.text and "Room A" in timetable.text
+
+
+def test_timetable_lists_the_talks_before_the_programme_is_built(client, workshop):
+    page = client.get(f"/en/events/{workshop['slug']}/programme/")
+    assert 'id="talks-without-timetable"' in page.text
+    assert "Refining titanium" in page.text and "Hafnium outlook" in page.text
+
+
+def test_chair_must_be_a_speaker_or_participant(client, app, workshop):
+    with app.app_context():
+        stranger = f.person(db.session, romanized_name="Stranger Danger")
+        db.session.commit()
+        stranger_id = stranger.id
+    login(client, workshop["organiser"])
+    base = f"/en/organiser/events/{workshop['slug']}/programme/"
+    for chair in (stranger_id, workshop["alice_id"]):
+        client.post(
+            base + "items/new",
+            data={
+                "kind": "session",
+                "title_en": f"S{chair}",
+                "chair": chair,
+                "starts_at": "2027-06-10T09:00",
+                "ends_at": "2027-06-10T10:00",
+            },
+        )
+    with app.app_context():
+        chairs = db.session.scalars(
+            sa.select(ProgrammeItem.chair_id).order_by(ProgrammeItem.id)
+        ).all()
+    assert chairs == [None, workshop["alice_id"]]

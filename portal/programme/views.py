@@ -23,7 +23,6 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
-from portal.accounts.models import Person
 from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event, Talk
@@ -209,8 +208,11 @@ def save_item(slug: str, item_id: int | None):
         abort(400)
     form = request.form
     chair = None
-    if int_or_none(form.get("chair", "")) is not None:
-        chair = db.session.get(Person, int(form["chair"]))
+    chair_id = int_or_none(form.get("chair", ""))
+    if chair_id is not None:
+        # Only a speaker of the event or a registered participant can chair.
+        candidates = services.chair_candidates(db.session, event)
+        chair = next((p for p in candidates if p.id == chair_id), None)
     try:
         services.save_item(
             db.session,

@@ -28,6 +28,7 @@ from portal.events.models import AttendanceMode, Event
 from portal.i18n import format_person_name, format_time
 from portal.mail.services import attachment_generator
 from portal.registration.models import Registration, RegistrationState
+from portal.text import compact
 from portal.tickets.models import CheckIn, Ticket
 
 S = RegistrationState
@@ -401,12 +402,7 @@ def checked_in_at_point(session: Session, registrations, point: str) -> set[int]
 # -- typed search, kana-insensitive ----------------------------------------------------------
 
 
-def _fold(text: str | None) -> str:
-    try:
-        from portal.text import fold
-    except ImportError:  # before the shared text helpers landed
-        from portal.speakers.search import fold
-    return "".join(fold(text).split())
+_fold = compact  # fold (NFKC, lower case, katakana → hiragana, no accents), no spaces
 
 
 def _keys(person: Person) -> str:
