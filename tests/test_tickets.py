@@ -109,7 +109,9 @@ def test_confirmed_registration_has_an_unguessable_ticket(app, day):
         assert tickets.current_ticket(s, waiting) is not None
 
 
-def test_confirmation_email_carries_the_ticket(app, day, tmp_path):
+def test_confirmation_email_carries_the_ticket(app, day, tmp_path, smtp_server):
+    from portal.mail.services import send_due
+
     with app.app_context():
         email = db.session.scalar(
             sa.select(OutboxEmail).where(OutboxEmail.to_address == "hanako@example.org")
@@ -117,17 +119,46 @@ def test_confirmation_email_carries_the_ticket(app, day, tmp_path):
         assert email.template == "registration/confirmed"
         names = sorted(a.filename for a in email.attachments)
         assert names == [f"ticket-{day['slug']}.pdf", "ticket-qr.png"]
+        # The outbox keeps references, rendered by the sender (not under the event lock).
+        assert sorted(a.generator for a in email.attachments) == ["ticket_pdf", "ticket_qr_png"]
+        assert all(a.content is None for a in email.attachments)
         assert "<svg" in email.body_html
         assert "受付で" in email.body_text
-        pdf = next(a for a in email.attachments if a.content_type == "application/pdf")
-        png = next(a for a in email.attachments if a.content_type == "image/png")
-        assert png.content.startswith(b"\x89PNG")
+        app.config["MAIL_PORT"] = smtp_server.port
+        assert send_due(db.session)[1] == 0
+    [message] = [m for m in smtp_server.messages if m["To"] == "hanako@example.org"]
+    parts = {p.get_filename(): p for p in message.iter_attachments()}
+    assert sorted(parts) == [f"ticket-{day['slug']}.pdf", "ticket-qr.png"]
+    assert parts["ticket-qr.png"].get_content_type() == "image/png"
+    assert parts["ticket-qr.png"].get_content().startswith(b"\x89PNG")
+    pdf = parts[f"ticket-{day['slug']}.pdf"]
+    assert pdf.get_content_type() == "application/pdf"
+    assert pdf.get_content().startswith(b"%PDF")
     if shutil.which("pdftotext"):
-        text = pdftotext(pdf.content, tmp_path)
+        text = pdftotext(pdf.get_content(), tmp_path)
         assert "参加証" in text
         assert "佐藤 花子" in text
         assert "会場" in text
         assert "参加方法    会場参加" in text
+
+
+def test_a_mail_whose_attachment_cannot_be_rendered_is_retried(app, day, smtp_server):
+    from portal.mail.services import send_due
+
+    with app.app_context():
+        email = db.session.scalar(
+            sa.select(OutboxEmail).where(OutboxEmail.to_address == "hanako@example.org")
+        )
+        pdf = next(a for a in email.attachments if a.generator == "ticket_pdf")
+        pdf.generator_args = dict(pdf.generator_args, registration_id=999999)
+        db.session.commit()
+        app.config["MAIL_PORT"] = smtp_server.port
+        send_due(db.session)
+        db.session.refresh(email)
+        assert email.sent_at is None
+        assert email.attempts == 1
+        assert "registration 999999 is gone" in email.last_error
+    assert not [m for m in smtp_server.messages if m["To"] == "hanako@example.org"]
 
 
 def test_my_registration_shows_the_qr_code_and_pdf(client, app, day, tmp_path):

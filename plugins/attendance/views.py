@@ -23,7 +23,6 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from plugins.attendance import default_settings, services
-from plugins.attendance.chart import participants_svg
 from portal.db import db
 from portal.events.models import Event, Series
 from portal.i18n import current_language
@@ -78,6 +77,8 @@ def statistics(slug: str):
     series, stats = _statistics(slug)
     grouped = request.args.get("group") == "fy"
     organiser = services.is_organiser(current_user, series)
+    from plugins.attendance.chart import participants_svg  # pygal loads on first chart
+
     svg = participants_svg(stats.rows, _chart_title(stats)) if stats.rows else ""
     return render_template(
         "attendance/statistics.html",
@@ -95,6 +96,8 @@ def statistics(slug: str):
 
 @bp.get("/series/<slug>/statistics/chart.svg")
 def chart_svg(slug: str):
+    from plugins.attendance.chart import participants_svg  # pygal loads on first chart
+
     series, stats = _statistics(slug)
     svg = '<?xml version="1.0" encoding="utf-8"?>\n' + participants_svg(
         stats.rows, _chart_title(stats)

@@ -54,7 +54,11 @@ class OutboxEmail(Base):
 
 
 class OutboxAttachment(Base):
-    """A file sent with an email (a receipt or invoice PDF), kept until the mail is sent."""
+    """A file sent with an email, kept until the mail is sent: either its bytes (a receipt or
+    invoice PDF) or, when ``generator`` is set, the name and arguments of the function that
+    renders it when the mail is sent (the ticket's PDF and QR PNG: rendered by the sender, not
+    while a registration holds the event lock; ``portal.mail.services.attachment_generator``).
+    """
 
     __tablename__ = "outbox_attachments"
 
@@ -64,6 +68,8 @@ class OutboxAttachment(Base):
     )
     filename: Mapped[str] = mapped_column(sa.String(200))
     content_type: Mapped[str] = mapped_column(sa.String(100))
-    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    content: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    generator: Mapped[str] = mapped_column(sa.String(50), default="")
+    generator_args: Mapped[dict] = mapped_column(sa.JSON, default=dict)
 
     email: Mapped[OutboxEmail] = relationship(back_populates="attachments")

@@ -8,7 +8,8 @@ exponential back-off; while the mail server is down nothing is lost.
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
@@ -24,6 +25,49 @@ from portal.db import utcnow
 from portal.i18n import LANGUAGES
 from portal.mail.models import OutboxAttachment, OutboxEmail
 
+
+@dataclass(frozen=True)
+class Generated:
+    """An attachment rendered when the mail is sent: ``generator`` names a function registered
+    with ``attachment_generator``; ``args`` (JSON) are passed to it with the session."""
+
+    generator: str
+    args: dict = field(default_factory=dict)
+
+
+_GENERATORS: dict[str, Callable[..., bytes]] = {}
+
+
+def attachment_generator(name: str):
+    """Register ``fn(session, **args) -> bytes`` as the renderer of ``Generated(name, args)``
+    attachments (import the heavy libraries inside it: the web worker need not load them)."""
+
+    def register(fn):
+        _GENERATORS[name] = fn
+        return fn
+
+    return register
+
+
+class AttachmentError(RuntimeError):
+    """A generated attachment could not be rendered (the mail is retried later)."""
+
+
+def attachment_content(session: Session, attachment: OutboxAttachment) -> bytes:
+    if not attachment.generator:
+        return attachment.content or b""
+    try:
+        fn = _GENERATORS[attachment.generator]
+    except KeyError:
+        raise AttachmentError(f"no attachment generator {attachment.generator!r}") from None
+    try:
+        return fn(session, **(attachment.generator_args or {}))
+    except AttachmentError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any renderer failure postpones the mail
+        raise AttachmentError(f"{attachment.generator}: {type(exc).__name__}: {exc}") from exc
+
+
 MAX_ATTEMPTS = 8
 BASE_DELAY = timedelta(minutes=1)
 
@@ -34,14 +78,15 @@ def queue_email(
     template: str,
     language: str | None = None,
     *,
-    attachments: Iterable[tuple[str, str, bytes]] = (),
+    attachments: Iterable[tuple[str, str, bytes | Generated]] = (),
     headers: dict[str, str] | None = None,
     reply_to: str = "",
     **context,
 ) -> OutboxEmail:
     """Render ``mail/<template>.txt`` and ``.html`` (first line of the text is the subject).
 
-    ``attachments`` are ``(filename, content_type, content)``; ``headers`` are extra headers
+    ``attachments`` are ``(filename, content_type, content)``, the content being the bytes or
+    a ``Generated`` reference rendered when the mail is sent; ``headers`` are extra headers
     (``List-Unsubscribe`` …); ``reply_to`` sets Reply-To. The Message-ID is fixed here, so a
     retried mail is the same message to the receiving server.
     """
@@ -64,10 +109,7 @@ def queue_email(
         message_id=make_msgid(domain=_msgid_domain()),
         reply_to=reply_to,
         headers=dict(headers or {}),
-        attachments=[
-            OutboxAttachment(filename=name, content_type=ctype, content=content)
-            for name, ctype, content in attachments
-        ],
+        attachments=[_attachment(name, ctype, content) for name, ctype, content in attachments],
     )
     session.add(email)
     session.info["outbox_kick"] = True
@@ -81,6 +123,18 @@ def office_contact(language: str) -> dict[str, str]:
     name = config.get("OFFICE_NAME_EN" if language == "en" else "OFFICE_NAME") or ""
     email = config.get("OFFICE_EMAIL") or config.get("MAIL_SENDER") or ""
     return {"name": name, "email": email, "phone": config.get("OFFICE_PHONE") or ""}
+
+
+def _attachment(name: str, ctype: str, content: bytes | Generated) -> OutboxAttachment:
+    if isinstance(content, Generated):
+        return OutboxAttachment(
+            filename=name,
+            content_type=ctype,
+            content=None,
+            generator=content.generator,
+            generator_args=dict(content.args),
+        )
+    return OutboxAttachment(filename=name, content_type=ctype, content=content)
 
 
 @sa.event.listens_for(Session, "after_commit")
@@ -97,7 +151,7 @@ def _forget_kick(session: Session) -> None:
     session.info.pop("outbox_kick", None)
 
 
-def _message(email: OutboxEmail) -> EmailMessage:
+def _message(email: OutboxEmail, session: Session) -> EmailMessage:
     msg = EmailMessage()
     msg["Subject"] = email.subject
     msg["From"] = formataddr(("Rare Metal Portal", current_app.config["MAIL_SENDER"]))
@@ -112,7 +166,10 @@ def _message(email: OutboxEmail) -> EmailMessage:
     for attachment in email.attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
         msg.add_attachment(
-            attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename
+            attachment_content(session, attachment),
+            maintype=maintype,
+            subtype=subtype,
+            filename=attachment.filename,
         )
     # After add_alternative, which moves Content-* headers into the first part.
     msg["Content-Language"] = email.language
@@ -208,8 +265,8 @@ def send_due(session: Session, limit: int = 100) -> tuple[int, int]:
                     return sent, failed + len(emails)
             for email in emails:
                 try:
-                    smtp.send_message(_message(email))
-                except (OSError, smtplib.SMTPException) as exc:
+                    smtp.send_message(_message(email, session))
+                except (OSError, smtplib.SMTPException, AttachmentError) as exc:
                     _postpone(email, exc)
                     failed += 1
                 else:

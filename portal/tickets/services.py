@@ -26,6 +26,7 @@ from portal.accounts.models import Person, User
 from portal.db import utcnow
 from portal.events.models import AttendanceMode, Event
 from portal.i18n import format_person_name, format_time
+from portal.mail.services import attachment_generator
 from portal.registration.models import Registration, RegistrationState
 from portal.text import compact
 from portal.tickets.models import CheckIn, Ticket
@@ -111,23 +112,45 @@ def revoke_ticket(session: Session, registration: Registration, *, actor) -> Tic
 
 
 def ticket_email_parts(session: Session, registration: Registration, template: str, lang: str):
-    """For a confirmation email: the ticket (for the template) and the ticket PDF attached."""
+    """For a confirmation email: the ticket (for the template) and the ticket PDF and QR PNG
+    attached. The attachments are references the outbox sender renders when it sends the mail
+    (``ticket_pdf_attachment``), so a registration does not draw them while it holds the event
+    lock (docs/performance.md)."""
     if template not in ("confirmed", "promoted") or registration.state not in TICKET_STATES:
         return {}
     ticket = ensure_ticket(session, registration)
-    from portal.tickets.pdf import qr_png, ticket_pdf
+    from portal.mail.services import Generated
 
     name = "ticket"
-    content = ticket_pdf(
-        registration, ticket.token, lang, has_reception_place(session, registration)
-    )
+    pdf_args = {"registration_id": registration.id, "token": ticket.token, "language": lang}
     return {
         "ticket": ticket,
         "attachments": [
-            (f"{name}-{registration.event.slug}.pdf", "application/pdf", content),
-            (f"{name}-qr.png", "image/png", qr_png(ticket.token)),
+            (
+                f"{name}-{registration.event.slug}.pdf",
+                "application/pdf",
+                Generated("ticket_pdf", pdf_args),
+            ),
+            (f"{name}-qr.png", "image/png", Generated("ticket_qr_png", {"token": ticket.token})),
         ],
     }
+
+
+@attachment_generator("ticket_pdf")
+def ticket_pdf_attachment(session: Session, registration_id: int, token: str, language: str):
+    from portal.tickets.pdf import ticket_pdf
+
+    registration = session.get(Registration, registration_id)
+    if registration is None:
+        raise LookupError(f"registration {registration_id} is gone")
+    return ticket_pdf(registration, token, language, has_reception_place(session, registration))
+
+
+@attachment_generator("ticket_qr_png")
+def ticket_qr_png_attachment(session: Session, token: str) -> bytes:
+    from portal.tickets.pdf import qr_png
+
+    return qr_png(token)
 
 
 def tickets_for(session: Session, registrations) -> dict[int, Ticket]:

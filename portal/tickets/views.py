@@ -32,7 +32,7 @@ from portal.params import int_or_none
 from portal.registration import services as registrations
 from portal.registration.forms import ConfirmForm
 from portal.registration.models import Registration
-from portal.tickets import pdf, services
+from portal.tickets import services
 
 bp = Blueprint("tickets", __name__, url_prefix="/<lang_code>")
 admin = Blueprint(
@@ -64,6 +64,8 @@ def _own_registration(reg_id: int) -> Registration:
 @bp.get("/my/registrations/<int:reg_id>/ticket.pdf")
 @login_required
 def ticket_pdf(reg_id: int):
+    from portal.tickets import pdf  # reportlab and segno load on first use
+
     registration = _own_registration(reg_id)
     ticket = services.current_ticket(db.session, registration)
     if ticket is None or registration.state not in services.TICKET_STATES:
@@ -204,6 +206,8 @@ def revoke(slug: str, reg_id: int):
 @admin.get("/badges/")
 @login_required
 def badges(slug: str):
+    from portal.tickets import pdf  # reportlab and segno load on first use
+
     event = _organiser_event(slug)
     rows = services.badge_rows(db.session, event)
     return render_template(
@@ -220,6 +224,8 @@ def badges(slug: str):
 @admin.get("/badges.pdf")
 @login_required
 def badges_pdf(slug: str):
+    from portal.tickets import pdf  # reportlab and segno load on first use
+
     event = _organiser_event(slug)
     ids = None
     if request.args.getlist("r"):
@@ -260,6 +266,8 @@ def _template_tickets_for(items):
 
 
 def _template_qr_svg(token: str, scale: int = 6) -> Markup:
+    from portal.tickets import pdf  # reportlab and segno load on first use
+
     # segno's SVG: only <svg> and <path> with fixed attributes, the token is not in it.
     return Markup(pdf.qr_svg(token, scale))
 
