@@ -119,7 +119,8 @@ def test_shift_jis_csv_with_japanese_headers_in_japanese(app, client):
     text = preview.text
     assert "確認画面（まだ何も保存されていません）" in text
     assert "第92回" in text
-    assert "5行目：participantsが" not in text and "5行目：participants：" in text  # translated reason
+    # The reason is translated.
+    assert "5行目：participantsが" not in text and "5行目：participants：" in text
     client.post("/ja/series/study-group/statistics/import", data={"table": _table(text)})
     rows = _figures(app)
     assert sorted(rows) == [1, 90, 92]
