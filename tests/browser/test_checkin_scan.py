@@ -3,7 +3,6 @@ video made from the ticket's QR image); the page turns green, then amber on the 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -67,13 +66,7 @@ def day(live_server):
 
 
 @pytest.fixture
-def camera_page(live_server, day, tmp_path):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
+def camera_page(playwright, live_server, day, tmp_path):
     video = tmp_path / "ticket.y4m"
     write_y4m(qr_frame(day["token"]), video)
     args = [
@@ -82,15 +75,14 @@ def camera_page(live_server, day, tmp_path):
         "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-video-capture={video}",
     ]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
-        context = browser.new_context(locale="ja-JP", viewport={"width": 390, "height": 844})
-        context.grant_permissions(["camera"], origin=live_server.url)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        context.close()
-        browser.close()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    context = browser.new_context(locale="ja-JP", viewport={"width": 390, "height": 844})
+    context.grant_permissions(["camera"], origin=live_server.url)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+    browser.close()
 
 
 def test_scan_from_the_camera_green_then_amber(camera_page, live_server, day):
