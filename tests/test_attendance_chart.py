@@ -44,7 +44,7 @@ def test_missing_meetings_are_a_labelled_gap_and_break_the_line(app, rows):
 def test_cancelled_meeting_is_labelled_in_both_languages(app, rows):
     _, meeting_rows = rows
     assert ">90 (cancelled)<" in _svg(app, meeting_rows, "en")
-    assert ">90(中止)<" in _svg(app, meeting_rows, "ja")
+    assert ">90（中止）<" in _svg(app, meeting_rows, "ja")
 
 
 def test_both_axes_have_titles(app, rows):

@@ -53,6 +53,7 @@ def test_hookspecs_are_found():
     assert set(hook_specs()) == {
         "blueprints",
         "cli_commands",
+        "demo_data",
         "member_status",
         "series_people",
         "event_tabs",
