@@ -169,6 +169,9 @@ def production_config(app_config: dict) -> dict:
         SECRET_KEY="a-production-secret-key-of-enough-length-0123456789",
         ALLOW_SQLITE_IN_PRODUCTION=True,
         BASE_URL="https://portal.example",
+        ISSUER_NAME="一般財団法人 架空金属研究財団",
+        ISSUER_NAME_EN="Fictional Metals Research Foundation",
+        ISSUER_REGISTRATION_NUMBER="T1234567890123",
     )
 
 
