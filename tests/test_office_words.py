@@ -24,7 +24,7 @@ from tests import factories as f
 
 CATALOGUE = Path(ROOT) / "translations/ja/LC_MESSAGES/messages.po"
 PROTECT = re.compile(
-    r"%\([a-z_]+\)[sdrf]|%%|\{[a-z_]+\}|https?://\S+|\d{1,2}:\d{2}|HH:MM|<[^>]+>|YYYY-MM-DDTHH:MM"
+    r"%\([a-z_]+\)[sdrf]|%%|\{[a-z_]+\}|https?://\S*|\d{1,2}:\d{2}|HH:MM|<[^>]+>|YYYY-MM-DDTHH:MM"
 )
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
