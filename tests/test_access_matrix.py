@@ -135,6 +135,7 @@ RULES: dict[str, str] = {
     "payments.receipt_pdf": OWN,
     "payments.refund": G,
     "payments.resend_refund": G,
+    "payments.unmatched_list": AO,
     "pay_at_door.collect": G,
     "pay_at_door.reception": G,
     "bank_transfer.instructions": OWN,
