@@ -154,7 +154,8 @@ def test_main_pages_pass_axe_in_both_languages(browser, live_server):
             "/account/signup",
             "/speakers/",
         ):
-            page.goto(f"{base}/{lang}{path}")
+            response = page.goto(f"{base}/{lang}{path}")
+            assert response.status == 200, f"{lang}{path}: {response.status}"
             _assert_accessible(page, failures)
         # The log-in form sent back with an error.
         page.goto(f"{base}/{lang}/account/login")
@@ -181,8 +182,15 @@ def test_main_pages_pass_axe_in_both_languages(browser, live_server):
         described = invalid.first.get_attribute("aria-describedby")
         assert page.locator(f"#{described.split()[-1]}").inner_text().strip()
         _assert_accessible(page, failures)
-        for path in ("/my/registrations/", f"/events/{slug}/abstracts/mine"):
-            page.goto(f"{base}/{lang}{path}")
+        for path in (
+            "/my/registrations/",
+            "/account/profile",
+            f"/events/{slug}/abstracts/",
+            f"/events/{slug}/abstracts/mine",
+            f"/events/{slug}/abstracts/new",
+        ):
+            response = page.goto(f"{base}/{lang}{path}")
+            assert response.status == 200, f"{lang}{path}: {response.status}"
             _assert_accessible(page, failures)
     member.close()
 
@@ -196,10 +204,20 @@ def test_main_pages_pass_axe_in_both_languages(browser, live_server):
             f"/organiser/events/{slug}/",
             f"/organiser/events/{slug}/registrations/",
             f"/organiser/events/{slug}/payments/",
+            f"/organiser/events/{slug}/registrations/fees/",
+            f"/organiser/events/{slug}/registrations/add",
+            f"/organiser/events/{slug}/edit",
+            f"/organiser/events/{slug}/talks/new",
+            "/organiser/events/new",
             f"/events/{slug}/abstracts/manage/",
+            f"/events/{slug}/abstracts/manage/settings",
             f"/organiser/membership/{world['series']}/",
+            f"/organiser/membership/{world['series']}/members",
+            f"/organiser/membership/{world['series']}/companies/new",
+            "/organiser/payments/unmatched",
         ):
-            page.goto(f"{base}/{lang}{path}")
+            response = page.goto(f"{base}/{lang}{path}")
+            assert response.status == 200, f"{lang}{path}: {response.status}"
             _assert_accessible(page, failures)
     # The English event page marks the Japanese-only talk title.
     page.goto(f"{base}/en/events/{slug}/")
