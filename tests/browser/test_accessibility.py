@@ -70,7 +70,7 @@ def _world(app, registrants: int = 3) -> dict:
                 affiliation="国立研究開発法人 物質・材料研究機構 構造材料研究拠点",
             )
             register(s, event, person, mode="onsite", fee_category=fee, privacy_accepted=True)
-        submit(
+        abstract = submit(
             s,
             event,
             member,
@@ -89,6 +89,7 @@ def _world(app, registrants: int = 3) -> dict:
             "series": series.slug,
             "organiser": organiser.email,
             "member": member.email,
+            "abstract": abstract.id,
         }
 
 
@@ -188,6 +189,7 @@ def test_main_pages_pass_axe_in_both_languages(browser, live_server):
             f"/events/{slug}/abstracts/",
             f"/events/{slug}/abstracts/mine",
             f"/events/{slug}/abstracts/new",
+            f"/events/{slug}/abstracts/{world['abstract']}/",
         ):
             response = page.goto(f"{base}/{lang}{path}")
             assert response.status == 200, f"{lang}{path}: {response.status}"
@@ -211,6 +213,7 @@ def test_main_pages_pass_axe_in_both_languages(browser, live_server):
             "/organiser/events/new",
             f"/events/{slug}/abstracts/manage/",
             f"/events/{slug}/abstracts/manage/settings",
+            f"/events/{slug}/abstracts/manage/{world['abstract']}",
             f"/organiser/membership/{world['series']}/",
             f"/organiser/membership/{world['series']}/members",
             f"/organiser/membership/{world['series']}/companies/new",
