@@ -52,9 +52,6 @@ def _error_target(field) -> str | None:
     return field.id
 
 
-CSRF_EXPIRED = "The form had expired. Please check your entries and send it again."
-
-
 def _field_errors(form, out: list) -> None:
     for field in form._fields.values():
         if getattr(field, "type", "") == "FormField":
@@ -64,12 +61,12 @@ def _field_errors(form, out: list) -> None:
             for entry in field.entries:
                 if hasattr(entry, "form"):
                     _field_errors(entry.form, out)
-                else:
-                    for message in _flat(entry.errors):
-                        out.append((_error_target(entry), entry.label.text, message))
+                elif _flat(entry.errors):
+                    out.append((_error_target(entry), entry.label.text, None))
             continue
         if field.type == "CSRFTokenField" and field.errors:
-            out.append((None, None, gettext(CSRF_EXPIRED)))
+            expired = gettext("The form had expired. Please check your entries and send it again.")
+            out.append((None, None, expired))
             continue
         messages = _flat(field.errors)
         if not messages:
