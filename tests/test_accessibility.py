@@ -144,6 +144,10 @@ def test_every_page_has_one_h1_and_a_translated_skip_link(app, client, world):
             assert len(page.find("h1")) == 1, f"{lang}{path}"
             # No empty table header: every <th> has text (visually hidden where it must).
             assert [th for th in page.find("th") if not th.text] == [], f"{lang}{path}"
+            if path.endswith(("/registrations/", "/payments/")):
+                # The organiser lists turn into cards on phones (portal.css, portal.js).
+                tables = [t for t in page.find("table") if "responsive" in t.attrs.get("class", "")]
+                assert tables, f"{lang}{path}"
 
 
 def test_invalid_fields_name_their_errors_and_the_page_has_one_alert(client):
