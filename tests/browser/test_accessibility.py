@@ -57,6 +57,7 @@ def _world(app, registrants: int = 3) -> dict:
         s.add(fee)
         s.flush()
         f.enable(s, event, "bank_transfer", bank_account="見本銀行 駒場支店 普通 1234567")
+        f.enable_for_series(s, series, "membership")
         organiser = f.user(s, email="office@example.org", roles=(("organiser", series),))
         member = f.user(s, email="member@example.org", romanized_name="Hanako Mihon")
         for i in range(registrants):
