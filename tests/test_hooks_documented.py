@@ -55,6 +55,7 @@ def test_hookspecs_are_found():
         "cli_commands",
         "demo_data",
         "member_status",
+        "member_people",
         "series_people",
         "event_tabs",
         "event_sections",

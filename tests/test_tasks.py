@@ -25,6 +25,7 @@ def test_one_beat_schedule_declares_every_job_through_the_lock():
     schedule = beat_schedule()
     assert set(schedule) == {
         "send-outbox",
+        "send-announcements",
         "expire-unpaid",
         "reconcile-payments",
         "webinar-reminders",
