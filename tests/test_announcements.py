@@ -408,3 +408,57 @@ def test_import_previews_merges_and_keeps_or_asks(app, client, session, study, o
     assert broken.status_code == 400
     page = client.get("/ja/organiser/series/study/announcements/list")
     assert page.status_code == 200 and "taro@example.org" in page.get_data(as_text=True)
+
+
+def test_signup_has_unticked_boxes_and_a_ticked_one_asks_to_confirm(app, client, session, study):
+    page = client.get("/ja/account/signup")
+    text = page.get_data(as_text=True)
+    box = re.search(r'<input[^>]*name="announcement_lists"[^>]*>', text).group(0)
+    assert "checked" not in box
+    data = dict(
+        email="new@example.org",
+        password="a long password",
+        password_confirm="a long password",
+        family_name="新井",
+        given_name="一郎",
+        family_name_kana="あらい",
+        given_name_kana="いちろう",
+        romanized_name="Ichiro Arai",
+        affiliation="架空大学",
+        sector="university",
+        country="JP",
+        preferred_language="ja",
+    )
+    client.post("/ja/account/signup", data=dict(data, email="none@example.org"))
+    assert session.scalar(sa.select(sa.func.count()).select_from(Subscription)) == 0
+    client.post("/ja/account/signup", data=dict(data, announcement_lists=str(study.id)))
+    assert _status(session, study, "new@example.org") == S.pending
+    templates = set(session.scalars(sa.select(OutboxEmail.template)))
+    assert "announcements/confirm" in templates
+
+
+def test_registration_box_is_separate_and_unticked(app, client, session, study):
+    from portal.registration.models import FeeCategory
+
+    event = f.event(session, study, slug="open-meeting")
+    session.add(
+        FeeCategory(event_id=event.id, code="free", name=BilingualText(ja="無料", en="Free"))
+    )
+    user = f.user(session, email="reg@example.org")
+    other = f.user(session, email="noreg@example.org")
+    session.commit()
+    fee_id = session.scalar(sa.select(FeeCategory.id))
+    _login(client, user)
+    page = client.get("/ja/events/open-meeting/register").get_data(as_text=True)
+    box = re.search(r'<input[^>]*name="join_list"[^>]*>', page).group(0)
+    assert "checked" not in box
+    data = {"attendance_mode": "onsite", "fee_category": fee_id, "privacy": "y", "step": "confirm"}
+    assert (
+        client.post("/ja/events/open-meeting/register", data=dict(data, join_list="y")).status_code
+        == 302
+    )
+    assert _status(session, study, "reg@example.org") == S.confirmed  # verified, asked by them
+    second = app.test_client()
+    _login(second, other)
+    assert second.post("/ja/events/open-meeting/register", data=data).status_code == 302
+    assert _status(session, study, "noreg@example.org") is None
