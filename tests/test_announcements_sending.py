@@ -288,3 +288,34 @@ def test_a_refused_address_is_retried_then_failed(app, session, world, smtp_serv
     assert (counts["sent"], counts["failed"], counts["queued"]) == (2, 1, 0)
     assert session.get(Announcement, a.id).status == AnnouncementStatus.sent
     assert [m["To"] for m in smtp_server.messages].count(emails[0]) == 1
+
+
+def test_two_workers_at_once_send_each_delivery_once(app, session, world, smtp_server):
+    import threading
+
+    series, _ = world
+    _configure(app, smtp_server)
+    emails = _people(session, series, 400, SubscriptionStatus.confirmed)
+    session.commit()
+    a = _announcement(session, series)
+    sending.queue(session, a, None)
+    session.commit()
+    sending.prepare_due(session)
+    reports, errors = [], []
+
+    def worker():
+        try:
+            with app.app_context():
+                reports.append(sending.send_due(db.session))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    assert sum(r.sent for r in reports) == 400
+    received = Counter(m["To"] for m in smtp_server.messages)
+    assert set(received) == set(emails) and set(received.values()) == {1}

@@ -193,20 +193,26 @@ def _claimable(now):
 
 
 def claim(session: Session, limit: int, now=None) -> list[int]:
-    """Lease up to ``limit`` deliveries to this sender in one UPDATE; commits."""
+    """Lease up to ``limit`` deliveries to this sender; commits.
+
+    Two statements in one transaction: the SELECT takes the rows (on PostgreSQL ``FOR UPDATE
+    SKIP LOCKED``: rows another sender is claiming are skipped, and the LIMIT holds — inside an
+    ``UPDATE … WHERE id IN (SELECT … LIMIT n)`` PostgreSQL may evaluate the subquery more than
+    once and claim more than ``n``), then one UPDATE leases exactly those. On SQLite the
+    transaction holds the write lock from its start, so two senders never overlap.
+    """
     now = now or utcnow()
     pick = sa.select(D.id).where(_claimable(now)).order_by(D.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    ids = list(
-        session.scalars(
+        pick = pick.with_for_update(skip_locked=True, of=D)
+    ids = list(session.scalars(pick))
+    if ids:
+        session.execute(
             sa.update(D)
-            .where(D.id.in_(pick.scalar_subquery()), _claimable(now))
+            .where(D.id.in_(ids))
             .values(claimed_until=now + CLAIM_LEASE)
-            .returning(D.id)
             .execution_options(synchronize_session=False)
         )
-    )
     session.commit()
     return sorted(ids)
 
