@@ -432,8 +432,17 @@ def matrix_world(app):
             to_address="x@example.org", language="en", subject="s", body_text="b", body_html="b"
         )
         s.add(email)
+        from portal.announcements.models import Announcement
+
+        announcement = Announcement(
+            series_id=study.id,
+            subject=BilingualText(ja="ご案内", en="Notice"),
+            body=BilingualText(ja="本文", en="Text"),
+        )
+        s.add(announcement)
         s.commit()
         ids = {
+            "announcement_id": announcement.id,
             "reg_id": registrations["owner"].id,
             "talk_id": talk.id,
             "person_id": owner.person_id,

@@ -299,6 +299,25 @@ def _message(rendered: compose.Rendered, row, announcement: Announcement) -> byt
     ).encode("ascii")
 
 
+# The two statements of every delivery, on the table (no ORM bookkeeping per message).
+_TABLE = AnnouncementDelivery.__table__
+_HANDING_OVER = (
+    _TABLE.update()
+    .where(_TABLE.c.id == sa.bindparam("b_id"))
+    .values(handing_over_at=sa.bindparam("b_at"))
+)
+_SENT = (
+    _TABLE.update()
+    .where(_TABLE.c.id == sa.bindparam("b_id"))
+    .values(
+        status=DeliveryStatus.sent,
+        sent_at=sa.bindparam("b_at"),
+        claimed_until=None,
+        attempts=sa.bindparam("b_attempts"),
+    )
+)
+
+
 def _rate_pause() -> float:
     rate = int(current_app.config.get("ANNOUNCEMENTS_RATE_PER_MINUTE") or 0)
     return 60.0 / rate if rate > 0 else 0.0
@@ -359,12 +378,7 @@ def send_due(
                 if key not in rendered:
                     rendered[key] = compose.render(session, announcement, row.language)
                 message = _message(rendered[key], row, announcement)
-                session.execute(
-                    sa.update(D)
-                    .where(D.id == row.id)
-                    .values(handing_over_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
+                session.execute(_HANDING_OVER, {"b_id": row.id, "b_at": utcnow()})
                 session.commit()  # also commits the previous delivery's sent_at
                 pending.remove(row.id)
                 tried += 1
@@ -394,15 +408,7 @@ def send_due(
                         raise  # the connection is gone, or the sender is dying
                     continue
                 session.execute(
-                    sa.update(D)
-                    .where(D.id == row.id)
-                    .values(
-                        status=DeliveryStatus.sent,
-                        sent_at=utcnow(),
-                        claimed_until=None,
-                        attempts=row.attempts + 1,
-                    )
-                    .execution_options(synchronize_session=False)
+                    _SENT, {"b_id": row.id, "b_at": utcnow(), "b_attempts": row.attempts + 1}
                 )
                 report.sent += 1
                 if pause:
