@@ -462,3 +462,41 @@ def test_registration_box_is_separate_and_unticked(app, client, session, study):
     _login(second, other)
     assert second.post("/ja/events/open-meeting/register", data=data).status_code == 302
     assert _status(session, study, "noreg@example.org") is None
+
+
+def test_join_page_does_not_tell_strangers_who_is_on_the_list(app, client, session, study):
+    person = f.person(session, email="on@example.org")
+    subscriptions.request_join(session, study, person=person, language="ja", confirmed=True)
+    session.commit()
+    response = client.post(
+        "/en/series/study/announcements/join",
+        data={"email": "on@example.org", "name": "", "language": "en"},
+    )
+    assert response.status_code == 200
+    assert "We sent an email to on@example.org" in response.get_data(as_text=True)
+    db.session.expire_all()
+    sub = subscriptions.subscription_of(session, study.id, person.id)
+    assert (sub.status, sub.language) == (S.confirmed, "ja")
+
+
+def test_organiser_pages_refuse_bad_input_without_500(app, client, session, study, organiser):
+    a = Announcement(
+        series_id=study.id,
+        subject=BilingualText(ja="件名", en="Subject"),
+        body=BilingualText(ja="本文", en="Text"),
+    )
+    session.add(a)
+    session.commit()
+    _login(client, organiser)
+    base = "/ja/organiser/series/study/announcements"
+    assert client.get(f"{base}/999999/").status_code == 404
+    bad = client.post(
+        f"{base}/{a.id}/",
+        data={"subject_ja": "新しい件名", "body_ja": "本文", "audience": "everyone"},
+    )
+    assert bad.status_code == 400 and 'value="新しい件名"' in bad.get_data(as_text=True)
+    assert client.post(f"{base}/{a.id}/test", data={"language": "xx"}).status_code == 400
+    assert client.post(f"{base}/list/import", data={"confirm_by_email": "ask"}).status_code == 400
+    assert client.get(f"{base}/list?status=nonsense").status_code == 200
+    assert client.get(f"{base}/list?page=abc").status_code == 400  # the project's int_arg
+    assert client.post(f"{base}/{a.id}/unschedule", data={}).status_code == 302

@@ -115,9 +115,11 @@ def request_join(
     sub = subscription_of(session, series.id, person.id)
     if sub is None:
         sub = Subscription(series_id=series.id, person_id=person.id, status=None, source=source)
-    sub.language = _language(language, person)
     if sub.status == S.confirmed:
-        return sub
+        if confirmed:  # the owner asking: their choice of language stands
+            sub.language = _language(language, person)
+        return sub  # anyone else cannot change a confirmed entry
+    sub.language = _language(language, person)
     if confirmed:
         move(session, sub, S.confirmed, "joined", note=source)
         audit.record(session, None, "list_subscription", sub.id, "joined", source=source)

@@ -45,6 +45,7 @@ from portal.i18n import BilingualText
 from portal.localtime import to_local, to_utc
 from portal.pagination import page_number, paginate
 from portal.params import int_or_none
+from portal.security import limit_email_form
 from portal.transactions import state_change
 
 bp = Blueprint("announcements", __name__, url_prefix="/<lang_code>")
@@ -76,6 +77,7 @@ def _link_problem(error: tokens.LinkError):
 
 
 @bp.route("/series/<slug>/announcements/join", methods=["GET", "POST"])
+@limit_email_form
 def join(slug: str):
     series = _series_or_404(slug)
     form = forms.JoinForm()
@@ -102,7 +104,9 @@ def join(slug: str):
                 source="page",
                 confirmed=verified_self,
             )
-            joined = sub.status == SubscriptionStatus.confirmed
+            # Only the address's logged-in owner learns that it is on the list; anyone else
+            # reads "we sent an email" whatever the address's state (no enumeration).
+            joined = verified_self and sub.status == SubscriptionStatus.confirmed
         if change.ok:
             return render_template(
                 "announcements/join_sent.html", series=series, email=email, joined=joined
