@@ -500,3 +500,27 @@ def test_organiser_pages_refuse_bad_input_without_500(app, client, session, stud
     assert client.get(f"{base}/list?status=nonsense").status_code == 200
     assert client.get(f"{base}/list?page=abc").status_code == 400  # the project's int_arg
     assert client.post(f"{base}/{a.id}/unschedule", data={}).status_code == 302
+
+
+def test_data_download_and_account_deletion_reach_the_lists(app, client, session, study):
+    from tests.test_accounts import log_in
+
+    user = f.user(session, email="leaver@example.org")
+    subscriptions.request_join(session, study, person=user.person, language="en", confirmed=True)
+    session.commit()
+    log_in(client, "leaver@example.org")
+    data = client.get("/en/account/profile/data.json").json
+    assert [(x["series"], x["status"], x["language"]) for x in data["announcements"]["lists"]] == [
+        ("study", "confirmed", "en")
+    ]
+    response = client.post(
+        "/en/account/profile/delete", data={"delete-password": f.PASSWORD, "delete-confirm": "y"}
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    sub = subscriptions.subscription_of(session, study.id, user.person_id)
+    assert sub.status == S.left
+    assert counts.current_size(session, study) == 0
+    from portal.localtime import today
+
+    assert counts.list_size_on(session, study, today(study.timezone)) == 0
