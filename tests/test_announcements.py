@@ -524,3 +524,46 @@ def test_data_download_and_account_deletion_reach_the_lists(app, client, session
     from portal.localtime import today
 
     assert counts.list_size_on(session, study, today(study.timezone)) == 0
+
+
+def test_organiser_pages_issue_the_same_queries_for_5_or_60_rows(
+    app, client, session, study, organiser
+):
+    from tests.test_attendance import count_queries
+
+    def add(n, start):
+        for i in range(start, start + n):
+            person = f.person(session, email=f"r{i}@example.org")
+            subscriptions.request_join(session, study, person=person, confirmed=True)
+            session.add(
+                Announcement(
+                    series_id=study.id,
+                    subject=BilingualText(ja=f"件名{i}", en=f"Subject {i}"),
+                    body=BilingualText(ja="本文", en="Text"),
+                    status=AnnouncementStatus.sent,
+                    recipients=1,
+                )
+            )
+        session.commit()
+
+    _login(client, organiser)
+    pages = (
+        "/ja/organiser/series/study/announcements/",
+        "/ja/organiser/series/study/announcements/list",
+    )
+
+    def measure():
+        found = []
+        for url in pages:
+            db.session.close()  # the requests share the test's app context: no cached rows
+            with count_queries(app) as statements:
+                assert client.get(url).status_code == 200
+            found.append(len(statements))
+        return found
+
+    add(5, 0)
+    measure()  # the first request of the client loads what every later one finds cached
+    few = measure()
+    add(55, 5)
+    many = measure()
+    assert many == few
