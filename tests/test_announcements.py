@@ -348,6 +348,9 @@ def test_organiser_writes_previews_tests_and_queues_an_announcement(
     assert session.get(Announcement, a.id).recipients == 1
     page = client.get(f"/ja/organiser/series/study/announcements/{a.id}/")
     assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert 'id="sent">1<' in text and 'id="remaining">0<' in text and 'id="failed">0<' in text
+    assert "送信結果" in text  # the report of a finished announcement
     with app.test_request_context():
         view_token = tokens.view_token(a.id, person.id)
     public = client.get(f"/en/announcements/view/{view_token}")

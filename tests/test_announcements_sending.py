@@ -319,3 +319,45 @@ def test_two_workers_at_once_send_each_delivery_once(app, session, world, smtp_s
     assert sum(r.sent for r in reports) == 400
     received = Counter(m["To"] for m in smtp_server.messages)
     assert set(received) == set(emails) and set(received.values()) == {1}
+
+
+def test_a_set_time_waits_and_the_author_gets_the_report(app, session, world, smtp_server):
+    from portal.mail.models import OutboxEmail
+    from portal.registration.models import FeeCategory
+
+    series, event = world
+    _configure(app, smtp_server)
+    organiser = f.user(session, email="org@example.org", roles=(("organiser", series),))
+    session.add_all(
+        [
+            FeeCategory(
+                event_id=event.id,
+                code="general",
+                name=BilingualText(ja="一般", en="General"),
+                price_minor=5000,
+            ),
+            FeeCategory(
+                event_id=event.id, code="student", name=BilingualText(ja="学生", en="Student")
+            ),
+        ]
+    )
+    emails = _people(session, series, 3, SubscriptionStatus.confirmed, language="ja")
+    session.commit()
+    a = _announcement(session, series, event, created_by_id=organiser.id)
+    a.body = BilingualText(ja="参加費\n\n{fee_table}\n\n会場：{venue}", en="Fees\n\n{fee_table}")
+    session.commit()
+    later = utcnow() + timedelta(hours=2)
+    sending.queue(session, a, organiser, send_at=later)
+    session.commit()
+    assert sending.prepare_due(session) == []
+    assert sending.prepare_due(session, now=later + timedelta(seconds=1)) == [a.id]
+    report = sending.send_due(session)
+    assert report.sent == 3 and report.finished == [a.id]
+    html = smtp_server.messages[0].get_body(("html",)).get_content()
+    assert "<td>一般</td>" in html and "¥5,000" in html and "無料" in html
+    mail = session.scalar(
+        sa.select(OutboxEmail).where(OutboxEmail.template == "announcements/report")
+    )
+    assert mail.to_address == "org@example.org"
+    assert "送信済み：3" in mail.body_text
+    assert {m["To"] for m in smtp_server.messages} == set(emails)
