@@ -361,3 +361,25 @@ def test_a_set_time_waits_and_the_author_gets_the_report(app, session, world, sm
     assert mail.to_address == "org@example.org"
     assert "送信済み：3" in mail.body_text
     assert {m["To"] for m in smtp_server.messages} == set(emails)
+
+
+def test_someone_who_leaves_while_it_is_being_sent_receives_nothing(
+    app, session, world, smtp_server
+):
+    from portal.announcements import subscriptions
+
+    series, _ = world
+    _configure(app, smtp_server)
+    emails = _people(session, series, 5, SubscriptionStatus.confirmed)
+    session.commit()
+    a = _announcement(session, series)
+    sending.queue(session, a, None)
+    session.commit()
+    sending.prepare_due(session)
+    person_id = session.scalar(sa.select(Person.id).where(Person.email == emails[2]))
+    subscriptions.leave(session, series.id, person_id)
+    session.commit()
+    report = sending.send_due(session)
+    assert report.sent == 4 and report.finished == [a.id]
+    assert emails[2] not in {m["To"] for m in smtp_server.messages}
+    assert sending.progress(session, [a.id])[a.id]["withdrawn"] == 1

@@ -177,6 +177,7 @@ def upgrade() -> None:
                 "sent",
                 "failed",
                 "uncertain",
+                "withdrawn",
                 name="deliverystatus",
                 native_enum=False,
                 length=20,

@@ -127,6 +127,7 @@ class DeliveryStatus(enum.StrEnum):
     sent = "sent"
     failed = "failed"  # refused by the mail server after the last try
     uncertain = "uncertain"  # a sender died while handing it over: not sent again
+    withdrawn = "withdrawn"  # the person left the list (or bounced) before it was sent
 
 
 class AnnouncementDelivery(Base):

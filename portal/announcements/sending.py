@@ -52,6 +52,8 @@ from portal.announcements.models import (
     AnnouncementDelivery,
     AnnouncementStatus,
     DeliveryStatus,
+    Subscription,
+    SubscriptionStatus,
 )
 from portal.db import utcnow
 from portal.errors import UserError
@@ -202,6 +204,7 @@ def claim(session: Session, limit: int, now=None) -> list[int]:
     transaction holds the write lock from its start, so two senders never overlap.
     """
     now = now or utcnow()
+    withdraw_left(session)
     pick = sa.select(D.id).where(_claimable(now)).order_by(D.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True, of=D)
@@ -215,6 +218,34 @@ def claim(session: Session, limit: int, now=None) -> list[int]:
         )
     session.commit()
     return sorted(ids)
+
+
+def withdraw_left(session: Session) -> None:
+    """Deliveries not handed over yet to people who left the series' list (or whose address
+    bounced) since the announcement was prepared are withdrawn. Does not commit."""
+    gone = (
+        sa.select(Subscription.id)
+        .join(Announcement, Announcement.series_id == Subscription.series_id)
+        .where(
+            Announcement.id == D.announcement_id,
+            Subscription.person_id == D.person_id,
+            Subscription.status.in_([SubscriptionStatus.left, SubscriptionStatus.undeliverable]),
+        )
+    )
+    session.execute(
+        sa.update(D)
+        .where(
+            D.announcement_id.in_(
+                sa.select(Announcement.id).where(Announcement.status == AnnouncementStatus.sending)
+            ),
+            D.status == DeliveryStatus.queued,
+            D.handing_over_at.is_(None),
+            sa.or_(D.claimed_until.is_(None), D.claimed_until < utcnow()),
+            sa.exists(gone),
+        )
+        .values(status=DeliveryStatus.withdrawn, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def mark_uncertain(session: Session, now=None) -> int:
