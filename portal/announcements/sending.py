@@ -283,9 +283,32 @@ def _part(content_type: str, text: str) -> str:
     )
 
 
-def _message(rendered: compose.Rendered, row, announcement: Announcement) -> bytes:
+def _shared_headers(rendered: compose.Rendered, announcement: Announcement) -> str:
+    """The headers every recipient of a language shares, encoded once per run."""
+    lang = rendered.language
+    office = office_contact(lang)
+    domain = message_id_domain()
+    sender = (office["name"] or "Rare Metal Portal", current_app.config["MAIL_SENDER"])
+    return "".join(
+        (
+            _header("From", formataddr(sender, charset="utf-8")),
+            _header("Subject", rendered.subject),
+            _header("Reply-To", office["email"]) if office["email"] else "",
+            _header("List-Id", f"<{announcement.series.slug}.list.{domain}>"),
+            _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            _header("Precedence", "bulk"),
+            _header("Content-Language", lang),
+            "MIME-Version: 1.0\r\n",
+        )
+    )
+
+
+def _message(
+    rendered: compose.Rendered, row, announcement: Announcement, shared: str | None = None
+) -> bytes:
     """The message as bytes (MIME built by hand: the email package's header folding costs
-    more than everything else of a delivery)."""
+    more than everything else of a delivery). ``shared``: ``_shared_headers`` for this
+    announcement and language."""
     lang = rendered.language
     leave = external_url(
         "announcements.leave",
@@ -298,29 +321,15 @@ def _message(rendered: compose.Rendered, row, announcement: Announcement) -> byt
         token=tokens.view_token(announcement.id, row.person_id),
     )
     text, html = compose.personalise(rendered, leave, view)
-    office = office_contact(lang)
-    domain = message_id_domain()
     boundary = f"=_announcement_{announcement.id}_{row.person_id}_{secrets.token_hex(6)}"
+    message_id = f"<announcement-{announcement.id}-{row.person_id}@{message_id_domain()}>"
     head = "".join(
         (
-            _header(
-                "From",
-                formataddr(
-                    (office["name"] or "Rare Metal Portal", current_app.config["MAIL_SENDER"]),
-                    charset="utf-8",
-                ),
-            ),
+            shared if shared is not None else _shared_headers(rendered, announcement),
             _header("To", row.email),
-            _header("Subject", rendered.subject),
             _header("Date", formatdate(usegmt=True)),
-            _header("Message-ID", f"<announcement-{announcement.id}-{row.person_id}@{domain}>"),
-            _header("Reply-To", office["email"]) if office["email"] else "",
-            _header("List-Id", f"<{announcement.series.slug}.list.{domain}>"),
+            _header("Message-ID", message_id),
             _header("List-Unsubscribe", f"<{leave}>"),
-            _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-            _header("Precedence", "bulk"),
-            _header("Content-Language", lang),
-            "MIME-Version: 1.0\r\n",
             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n',
         )
     )
@@ -377,6 +386,7 @@ def send_due(
     stop_at = time.monotonic() + seconds
     announcements: dict[int, Announcement] = {}
     rendered: dict[tuple[int, str], compose.Rendered] = {}
+    shared: dict[tuple[int, str], str] = {}
     smtp = None
     tried = 0
     pending: list[int] = []  # claimed by this run, not handed over yet
@@ -408,7 +418,8 @@ def send_due(
                 key = (row.announcement_id, row.language)
                 if key not in rendered:
                     rendered[key] = compose.render(session, announcement, row.language)
-                message = _message(rendered[key], row, announcement)
+                    shared[key] = _shared_headers(rendered[key], announcement)
+                message = _message(rendered[key], row, announcement, shared[key])
                 session.execute(_HANDING_OVER, {"b_id": row.id, "b_at": utcnow()})
                 session.commit()  # also commits the previous delivery's sent_at
                 pending.remove(row.id)
