@@ -281,13 +281,50 @@ def test_a_refused_address_is_retried_then_failed(app, session, world, smtp_serv
         return real(self, from_addr, to_addrs, msg, *args, **kwargs)
 
     monkeypatch.setattr(smtplib.SMTP, "sendmail", refuse_one)
-    for _ in range(sending.MAX_ATTEMPTS):
-        sending.send_due(session)
+    report = sending.send_due(session)
+    assert (report.sent, report.failed) == (2, 1)
     db.session.expire_all()
     counts = sending.progress(session, [a.id])[a.id]
     assert (counts["sent"], counts["failed"], counts["queued"]) == (2, 1, 0)
     assert session.get(Announcement, a.id).status == AnnouncementStatus.sent
     assert [m["To"] for m in smtp_server.messages].count(emails[0]) == 1
+    # 550: the address is undeliverable at once (no further tries, no more announcements)
+    person_id = session.scalar(sa.select(Person.id).where(Person.email == emails[1]))
+    sub = session.scalar(sa.select(Subscription).where(Subscription.person_id == person_id))
+    assert sub.status == SubscriptionStatus.undeliverable
+
+
+def test_a_temporary_refusal_is_tried_again_later(app, session, world, smtp_server, monkeypatch):
+    series, _ = world
+    _configure(app, smtp_server)
+    emails = _people(session, series, 2, SubscriptionStatus.confirmed)
+    session.commit()
+    a = _announcement(session, series)
+    sending.queue(session, a, None)
+    session.commit()
+    sending.prepare_due(session)
+    real = smtplib.SMTP.sendmail
+    busy = {"on": True}
+
+    def greylist(self, from_addr, to_addrs, msg, *args, **kwargs):
+        if to_addrs == [emails[0]] and busy["on"]:
+            raise smtplib.SMTPRecipientsRefused({emails[0]: (451, b"try again later")})
+        return real(self, from_addr, to_addrs, msg, *args, **kwargs)
+
+    monkeypatch.setattr(smtplib.SMTP, "sendmail", greylist)
+    report = sending.send_due(session)
+    assert (report.sent, report.failed) == (1, 1)
+    assert sending.send_due(session).sent == 0  # not yet: it waits RETRY_DELAY
+    busy["on"] = False
+    session.execute(
+        sa.update(AnnouncementDelivery)
+        .where(AnnouncementDelivery.email == emails[0])
+        .values(claimed_until=utcnow() - timedelta(seconds=1))
+    )
+    session.commit()
+    assert sending.send_due(session).sent == 1
+    received = Counter(m["To"] for m in smtp_server.messages)
+    assert received == {emails[0]: 1, emails[1]: 1}
 
 
 def test_two_workers_at_once_send_each_delivery_once(app, session, world, smtp_server):

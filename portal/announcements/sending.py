@@ -55,6 +55,7 @@ from portal.announcements.models import (
     Subscription,
     SubscriptionStatus,
 )
+from portal.announcements.subscriptions import mark_undeliverable
 from portal.db import utcnow
 from portal.errors import UserError
 from portal.links import external_url
@@ -64,6 +65,7 @@ D = AnnouncementDelivery
 CLAIM_BATCH = 50
 CLAIM_LEASE = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
+RETRY_DELAY = timedelta(minutes=5)  # after a temporary refusal (4xx), times the tries
 
 
 class SendError(UserError):
@@ -358,6 +360,15 @@ _SENT = (
 )
 
 
+def _smtp_code(exc: Exception) -> int:
+    """The SMTP reply code of a refusal (the recipient's, when the recipient was refused); 0
+    when the server gave none (the connection broke)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return min(codes) if codes else 0
+    return int(getattr(exc, "smtp_code", 0) or 0)
+
+
 def _rate_pause() -> float:
     rate = int(current_app.config.get("ANNOUNCEMENTS_RATE_PER_MINUTE") or 0)
     return 60.0 / rate if rate > 0 else 0.0
@@ -426,22 +437,26 @@ def send_due(
                 tried += 1
                 try:
                     smtp.sendmail(current_app.config["MAIL_SENDER"], [row.email], message)
-                except Exception as exc:  # the server never accepted it: try again later
+                except Exception as exc:  # the server never accepted it
                     attempts = row.attempts + 1
+                    permanent = _smtp_code(exc) >= 500
                     session.execute(
                         sa.update(D)
                         .where(D.id == row.id)
                         .values(
                             handing_over_at=None,
-                            claimed_until=None,
+                            # tried again after a pause that grows with the tries
+                            claimed_until=utcnow() + RETRY_DELAY * attempts,
                             attempts=attempts,
                             last_error=f"{type(exc).__name__}: {exc}"[:2000],
                             status=DeliveryStatus.failed
-                            if attempts >= MAX_ATTEMPTS
+                            if permanent or attempts >= MAX_ATTEMPTS
                             else DeliveryStatus.queued,
                         )
                         .execution_options(synchronize_session=False)
                     )
+                    if permanent:  # 5xx: the address does not exist (a bounce at once)
+                        mark_undeliverable(session, row.email, "refused")
                     session.commit()
                     report.failed += 1
                     if not isinstance(
