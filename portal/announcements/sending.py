@@ -439,14 +439,18 @@ def send_due(
                     smtp.sendmail(current_app.config["MAIL_SENDER"], [row.email], message)
                 except Exception as exc:  # the server never accepted it
                     attempts = row.attempts + 1
-                    permanent = _smtp_code(exc) >= 500
+                    refused = isinstance(
+                        exc, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused
+                    )
+                    permanent = refused and _smtp_code(exc) >= 500
                     session.execute(
                         sa.update(D)
                         .where(D.id == row.id)
                         .values(
                             handing_over_at=None,
-                            # tried again after a pause that grows with the tries
-                            claimed_until=utcnow() + RETRY_DELAY * attempts,
+                            # a refusal is tried again after a pause that grows with the
+                            # tries; a broken connection or a dying sender at the next run
+                            claimed_until=utcnow() + RETRY_DELAY * attempts if refused else None,
                             attempts=attempts,
                             last_error=f"{type(exc).__name__}: {exc}"[:2000],
                             status=DeliveryStatus.failed
@@ -459,9 +463,7 @@ def send_due(
                         mark_undeliverable(session, row.email, "refused")
                     session.commit()
                     report.failed += 1
-                    if not isinstance(
-                        exc, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused
-                    ):
+                    if not refused:
                         raise  # the connection is gone, or the sender is dying
                     continue
                 session.execute(
