@@ -93,32 +93,34 @@ def fill(text: str, values: dict[str, str]) -> str:
     return text
 
 
-def render(session: Session, announcement: Announcement, lang: str) -> Rendered:
-    """The announcement in ``lang`` (falling back to the other language's text), with the
-    recipient's links left as marks for ``personalise``."""
+def context(session: Session, announcement: Announcement, lang: str) -> dict:
+    """What the templates ``mail/announcements/announcement.txt|html`` need, in ``lang``
+    (falling back to the other language's text), the recipient's links left as marks. Call
+    it under ``force_locale(lang)``."""
     series = announcement.series
     default = series.default_language
+    values = placeholder_values(session, announcement.event, lang)
+    subject = fill(announcement.subject.get(lang, default), values).replace("\n", " ").strip()
+    body = fill(announcement.body.get(lang, default), values)
+    return {
+        "lang": lang,
+        "series": series,
+        "office": office_contact(lang),
+        "leave_link": LEAVE_MARK,
+        "view_link": VIEW_MARK,
+        "subject": subject[:300],
+        "plain_body": plain_text(body),
+        "html_body": render_markdown(body),
+    }
+
+
+def render(session: Session, announcement: Announcement, lang: str) -> Rendered:
+    """The announcement in ``lang``, rendered once for every recipient of that language."""
     with force_locale(lang):
-        values = placeholder_values(session, announcement.event, lang)
-        subject = fill(announcement.subject.get(lang, default), values).replace("\n", " ")
-        body = fill(announcement.body.get(lang, default), values)
-        context = {
-            "lang": lang,
-            "series": series,
-            "office": office_contact(lang),
-            "leave_link": LEAVE_MARK,
-            "view_link": VIEW_MARK,
-        }
-        text = render_template(
-            "mail/announcements/announcement.txt", body=plain_text(body), **context
-        )
-        html = render_template(
-            "mail/announcements/announcement.html",
-            subject=subject,
-            body=render_markdown(body),
-            **context,
-        )
-    return Rendered(language=lang, subject=subject.strip()[:300], text=text, html=html)
+        values = context(session, announcement, lang)
+        text = render_template("mail/announcements/announcement.txt", **values)
+        html = render_template("mail/announcements/announcement.html", **values)
+    return Rendered(language=lang, subject=values["subject"], text=text, html=html)
 
 
 def personalise(rendered: Rendered, leave_link: str, view_link: str) -> tuple[str, str]:

@@ -562,22 +562,17 @@ def _queue_report(session: Session, announcement: Announcement, figures: dict) -
 def send_test(session: Session, announcement: Announcement, user, language: str) -> None:
     """The announcement as a recipient of ``language`` reads it, to the organiser (through the
     outbox; the leave link is one for the organiser, who stays on the list)."""
-    rendered = compose.render(session, announcement, language)
-    view = external_url(
+    from flask_babel import force_locale
+
+    with force_locale(language):
+        values = compose.context(session, announcement, language)
+    values["view_link"] = external_url(
         "announcements.view",
         lang_code=language,
         token=tokens.view_token(announcement.id, user.person_id),
     )
-    text, html = compose.personalise(rendered, "#", view)
-    queue_email(
-        session,
-        user.email,
-        "announcements/test",
-        language,
-        subject=rendered.subject,
-        text=text,
-        html=html,
-    )
+    values["leave_link"] = values["view_link"]  # a test: the organiser does not leave
+    queue_email(session, user.email, "announcements/test", language, **values)
     audit.record(session, user, "announcement", announcement.id, "test_sent", language=language)
 
 
