@@ -216,6 +216,9 @@ RULES: dict[str, str] = {
     "organiser.roles": A,
     "organiser.series_edit": A,
     "organiser.series_new": A,
+    "organiser.series_plugin_settings": G,
+    "organiser.series_plugin_toggle": G,
+    "organiser.series_plugins": G,
     "organiser.talk_delete": G,
     "organiser.talk_edit": G,
     "organiser.talk_new": G,
@@ -372,6 +375,7 @@ def matrix_world(app):
             "pay_at_door",
             "calendar",
             "attendance",
+            "membership",
         ):
             f.enable(s, event, plugin)
             f.enable(s, past, plugin)

@@ -1,7 +1,7 @@
 """announcements: the list of a series and its announcements
 
 Revision ID: h17_0001
-Revises: i14b_0001
+Revises: i10_0002
 Create Date: 2026-12-05 12:48:27.510155
 """
 
@@ -12,7 +12,7 @@ import portal.i18n
 
 
 revision = "h17_0001"
-down_revision = "i14b_0001"
+down_revision = "i10_0002"
 branch_labels = None
 depends_on = None
 
