@@ -122,6 +122,21 @@ RULES: dict[str, str] = {
     "archive.open_item": M,
     "archive.speakers": P,
     "archive.upload": S,
+    # announcements: the list of a series and what is announced to it
+    "announcements.confirm": T,
+    "announcements.join": F,
+    "announcements.leave": T,
+    "announcements.set_language": T,
+    "announcements.view": T,
+    "announcement_hooks.bounces": X,
+    "announcements_admin.detail": G,
+    "announcements_admin.import_list": G,
+    "announcements_admin.index": G,
+    "announcements_admin.new": G,
+    "announcements_admin.send": G,
+    "announcements_admin.send_test": G,
+    "announcements_admin.subscribers": G,
+    "announcements_admin.unschedule": G,
     # attendance
     "attendance.chart_svg": F,
     "attendance.import_page": G,
@@ -448,8 +463,17 @@ def matrix_world(app):
         )
         (invoice,) = membership.membership_documents(s, [fee.id])[fee.id]
         role_id = s.scalar(sa.select(UserRole.id).where(UserRole.user_id == users["organiser"].id))
+        from portal.announcements.models import Announcement
+
+        announcement = Announcement(
+            series_id=study.id,
+            subject=BilingualText(ja="ご案内", en="Notice"),
+            body=BilingualText(ja="本文", en="Text"),
+        )
+        s.add(announcement)
         s.commit()
         ids = {
+            "announcement_id": announcement.id,
             "reg_id": registrations["owner"].id,
             "talk_id": talk.id,
             "person_id": owner.person_id,

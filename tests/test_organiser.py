@@ -178,7 +178,7 @@ def test_index_is_paginated_with_a_constant_number_of_queries(app, client, world
                 s,
                 study,
                 slug=f"extra-{i}",
-                number=1000 + i,
+                number=5000 + i,  # not the fixture's 94, whatever the factory's counter
                 starts_at=utcnow() + timedelta(days=40 + i),
             )
         s.commit()
