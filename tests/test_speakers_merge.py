@@ -357,3 +357,94 @@ def test_forget_speaker_erases_profile_but_keeps_talks(app, dbs):
     assert dbs.get(Talk, talk.id).self_introduction == BilingualText()
     assert dbs.scalar(sa.select(SpeakerInvitation.revoked_at)) is not None
     assert services.speaker_personal_data(dbs, keep.person)["affiliations"] == []
+
+
+# -- both records registered for one event -----------------------------------------------------
+
+
+def _registered_pair(dbs, first_state="pending_payment", second_state="confirmed"):
+    from portal.registration.models import Registration, RegistrationState
+
+    keep, other = _pair(dbs)
+    event = f.event(dbs, title=BilingualText(ja="第5回研究会", en="5th Meeting"))
+    regs = []
+    for profile, state in ((keep, first_state), (other, second_state)):
+        reg = Registration(
+            event_id=event.id,
+            person_id=profile.person_id,
+            attendance_mode="onsite",
+            state=RegistrationState(state),
+            currency="JPY",
+            total_minor=3000,
+        )
+        dbs.add(reg)
+        regs.append(reg)
+    dbs.flush()
+    return keep, other, event, regs
+
+
+def test_merge_of_two_registrations_keeps_the_confirmed_one_by_default(app, dbs):
+    from portal.registration.models import Registration
+
+    keep, other, event, (pending, confirmed) = _registered_pair(dbs)
+    with ctx(app):
+        record = services.merge_speakers(dbs, keep.person, other.person, None)
+    dbs.commit()
+    # The confirmed registration (the merged record's) now belongs to the survivor; the
+    # survivor's pending one is cancelled and stays with the merged record, history and all.
+    assert dbs.get(Registration, confirmed.id).person_id == keep.person_id
+    assert dbs.get(Registration, confirmed.id).state.value == "confirmed"
+    lost = dbs.get(Registration, pending.id)
+    assert (lost.person_id, lost.state.value) == (other.person_id, "cancelled")
+    history = dbs.scalars(
+        sa.select(AuditEntry.action).where(
+            AuditEntry.subject_type == "registration", AuditEntry.subject_id == pending.id
+        )
+    ).all()
+    assert history == ["cancelled_by_merge"]
+    assert record.snapshot["registrations"] == [
+        {
+            "event_id": event.id,
+            "kept": confirmed.id,
+            "cancelled": pending.id,
+            "cancelled_state": "pending_payment",
+        }
+    ]
+    assert dbs.get(Person, other.person_id).anonymised_at is not None
+
+
+def test_merge_page_lets_the_organiser_choose_the_registration(app, client, dbs):
+    from portal.registration.models import Registration
+
+    keep, other, event, (first, second) = _registered_pair(dbs, "confirmed", "cancelled")
+    login(client, organiser(dbs))
+    dbs.commit()
+    keep_id, other_id = keep.person_id, other.person_id
+    page = client.get(f"/en/organiser/speakers/merge?a={keep_id}&b={other_id}")
+    assert "Both records are registered for 5th Meeting. Which registration is kept?" in page.text
+    assert f'name="keep_{event.id}" value="{first.id}" checked' in page.text
+    # No choice for the event: the form comes back with the event named.
+    bad = client.post(
+        "/en/organiser/speakers/merge",
+        data={"a": keep_id, "b": other_id, "survivor_id": keep_id, f"keep_{event.id}": "999"},
+    )
+    assert bad.status_code == 400
+    assert "Please choose which registration for 5th Meeting to keep." in bad.text
+    # Keeping the (cancelled) second one: the survivor's confirmed one is cancelled instead.
+    response = client.post(
+        "/en/organiser/speakers/merge",
+        data={
+            "a": keep_id,
+            "b": other_id,
+            "survivor_id": keep_id,
+            f"keep_{event.id}": str(second.id),
+        },
+    )
+    assert response.status_code == 302
+    dbs.commit()
+    kept, lost = dbs.get(Registration, second.id), dbs.get(Registration, first.id)
+    assert (kept.person_id, kept.state.value) == (keep_id, "cancelled")
+    assert (lost.person_id, lost.state.value) == (other_id, "cancelled")
+    assert services.get_profile(dbs, other_id).merged_into_id == keep_id
+    ja = client.get(f"/ja/organiser/speakers/merges/{dbs.scalar(sa.select(SpeakerMerge.id))}")
+    assert ja.status_code == 200

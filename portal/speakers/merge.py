@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
 from portal import audit
 from portal.accounts.models import Person
@@ -76,10 +76,17 @@ def _unique_sets(table: sa.Table, column: sa.Column) -> list[set]:
     return sets
 
 
+# Tables whose clashes merge_speakers resolves itself (both records registered for one event:
+# one registration survives, the other is cancelled and stays with the merged record).
+RESOLVED_CLASHES = {"registrations"}
+
+
 def merge_conflicts(session: Session, survivor_id: int, merged_id: int) -> list[str]:
     """Tables where both people have a row that may exist only once (e.g. both have an account)."""
     conflicts = []
     for table, column in people_references():
+        if table.name in RESOLVED_CLASHES:
+            continue
         for cols in _unique_sets(table, column):
             others = [c for c in cols if c is not column]
             a, b = table.alias("a"), table.alias("b")
@@ -95,6 +102,105 @@ def merge_conflicts(session: Session, survivor_id: int, merged_id: int) -> list[
                 conflicts.append(str(TABLE_LABELS.get(table.name, table.name)))
                 break
     return conflicts
+
+
+# -- both records registered for one event ----------------------------------------------------
+
+# Which registration survives by default: the one furthest along (paid or confirmed first).
+STATE_PREFERENCE = {
+    "attended": 4,
+    "confirmed": 3,
+    "pending_payment": 2,
+    "waitlisted": 1,
+    "cancelled": 0,
+}
+
+
+@dataclass
+class RegistrationClash:
+    """Both records are registered for one event: ``first`` is the first record's."""
+
+    event: object
+    first: object
+    second: object
+
+    @property
+    def default(self):
+        """The registration kept unless the organiser chooses: the paid or confirmed one
+        (the further state), on a tie the first record's."""
+        a, b = self.first, self.second
+        rank = STATE_PREFERENCE.get
+        return b if rank(b.state.value, 0) > rank(a.state.value, 0) else a
+
+    @property
+    def registrations(self) -> tuple:
+        return (self.first, self.second)
+
+
+def registration_clashes(session: Session, first_id: int, second_id: int) -> list:
+    """The events both records are registered for (cancelled registrations too), by date."""
+    from portal.events.models import Event
+    from portal.registration.models import Registration
+
+    other = aliased(Registration)
+    rows = session.execute(
+        sa.select(Registration, other)
+        .join(other, sa.and_(other.event_id == Registration.event_id, other.person_id == second_id))
+        .join(Event, Event.id == Registration.event_id)
+        .where(Registration.person_id == first_id)
+        .options(joinedload(Registration.event))
+        .order_by(Event.starts_at, Event.id)
+    ).all()
+    return [RegistrationClash(event=a.event, first=a, second=b) for a, b in rows]
+
+
+def _resolve_registrations(
+    session: Session, survivor: Person, merged: Person, actor, keep: dict | None
+) -> tuple[list[dict], set[int], list[int]]:
+    """Cancel the losing registration of every clash (history kept, through the registration
+    transitions). Returns what was decided, the losing registrations of the merged record
+    (they stay with it) and those of the survivor (moved to the merged record afterwards)."""
+    from portal.registration import changes
+
+    keep = keep or {}
+    decided, stay, swap = [], set(), []
+    for clash in registration_clashes(session, survivor.id, merged.id):
+        wanted = keep.get(clash.event.id)
+        if wanted is None:
+            kept = clash.default
+        else:
+            kept = next((r for r in clash.registrations if r.id == wanted), None)
+            if kept is None:
+                raise MergeError(
+                    _l(
+                        "Please choose which registration for %(event)s to keep.",
+                        event=str(clash.event.title),
+                    )
+                )
+        lost = clash.second if kept is clash.first else clash.first
+        old_state = lost.state.value
+        if lost.is_active:
+            changes.cancel(
+                session,
+                lost,
+                actor=actor,
+                reason=f"merge of speaker #{merged.id} into #{survivor.id}",
+                action="cancelled_by_merge",
+                email="",
+            )
+        if lost.person_id == merged.id:
+            stay.add(lost.id)
+        else:
+            swap.append(lost.id)
+        decided.append(
+            {
+                "event_id": clash.event.id,
+                "kept": kept.id,
+                "cancelled": lost.id,
+                "cancelled_state": old_state,
+            }
+        )
+    return decided, stay, swap
 
 
 def _plain(value):
@@ -121,7 +227,12 @@ def _snapshot(person: Person, profile: SpeakerProfile | None) -> dict:
 
 
 def merge_speakers(
-    session: Session, survivor: Person, merged: Person, actor, reason: str = "duplicate"
+    session: Session,
+    survivor: Person,
+    merged: Person,
+    actor,
+    reason: str = "duplicate",
+    keep_registrations: dict[int, int] | None = None,
 ) -> SpeakerMerge:
     """Merge ``merged`` into ``survivor``: nothing is lost.
 
@@ -130,6 +241,11 @@ def merge_speakers(
     person and profile fields empty on the survivor are filled from the merged record; the
     merged record is anonymised and marked ``merged_into``; a SpeakerMerge row keeps who,
     when, what moved and a snapshot of the merged record; an audit entry is written.
+
+    When both are registered for one event, the registration in ``keep_registrations``
+    (event id → registration id; default: the paid or confirmed one) moves to the survivor and
+    the other is cancelled (audited, no email) and stays with the merged record, so its history
+    is kept.
     """
     if survivor.id == merged.id:
         raise MergeError(_l("A record cannot be merged into itself."))
@@ -149,11 +265,30 @@ def merge_speakers(
             )
         )
     snapshot = _snapshot(merged, merged_profile)
+    decided, stay, swap = _resolve_registrations(
+        session, survivor, merged, actor, keep_registrations
+    )
+    placeholder = None
+    if swap:
+        # The survivor's cancelled registration goes to the merged record; a registration is
+        # unique per (event, person), so it waits on a placeholder while the other one moves.
+        placeholder = Person(anonymised_at=utcnow())
+        session.add(placeholder)
+    session.flush()
+    registrations = sa.inspect(_registration_model()).local_table
+    if swap:
+        session.execute(
+            sa.update(registrations)
+            .where(registrations.c.id.in_(swap))
+            .values(person_id=placeholder.id)
+        )
 
     moved: dict[str, list] = {}
     for table, column in people_references():
         pk = list(table.primary_key.columns)
         where = column == merged.id
+        if table is registrations and stay:
+            where = sa.and_(where, table.c.id.not_in(stay))
         if len(pk) == 1:
             ids = [row[0] for row in session.execute(sa.select(pk[0]).where(where))]
         else:
@@ -162,8 +297,15 @@ def merge_speakers(
             continue
         session.execute(sa.update(table).where(where).values({column.name: survivor.id}))
         moved[f"{table.name}.{column.name}"] = ids
+    if swap:
+        session.execute(
+            sa.update(registrations).where(registrations.c.id.in_(swap)).values(person_id=merged.id)
+        )
+        session.execute(sa.delete(Person.__table__).where(Person.id == placeholder.id))
     # The rows changed underneath the ORM: reload everything (all was flushed above).
     session.expire_all()
+    if placeholder is not None:
+        session.expunge(placeholder)
 
     filled = []
     # A survivor without any profile content of its own (e.g. an account's person that is
@@ -227,6 +369,8 @@ def merge_speakers(
         moved=moved,
         filled=filled,
     )
+    if decided:
+        record.snapshot = {**snapshot, "registrations": decided}
     session.add(record)
     session.flush()
     search.apply_keys(merged_profile, merged, [])
@@ -243,11 +387,18 @@ def merge_speakers(
         moved=counts,
         filled=filled,
         reason=reason,
+        registrations=decided,
     )
     audit.record(
         session, actor, "speaker", merged.id, "merged_into", merge_id=record.id, into=survivor.id
     )
     return record
+
+
+def _registration_model():
+    from portal.registration.models import Registration
+
+    return Registration
 
 
 def merges(session: Session) -> sa.Select:

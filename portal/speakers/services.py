@@ -39,6 +39,7 @@ from portal.speakers.merge import (
     merges,
     merges_of,
     people_references,
+    registration_clashes,
 )
 from portal.speakers.personal_data import (
     forget_speaker,

@@ -29,6 +29,7 @@ from portal.i18n import LANGUAGES, BilingualText, current_language
 from portal.pagecache import cached_for_visitors
 from portal.pagination import page_number, paginate
 from portal.params import int_or_none
+from portal.registration.labels import STATE_LABELS
 from portal.security import limit_email_form
 from portal.speakers import forms, photos, services
 from portal.speakers.models import SpeakerMerge, SpeakerProfile
@@ -508,25 +509,41 @@ def speaker_merge():
         forms.choice(p.person_id, f"#{p.person_id} {p.person.display_name}")
         for p in (first, second)
     ]
+    clashes = services.registration_clashes(db.session, first.person_id, second.person_id)
+    chosen = {c.event.id: c.default.id for c in clashes}
     status = 200
     if request.method == "POST":
         status = 400
-        if form.validate_on_submit():
-            survivor, merged = (
-                (first, second)
-                if form.survivor_id.data == first.person_id
-                else (
-                    second,
-                    first,
+        valid = form.validate_on_submit()
+        for clash in clashes:
+            raw = int_or_none(request.form.get(f"keep_{clash.event.id}", ""))
+            if raw not in {r.id for r in clash.registrations}:
+                valid = False
+                flash(
+                    _(
+                        "Please choose which registration for %(event)s to keep.",
+                        event=str(clash.event.title),
+                    ),
+                    "error",
                 )
+            else:
+                chosen[clash.event.id] = raw
+        if valid:
+            survivor, merged = (
+                (first, second) if form.survivor_id.data == first.person_id else (second, first)
             )
             with state_change(success=_("The records have been merged.")) as change:
                 record = services.merge_speakers(
-                    db.session, survivor.person, merged.person, current_user
+                    db.session,
+                    survivor.person,
+                    merged.person,
+                    current_user,
+                    keep_registrations=chosen,
                 )
             if change.ok:
                 return redirect(url_for("speaker_admin.merge_detail", merge_id=record.id))
             first, second = (_person(i) for i in ids)
+            clashes = services.registration_clashes(db.session, first.person_id, second.person_id)
     elif form.survivor_id.data is None:
         form.survivor_id.data = first.person_id
     counts = {
@@ -542,6 +559,9 @@ def speaker_merge():
         first=first,
         second=second,
         talk_counts=counts,
+        clashes=clashes,
+        chosen=chosen,
+        state_labels=STATE_LABELS,
         a=ids[0],
         b=ids[1],
     )
