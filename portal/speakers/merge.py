@@ -427,7 +427,10 @@ DUPLICATE_REASONS = {
     "romanised": _l("Same romanised name"),
     "name": _l("Same name in Japanese script"),
     "kana": _l("Same kana reading"),
+    "reading": _l("Same reading in another script"),
 }
+# "reading" is only given when none of these already pairs the two records.
+_SAME_SCRIPT = {"romanised", "name", "kana"}
 
 
 @dataclass
@@ -442,12 +445,16 @@ class DuplicatePair:
 
 
 def find_duplicates(session: Session, limit: int = 100) -> list[DuplicatePair]:
-    """Pairs of records that are likely the same person (five queries, whatever the size)."""
+    """Pairs of records that are likely the same person (six queries, whatever the size).
+
+    Names are compared in each script and across scripts (``reading_key``: kanji with its kana
+    reading, a name typed in kana, romanised names with Hepburn variants folded)."""
     keys = {
         "email": SpeakerProfile.email_key,
         "romanised": SpeakerProfile.roman_key,
         "name": SpeakerProfile.name_key,
         "kana": SpeakerProfile.kana_key,
+        "reading": SpeakerProfile.reading_key,
     }
     live = sa.and_(SpeakerProfile.merged_into_id.is_(None), Person.anonymised_at.is_(None))
     pairs: dict[tuple[int, int], list[str]] = {}
@@ -471,7 +478,9 @@ def find_duplicates(session: Session, limit: int = 100) -> list[DuplicatePair]:
         for ids in groups.values():
             for i, a in enumerate(ids):
                 for b in ids[i + 1 :]:
-                    pairs.setdefault((a, b), []).append(reason)
+                    found = pairs.setdefault((a, b), [])
+                    if reason != "reading" or not _SAME_SCRIPT.intersection(found):
+                        found.append(reason)
     chosen = sorted(pairs)[:limit]
     ids = {i for pair in chosen for i in pair}
     profiles = {

@@ -82,6 +82,8 @@ class SpeakerProfile(Base):
     kana_key: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
     roman_key: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
     email_key: Mapped[str] = mapped_column(sa.String(254), default="", index=True)
+    # The name as it sounds (folded romaji, words sorted) from any script: search.reading_key.
+    reading_key: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
 
     merged_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("people.id"))
     merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -515,8 +515,12 @@ def set_talk_self_introduction(session: Session, talk: Talk, text: BilingualText
     audit.record(session, actor, "talk", talk.id, "self_introduction", fields=["ja", "en"])
 
 
-def likely_duplicates_of(session: Session, values: dict) -> list[SpeakerProfile]:
-    """Existing records that look like the person described by ``values`` (before creating)."""
+def likely_duplicates_of(
+    session: Session, values: dict, exclude: int | None = None
+) -> list[SpeakerProfile]:
+    """Existing records that look like the person described by ``values`` (before creating, or
+    ``exclude``: the record being edited): same email, or the same name in one script or
+    across scripts (``search.reading_key``)."""
     person = Person(**{k: values.get(k) or "" for k in PERSON_FIELDS})
     person.email = (values.get("email") or "").strip() or None
     conditions = []
@@ -528,17 +532,30 @@ def likely_duplicates_of(session: Session, values: dict) -> list[SpeakerProfile]
         conditions.append(SpeakerProfile.roman_key == search.roman_key(person.romanized_name))
     if person.email:
         conditions.append(SpeakerProfile.email_key == person.email.lower())
+    if search.reading_key(person):
+        conditions.append(SpeakerProfile.reading_key == search.reading_key(person))
     if not conditions:
         return []
     return list(
         session.scalars(
             sa.select(SpeakerProfile)
-            .where(SpeakerProfile.merged_into_id.is_(None), sa.or_(*conditions))
+            .where(
+                SpeakerProfile.merged_into_id.is_(None),
+                SpeakerProfile.person_id != (exclude or 0),
+                sa.or_(*conditions),
+            )
             .options(joinedload(SpeakerProfile.person), selectinload(SpeakerProfile.affiliations))
             .order_by(SpeakerProfile.person_id)
             .limit(20)
         ).unique()
     )
+
+
+def likely_duplicates_of_record(session: Session, person: Person) -> list[SpeakerProfile]:
+    """The other live records that look like this one (shown on its edit page)."""
+    values = {name: getattr(person, name) for name in ORGANISER_PERSON_FIELDS}
+    found = likely_duplicates_of(session, values, exclude=person.id)
+    return [p for p in found if p.person.anonymised_at is None]
 
 
 # -- maintenance ------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ from portal.speakers.records import (
     has_speaker_data,
     is_editor,
     likely_duplicates_of,
+    likely_duplicates_of_record,
     photos_after_commit,
     reindex,
     remove_photo,

@@ -412,6 +412,9 @@ def _edit_page(profile, status=200, form=None, affiliation_form=None, invite_for
         talks=talks,
         merges=services.merges_of(db.session, person.id),
         photo_form=forms.EmptyForm(prefix="photo"),
+        duplicates=(
+            [] if profile.is_merged else services.likely_duplicates_of_record(db.session, person)
+        ),
     )
 
 
