@@ -448,3 +448,85 @@ def test_merge_page_lets_the_organiser_choose_the_registration(app, client, dbs)
     assert services.get_profile(dbs, other_id).merged_into_id == keep_id
     ja = client.get(f"/ja/organiser/speakers/merges/{dbs.scalar(sa.select(SpeakerMerge.id))}")
     assert ja.status_code == 200
+
+
+# -- after a merge -------------------------------------------------------------------------------
+
+
+def test_old_invitation_link_does_not_edit_a_survivor_with_an_account(app, client, dbs):
+    keep, other = _pair(dbs)
+    account = f.user(dbs, email="taro.account@example.org")
+    with ctx(app):
+        _invitation, token = services.invite_speaker(
+            dbs, other.person, "t.yamada@example.edu", organiser(dbs)
+        )
+    # The survivor is the account's person: the other record (and its invitation) moves there.
+    services.merge_speakers(dbs, account.person, other.person, None)
+    dbs.commit()
+    url = f"/en/speakers/invitation/{token}/"
+    page = client.get(url)
+    assert page.status_code == 403
+    assert "This speaker record now belongs to an account. Please log in to change it." in page.text
+    assert "/en/account/login?next=" in page.text
+    before = dbs.get(Person, account.person_id).romanized_name
+    response = client.post(url, data={"romanized_name": "Evil Name", "family_name": "悪"})
+    assert response.status_code == 403
+    assert client.post(f"{url}affiliations", data={}).status_code == 403
+    dbs.commit()
+    assert dbs.get(Person, account.person_id).romanized_name == before
+    ja = client.get(f"/ja/speakers/invitation/{token}/")
+    assert "アカウント" in ja.text and ja.status_code == 403
+    # The account holder, logged in, may still use it.
+    login(client, account)
+    assert client.get(url).status_code == 200
+
+
+def test_merged_record_keeps_no_personal_data(app, dbs):
+    from pathlib import Path
+
+    from tests.test_speakers_support import image_bytes
+
+    keep, other = _pair(dbs)
+    other.title = BilingualText(ja="教授", en="Prof.")
+    other.position = BilingualText(en="Professor")
+    other.person.sector = None
+    admin = organiser(dbs)
+    with ctx(app):
+        services.update_speaker(dbs, keep.person, {}, admin, image_bytes())
+        services.update_speaker(dbs, other.person, {}, admin, image_bytes())
+    dbs.commit()
+    other_photo = Path(app.config["UPLOAD_FOLDER"]) / "speakers" / other.photo_filename
+    assert other_photo.exists()
+    with ctx(app):
+        record = services.merge_speakers(dbs, keep.person, other.person, None)
+    dbs.commit()
+    merged = services.get_profile(dbs, other.person_id)
+    for name in ("title", "position", "biography", "self_introduction"):
+        assert getattr(merged, name) == BilingualText(), name
+    assert (merged.links, merged.photo_filename, merged.publish_consent) == ([], None, False)
+    assert not other_photo.exists()
+    person = dbs.get(Person, other.person_id)
+    assert (person.family_name, person.romanized_name, person.email, person.country) == (
+        "",
+        "",
+        None,
+        "",
+    )
+    assert merged.search_key == "" and merged.reading_key == ""
+    # Nothing is lost: the merge record has it.
+    assert record.snapshot["profile"]["self_introduction"] == {"ja": "", "en": "Hello, I am Taro."}
+    assert record.snapshot["profile"]["title"] == {"ja": "教授", "en": "Prof."}
+
+
+def test_merge_detail_names_fields_in_the_readers_language(app, client, dbs):
+    keep, other = _pair(dbs)
+    f.talk(dbs, f.event(dbs), speaker=other.person)
+    record = services.merge_speakers(dbs, keep.person, other.person, None)
+    login(client, organiser(dbs))
+    dbs.commit()
+    ja = client.get(f"/ja/organiser/speakers/merges/{record.id}").text
+    for label in ("略歴（英語）", "自己紹介（英語）", "国・地域", "氏名（ローマ字）", "講演"):
+        assert label in ja, label
+    assert "<code>romanized_name</code>" not in ja and "biography.en" not in ja
+    en = client.get(f"/en/organiser/speakers/merges/{record.id}").text
+    assert "Biography (English)" in en and "Name in Latin letters" in en

@@ -22,7 +22,13 @@ from portal.speakers.models import (
     SpeakerMerge,
     SpeakerProfile,
 )
-from portal.speakers.records import PHOTO_FIELDS, PROFILE_TEXT_FIELDS, MergeError, ensure_profile
+from portal.speakers.records import (
+    PHOTO_FIELDS,
+    PROFILE_TEXT_FIELDS,
+    MergeError,
+    ensure_profile,
+    photos_after_commit,
+)
 
 # -- merging ----------------------------------------------------------------------------------
 
@@ -45,6 +51,53 @@ PERSON_MERGE_FIELDS = (
     "country",
 )
 TABLE_LABELS = {"users": _l("an account")}
+
+# Field names as the merge pages show them (the stored snapshot keeps the code names).
+FIELD_LABELS = {
+    "family_name": _l("Family name"),
+    "given_name": _l("Given name"),
+    "family_name_kana": _l("Family name (kana)"),
+    "given_name_kana": _l("Given name (kana)"),
+    "romanized_name": _l("Name in Latin letters"),
+    "email": _l("Email"),
+    "affiliation": _l("Affiliation"),
+    "sector": _l("Sector"),
+    "country": _l("Country or region"),
+    "preferred_language": _l("Language for emails"),
+    "title": _l("Honorific title"),
+    "position": _l("Position"),
+    "biography": _l("Biography"),
+    "self_introduction": _l("Self-introduction"),
+    "links": _l("Links"),
+    "photo": _l("Photo"),
+    "photo_filename": _l("Photo"),
+    "publish_consent": _l("Consent to publish the profile"),
+    "title.ja": _l("Honorific title (Japanese)"),
+    "title.en": _l("Honorific title (English)"),
+    "position.ja": _l("Position (Japanese)"),
+    "position.en": _l("Position (English)"),
+    "biography.ja": _l("Biography (Japanese)"),
+    "biography.en": _l("Biography (English)"),
+    "self_introduction.ja": _l("Self-introduction (Japanese)"),
+    "self_introduction.en": _l("Self-introduction (English)"),
+}
+# Where moved rows came from, by "table.column".
+MOVED_LABELS = {
+    "talks.speaker_id": _l("Talks"),
+    "speaker_affiliations.person_id": _l("Affiliations"),
+    "speaker_invitations.person_id": _l("Invitations"),
+    "registrations.person_id": _l("Event registrations"),
+    "users.person_id": _l("Account"),
+}
+
+
+def field_label(name: str) -> str:
+    """A snapshot or filled field's name in the reader's language (the code name if unknown)."""
+    return str(FIELD_LABELS.get(name, name))
+
+
+def moved_label(name: str) -> str:
+    return str(MOVED_LABELS.get(name, name))
 
 
 def people_references() -> list[tuple[sa.Table, sa.Column]]:
@@ -345,6 +398,15 @@ def merge_speakers(
         merged_profile.merged_into_id = survivor.id
         merged_profile.merged_at = utcnow()
         merged_profile.publish_consent = False
+        # The merged record keeps no personal data of its own (the snapshot has it): its texts,
+        # links and a photo the survivor did not take go.
+        for name in PROFILE_TEXT_FIELDS:
+            setattr(merged_profile, name, BilingualText())
+        merged_profile.links = []
+        if merged_profile.photo_filename:
+            photos_after_commit(session, remove=merged_profile.photo_filename)
+            for name in PHOTO_FIELDS:
+                setattr(merged_profile, name, None)
     else:
         merged_profile = SpeakerProfile(
             person_id=merged.id, links=[], merged_into_id=survivor.id, merged_at=utcnow()
@@ -357,6 +419,8 @@ def merge_speakers(
     merged.romanized_name = ""
     merged.email = None
     merged.affiliation = ""
+    merged.sector = None
+    merged.country = ""
     merged.anonymised_at = utcnow()
 
     record = SpeakerMerge(

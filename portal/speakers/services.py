@@ -33,11 +33,13 @@ from portal.speakers.merge import (
     PERSON_MERGE_FIELDS,
     TABLE_LABELS,
     DuplicatePair,
+    field_label,
     find_duplicates,
     merge_conflicts,
     merge_speakers,
     merges,
     merges_of,
+    moved_label,
     people_references,
     registration_clashes,
 )

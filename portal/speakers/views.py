@@ -56,6 +56,8 @@ LANGUAGE_NAMES = {"ja": "日本語", "en": "English"}
 def _render(template: str, status: int = 200, **context):
     context.setdefault("shown_in", shown_in)
     context.setdefault("language_names", LANGUAGE_NAMES)
+    context.setdefault("field_label", services.field_label)
+    context.setdefault("moved_label", services.moved_label)
     return render_template(template, **context), status
 
 
@@ -236,6 +238,19 @@ def _invitation(token: str):
     profile = services.get_profile(db.session, invitation.person_id)
     if profile is None or profile.is_merged:
         abort(404)
+    owner = profile.person.user
+    if owner is not None and not (current_user.is_authenticated and current_user.id == owner.id):
+        # The record belongs to an account now (e.g. after a merge): only that account
+        # changes it; an old link does not.
+        return None, _render(
+            "speakers/invitation_invalid.html",
+            403,
+            message=_("This speaker record now belongs to an account. Please log in to change it."),
+            login_url=url_for(
+                "accounts.login",
+                next=url_for("speakers.own_profile", person_id=profile.person_id),
+            ),
+        )
     return (invitation, profile), None
 
 
