@@ -32,6 +32,7 @@ from portal.db import db, utcnow
 from portal.i18n import BilingualText
 from portal.mail.models import OutboxEmail
 from portal.registration.models import FeeCategory, Registration, RegistrationState
+from portal.speakers.models import Institution
 from tests import factories as f
 
 ROLES = (
@@ -225,6 +226,10 @@ RULES: dict[str, str] = {
     "registration_admin.mark_paid": G,
     "registration_admin.print_list": G,
     # speakers (one directory shared by both series: any organiser)
+    "speaker_admin.institution_edit": AO,
+    "speaker_admin.institution_list": AO,
+    "speaker_admin.institution_merge": AO,
+    "speaker_admin.institution_new": AO,
     "speaker_admin.merge_detail": AO,
     "speaker_admin.merge_list": AO,
     "speaker_admin.speaker_affiliation": AO,
@@ -306,6 +311,10 @@ NOT_CHECKED = {
     ("abstracts.pdf", "owner"),
     # the merge page needs two records (?a=&b=): without them it is 404 for everyone
     *(("speaker_admin.speaker_merge", role) for role in ("organiser", "other_organiser", "admin")),
+    *(
+        ("speaker_admin.institution_merge", role)
+        for role in ("organiser", "other_organiser", "admin")
+    ),
 }
 
 
@@ -417,6 +426,8 @@ def matrix_world(app):
             to_address="x@example.org", language="en", subject="s", body_text="b", body_html="b"
         )
         s.add(email)
+        institution = Institution(name=BilingualText(ja="架空大学", en="Kakuu University"))
+        s.add(institution)
         s.commit()
         ids = {
             "reg_id": registrations["owner"].id,
@@ -428,6 +439,7 @@ def matrix_world(app):
             "item_id": item.id,
             "cat_id": category.id,
             "email_id": email.id,
+            "institution_id": institution.id,
             "user_id": users["non_member"].id,
             "name": "archive",  # a plugin
             "kind": "accepted_oral",  # an email text of the abstracts

@@ -68,6 +68,7 @@ def test_hookspecs_are_found():
         "talk_links",
         "personal_data",
         "forget_person",
+        "affiliation_changed",
     }
 
 

@@ -162,6 +162,14 @@ def forget_person(person):
 
 
 @hookimpl
+def affiliation_changed(session, person_ids):
+    """Re-check the review assignments of people whose affiliation changed."""
+    from plugins.abstracts import services
+
+    services.recheck_conflicts(session, person_ids)
+
+
+@hookimpl
 def series_people(series_ids):
     """Authors (and submitters) of abstracts of the series' events."""
     import sqlalchemy as sa

@@ -85,6 +85,8 @@ from plugins.abstracts.review import (
     auto_assign,
     conflict,
     current_affiliations,
+    flagged_conflicts,
+    recheck_conflicts,
     reviewer_candidates,
     save_review,
     unassign,

@@ -47,6 +47,7 @@ PERSON_MERGE_FIELDS = (
     "romanized_name",
     "email",
     "affiliation",
+    "institution_id",
     "sector",
     "country",
 )
@@ -61,6 +62,7 @@ FIELD_LABELS = {
     "romanized_name": _l("Name in Latin letters"),
     "email": _l("Email"),
     "affiliation": _l("Affiliation"),
+    "institution_id": _l("Institution"),
     "sector": _l("Sector"),
     "country": _l("Country or region"),
     "preferred_language": _l("Language for emails"),
@@ -419,6 +421,7 @@ def merge_speakers(
     merged.romanized_name = ""
     merged.email = None
     merged.affiliation = ""
+    merged.institution_id = None
     merged.sector = None
     merged.country = ""
     merged.anonymised_at = utcnow()

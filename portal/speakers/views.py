@@ -31,8 +31,8 @@ from portal.pagination import page_number, paginate
 from portal.params import int_or_none
 from portal.registration.labels import STATE_LABELS
 from portal.security import limit_email_form
-from portal.speakers import forms, photos, services
-from portal.speakers.models import SpeakerMerge, SpeakerProfile
+from portal.speakers import forms, institutions, photos, services
+from portal.speakers.models import Institution, SpeakerMerge, SpeakerProfile
 from portal.transactions import state_change
 
 bp = Blueprint("speakers", __name__, url_prefix="/<lang_code>/speakers", cli_group="speakers")
@@ -325,6 +325,118 @@ def invitation_link(token: str):
     if not change.ok:
         return redirect(url_for("speakers.invitation", token=token))
     return redirect(url_for("speakers.own_profile", person_id=person.id))
+
+
+# -- institutions ------------------------------------------------------------------------------
+
+
+def _institution(institution_id: int):
+    institution = db.session.get(Institution, institution_id)
+    if institution is None:
+        abort(404)
+    return institution
+
+
+@admin.get("/institutions/")
+def institution_list():
+    query = (request.args.get("q") or "").strip()[:100]
+    page = paginate(
+        db.session, institutions.institutions_page(db.session, query), page_number(), PER_PAGE
+    )
+    counts = institutions.people_counts(db.session, [i.id for i in page.items])
+    return _render("speakers/organiser/institutions.html", page=page, query=query, counts=counts)
+
+
+@admin.route("/institutions/new", methods=["GET", "POST"])
+def institution_new():
+    form = forms.InstitutionForm()
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.validate_on_submit():
+            with state_change(form, success=_("The institution has been saved.")) as change:
+                institution = institutions.create_institution(
+                    db.session, form.name, form.alias_list, form.ror_id.data, current_user
+                )
+            if change.ok:
+                return redirect(
+                    url_for("speaker_admin.institution_edit", institution_id=institution.id)
+                )
+    return _render("speakers/organiser/institution_form.html", status, form=form, institution=None)
+
+
+@admin.route("/institutions/<int:institution_id>/edit", methods=["GET", "POST"])
+def institution_edit(institution_id: int):
+    institution = _institution(institution_id)
+    form = forms.InstitutionForm()
+    status = 200
+    if request.method == "GET":
+        form.fill(institution)
+    else:
+        status = 400
+        if form.validate_on_submit():
+            with state_change(form, success=_("The institution has been saved.")) as change:
+                institutions.update_institution(
+                    db.session,
+                    institution,
+                    form.name,
+                    form.alias_list,
+                    form.ror_id.data,
+                    current_user,
+                )
+            if change.ok:
+                return redirect(
+                    url_for("speaker_admin.institution_edit", institution_id=institution_id)
+                )
+            institution = _institution(institution_id)
+    counts = institutions.people_counts(db.session, [institution.id])
+    return _render(
+        "speakers/organiser/institution_form.html",
+        status,
+        form=form,
+        institution=institution,
+        count=counts.get(institution.id, 0),
+    )
+
+
+@admin.route("/institutions/merge", methods=["GET", "POST"])
+def institution_merge():
+    ids = [int_or_none(request.values.get(name, "")) for name in ("a", "b")]
+    if None in ids:
+        abort(404)
+    first, second = (_institution(i) for i in ids)
+    form = forms.InstitutionMergeForm()
+    form.survivor_id.choices = [
+        forms.choice(i.id, f"#{i.id} {i.name.get()}") for i in (first, second)
+    ]
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.validate_on_submit():
+            survivor, merged = (
+                (first, second) if form.survivor_id.data == first.id else (second, first)
+            )
+            done = _("The institutions have been merged.")
+            with state_change(form, success=done) as change:
+                institutions.merge_institutions(db.session, survivor, merged, current_user)
+            if change.ok:
+                return redirect(
+                    url_for("speaker_admin.institution_edit", institution_id=survivor.id)
+                )
+            first, second = (_institution(i) for i in ids)
+    elif form.survivor_id.data is None:
+        form.survivor_id.data = first.id
+    counts = institutions.people_counts(db.session, [first.id, second.id])
+    return _render(
+        "speakers/organiser/institution_merge.html",
+        status,
+        form=form,
+        first=first,
+        second=second,
+        counts=counts,
+        a=ids[0],
+        b=ids[1],
+    )
 
 
 @bp.cli.command("reindex")
