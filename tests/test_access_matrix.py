@@ -192,6 +192,9 @@ RULES: dict[str, str] = {
     "organiser.role_grant": A,
     "organiser.role_revoke": A,
     "organiser.roles": A,
+    "organiser.series_reviewers": G,
+    "organiser.reviewer_appoint": G,
+    "organiser.reviewer_remove": G,
     "organiser.series_edit": A,
     "organiser.series_new": A,
     "organiser.talk_delete": G,
@@ -440,6 +443,7 @@ def matrix_world(app):
             "cat_id": category.id,
             "email_id": email.id,
             "institution_id": institution.id,
+            "role_id": users["reviewer"].roles[0].id,
             "user_id": users["non_member"].id,
             "name": "archive",  # a plugin
             "kind": "accepted_oral",  # an email text of the abstracts

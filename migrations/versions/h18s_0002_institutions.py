@@ -1,5 +1,5 @@
 """institutions with names in both languages and aliases; affiliations point to them;
-review assignments keep a conflict of interest found later
+review assignments keep a conflict of interest found later; talks know if they are posters
 
 Revision ID: h18s_0002
 Revises: h18s_0001
@@ -86,9 +86,25 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("conflict_found_at", sa.DateTime(timezone=True), nullable=True)
         )
+    with op.batch_alter_table("talks", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "presentation_type", sa.String(length=20), nullable=False, server_default="oral"
+            )
+        )
+    # Talks made from abstracts accepted as posters (when the abstracts plugin is installed).
+    bind = op.get_bind()
+    if sa.inspect(bind).has_table("abstracts"):
+        op.execute(
+            "UPDATE talks SET presentation_type = 'poster' WHERE id IN "
+            "(SELECT talk_id FROM abstracts WHERE state = 'accepted_poster' "
+            "AND talk_id IS NOT NULL)"
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("talks", schema=None) as batch_op:
+        batch_op.drop_column("presentation_type")
     with op.batch_alter_table("abstract_review_assignments", schema=None) as batch_op:
         batch_op.drop_column("conflict_found_at")
         batch_op.drop_column("conflict")
