@@ -530,3 +530,32 @@ def test_merge_detail_names_fields_in_the_readers_language(app, client, dbs):
     assert "<code>romanized_name</code>" not in ja and "biography.en" not in ja
     en = client.get(f"/en/organiser/speakers/merges/{record.id}").text
     assert "Biography (English)" in en and "Name in Latin letters" in en
+
+
+def test_merge_refusal_names_what_both_have_in_the_readers_language(app, dbs):
+    from flask_babel import force_locale
+    from plugins.abstracts.models import Abstract, AbstractState, ReviewAssignment
+
+    keep, other = _pair(dbs)
+    abstract = Abstract(event_id=f.event(dbs).id, state=AbstractState.submitted)
+    dbs.add(abstract)
+    dbs.flush()
+    dbs.add_all(
+        [
+            ReviewAssignment(abstract_id=abstract.id, reviewer_id=keep.person_id),
+            ReviewAssignment(abstract_id=abstract.id, reviewer_id=other.person_id),
+        ]
+    )
+    dbs.flush()
+    with pytest.raises(services.MergeError) as error, ctx(app):
+        services.merge_speakers(dbs, keep.person, other.person, None)
+    with ctx(app), force_locale("ja"):
+        assert str(error.value.message) == (
+            "両方に同じ要旨の査読の割り当てがあるため、この 2 つの講演者情報は統合できません。"
+        )
+    with ctx(app), force_locale("en"):
+        assert str(error.value.message) == (
+            "These records cannot be merged because both have a review assignment for the "
+            "same abstract."
+        )
+    dbs.rollback()

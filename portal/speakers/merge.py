@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from flask_babel import LazyString, gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
@@ -51,7 +52,11 @@ PERSON_MERGE_FIELDS = (
     "sector",
     "country",
 )
-TABLE_LABELS = {"users": _l("an account")}
+TABLE_LABELS = {
+    "users": _l("an account"),
+    "member_company_people": _l("a place in the same member company"),
+    "abstract_review_assignments": _l("a review assignment for the same abstract"),
+}
 
 # Field names as the merge pages show them (the stored snapshot keeps the code names).
 FIELD_LABELS = {
@@ -137,7 +142,8 @@ RESOLVED_CLASHES = {"registrations"}
 
 
 def merge_conflicts(session: Session, survivor_id: int, merged_id: int) -> list[str]:
-    """Tables where both people have a row that may exist only once (e.g. both have an account)."""
+    """Tables where both people have a row that may exist only once (e.g. both have an account);
+    ``TABLE_LABELS`` names them for people."""
     conflicts = []
     for table, column in people_references():
         if table.name in RESOLVED_CLASHES:
@@ -154,7 +160,7 @@ def merge_conflicts(session: Session, survivor_id: int, merged_id: int) -> list[
                 ),
             )
             if session.execute(stmt.limit(1)).first() is not None:
-                conflicts.append(str(TABLE_LABELS.get(table.name, table.name)))
+                conflicts.append(table.name)
                 break
     return conflicts
 
@@ -313,10 +319,13 @@ def merge_speakers(
     session.flush()
     conflicts = merge_conflicts(session, survivor.id, merged.id)
     if conflicts:
+        # Translated when shown, in the reader's language (the labels too).
         raise MergeError(
-            _l(
-                "These records cannot be merged because both have %(what)s.",
-                what=", ".join(conflicts),
+            LazyString(
+                lambda: gettext(
+                    "These records cannot be merged because both have %(what)s.",
+                    what=", ".join(str(TABLE_LABELS.get(c, c)) for c in conflicts),
+                )
             )
         )
     snapshot = _snapshot(merged, merged_profile)
