@@ -27,9 +27,6 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
 
     db.init_app(app)
-    from portal.tasks.worker import init_app as init_tasks
-
-    init_tasks(app)  # Celery: broker, beat schedule (portal/tasks)
     from portal import storage
 
     storage.init_app(app)  # files: local folder or S3 (portal/storage.py)
@@ -45,6 +42,9 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     pm = plugins.make_plugin_manager(tuple(app.config.get("EXTRA_PLUGINS", ())))
     app.extensions["portal_plugins"] = pm
+    from portal.tasks.worker import init_app as init_tasks
+
+    init_tasks(app)  # Celery: broker, beat schedule with the plugins' jobs (portal/tasks)
 
     from portal import templating
     from portal.accounts.views import bp as accounts_bp

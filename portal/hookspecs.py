@@ -27,6 +27,11 @@ def cli_commands():
 
 
 @hookspec
+def scheduled_jobs():
+    """Return the plugin's periodic jobs, a list of ``portal.tasks.jobs.Job``; the scheduler runs each once per period under its lock, whatever the number of machines (app-wide)."""
+
+
+@hookspec
 def demo_data(session, study_group, workshop):
     """Add this plugin's rows to the demo data of the two demo series; running it twice changes nothing (app-wide)."""
 
@@ -82,6 +87,11 @@ def registration_sections(registration, user):
 @hookspec
 def registration_changed(registration, old, new):
     """React to a registration's state change from ``old`` to ``new``; returns nothing (event-scoped)."""
+
+
+@hookspec(firstresult=True)
+def reception_places(event, registration_ids):
+    """Return {registration id: True/False}, whether each registration has a confirmed place at the event's reception (意見交換会); ``registration_ids`` None: only the registrations that have one. None when the plugin keeps no reception (event-scoped, first answer wins)."""
 
 
 @hookspec

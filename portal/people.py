@@ -15,11 +15,14 @@ from portal import plugins
 
 
 def managed_series_ids(user) -> list[int] | None:
-    """Ids of the series the user organises; None for administrators (every series)."""
+    """Ids of the series the user organises; None for administrators and organisers of every
+    series (a role without a series, as ``User.has_role`` reads it)."""
     if getattr(user, "is_admin", False):
         return None
     from portal.accounts.models import Role
 
+    if any(r.role == Role.organiser and r.series_id is None for r in user.roles):
+        return None
     return sorted(
         {r.series_id for r in user.roles if r.role == Role.organiser and r.series_id is not None}
     )
@@ -84,6 +87,27 @@ def findable(user, query: str | None):
     if email:
         condition = sa.or_(condition, sa.func.lower(Person.email) == email)
     return condition
+
+
+def emails_shown(session, user, person_ids) -> set[int] | None:
+    """Which of these people's email addresses the user (an organiser) may read: the people of
+    their own series. None means all (administrators). One statement for a page of people."""
+    from portal.accounts.models import Person
+
+    if managed_series_ids(user) is None:
+        return None
+    ids = list(person_ids)
+    if not ids:
+        return set()
+    return set(session.scalars(sa.select(Person.id).where(Person.id.in_(ids), visible_to(user))))
+
+
+def email_column(user, column):
+    """``column`` (an email) where the user may read it, else NULL: for statements that list
+    people of both series (the shared speaker directory's CSV)."""
+    if managed_series_ids(user) is None:
+        return column
+    return sa.case((visible_to(user), column), else_=sa.null())
 
 
 def may_see(session, user, person, query: str | None = None) -> bool:

@@ -23,15 +23,22 @@ import re
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from reportlab.pdfgen.canvas import Canvas
 
+from plugins.abstracts import review
 from plugins.abstracts.models import Abstract, AbstractAuthor, AbstractState
 from plugins.archive import services as archive
 from plugins.membership import services as membership
+from plugins.stripe_payments import services as stripe
+from portal.accounts.models import Sector, UserRole
 from portal.db import db, utcnow
 from portal.i18n import BilingualText
 from portal.mail.models import OutboxEmail
+from portal.payments import services as payments
+from portal.payments.models import Payment, PaymentState
 from portal.registration.models import FeeCategory, Registration, RegistrationState
+from portal.speakers import merge as speaker_merge
 from portal.speakers.models import Institution
 from tests import factories as f
 
@@ -129,6 +136,7 @@ RULES: dict[str, str] = {
     "payments.receipt_pdf": OWN,
     "payments.refund": G,
     "payments.resend_refund": G,
+    "payments.unmatched_list": AO,
     "pay_at_door.collect": G,
     "pay_at_door.reception": G,
     "bank_transfer.instructions": OWN,
@@ -367,7 +375,13 @@ def matrix_world(app):
         users = {
             "owner": f.user(s, email="owner@example.org"),
             "other_participant": f.user(s, email="other@example.org"),
-            "reviewer": f.user(s, email="reviewer@example.org", roles=(("reviewer", study),)),
+            "reviewer": f.user(
+                s,
+                email="reviewer@example.org",
+                roles=(("reviewer", study),),
+                affiliation="東北大学",
+                sector=Sector.university,
+            ),
             "other_organiser": f.user(
                 s, email="boston@example.org", roles=(("organiser", workshop),)
             ),
@@ -429,6 +443,19 @@ def matrix_world(app):
             to_address="x@example.org", language="en", subject="s", body_text="b", body_html="b"
         )
         s.add(email)
+        s.flush()
+        money = _money_world(s, event, registrations["owner"], users["organiser"])
+        assignment = review.assign_reviewer(
+            s, abstract, users["reviewer"].person, users["organiser"]
+        )
+        merge = speaker_merge.merge_speakers(
+            s,
+            f.person(s, family_name="Tanaka", given_name="Ken", email="ken1@example.org"),
+            f.person(s, family_name="Tanaka", given_name="Ken", email="ken2@example.org"),
+            users["admin"],
+        )
+        (invoice,) = membership.membership_documents(s, [fee.id])[fee.id]
+        role_id = s.scalar(sa.select(UserRole.id).where(UserRole.user_id == users["organiser"].id))
         institution = Institution(name=BilingualText(ja="架空大学", en="Kakuu University"))
         s.add(institution)
         s.commit()
@@ -443,14 +470,57 @@ def matrix_world(app):
             "cat_id": category.id,
             "email_id": email.id,
             "institution_id": institution.id,
-            "role_id": users["reviewer"].roles[0].id,
             "user_id": users["non_member"].id,
             "name": "archive",  # a plugin
             "kind": "accepted_oral",  # an email text of the abstracts
+            **money,
+            "assignment_id": assignment.id,
+            "merge_id": merge.id,
+            "role_id": role_id,
+            # the same URL part names another object on the membership pages
+            "membership.document_pdf:document_id": invoice.id,
         }
         stamps = {role: user.get_id() for role, user in users.items()}
         slugs = {"event": "meeting", "past": "past", "series": "study"}
     return ids, stamps, slugs
+
+
+def _money_world(s, event, registration, organiser) -> dict:
+    """The owner's registration paid by bank transfer (a receipt), then partly refunded."""
+    registration.state = RegistrationState.pending_payment
+    registration.total_minor = 5000
+    registration.price_lines = [
+        {
+            "code": "fee",
+            "label": {"ja": "参加費", "en": "Fee"},
+            "amount_minor": 5000,
+            "currency": registration.currency.upper(),
+        }
+    ]
+    s.flush()
+    payment = payments.record_payment(
+        s, registration, method="bank_transfer", actor=organiser, amount_minor=5000
+    )
+    refund = payments.begin_refund(s, payment.id, 1000, actor=organiser, reason="test")
+    card = Payment(
+        registration_id=registration.id,
+        event_id=event.id,
+        person_id=registration.person_id,
+        method=stripe.METHOD,
+        state=PaymentState.failed,
+        amount_minor=5000,
+        currency=registration.currency.upper(),
+    )
+    s.add(card)
+    s.flush()
+    return {
+        "payment_id": payment.id,
+        "refund_id": refund.id,
+        "document_id": payment.receipt_id,
+        # the card pages show the owner's card attempts
+        "stripe_payments.card_return:payment_id": card.id,
+        "stripe_payments.card_cancelled:payment_id": card.id,
+    }
 
 
 def _url(rule, ids, slugs) -> str | None:
@@ -464,6 +534,8 @@ def _url(rule, ids, slugs) -> str | None:
                 values["slug"] = slugs["past"]
             else:
                 values["slug"] = slugs["event"]
+        elif f"{rule.endpoint}:{name}" in ids:
+            values[name] = str(ids[f"{rule.endpoint}:{name}"])
         elif name in ids:
             values[name] = str(ids[name])
         else:

@@ -257,3 +257,28 @@ def test_the_same_document_renders_with_english_labels(app, session):
     document = issue(session)
     words = text(pdf_of(app, document, language="en"))
     assert "Receipt number" in words and "¥8,000" in words and "山田 太郎" in words
+
+
+def test_the_pdf_first_rendered_is_the_one_kept_in_the_file_storage(app, session, monkeypatch):
+    """The PDF a payer received is the PDF shown later, on any machine: the first rendering
+    in each language is stored (local folder or S3) and served from there, not drawn again
+    from whatever the layout code or the issuer's settings are by then."""
+    from portal import storage
+    from portal.documents import layout
+    from portal.documents.pdf import stored_key
+
+    document = issue(session)
+    session.commit()
+    first = pdf_of(app, document)
+    with app.app_context():
+        key = stored_key(document, "ja")
+        assert storage.storage().read(key) == first
+        assert storage.storage().keys("documents/") == [key]
+    build = layout.build_pdf
+    monkeypatch.setattr(layout, "build_pdf", lambda *a, **k: b"drawn again")
+    assert pdf_of(app, document) == first
+    monkeypatch.setattr(layout, "build_pdf", build)
+    english = pdf_of(app, document, language="en")
+    assert english != first and "Receipt" in text(english)
+    with app.app_context():
+        assert len(storage.storage().keys("documents/")) == 2

@@ -64,6 +64,38 @@ def event(session):
     return e
 
 
+# -- reception_places --------------------------------------------------------------------------
+
+
+def test_hook_reception_places_exchange_meeting(app, session, event):
+    """Two places: the first two who join have one, the third waits; someone who did not join
+    has none. With the plugin off, no plugin answers (None)."""
+    first, second, third = (register(session, event) for _ in range(3))
+    not_joining = register(session, event, answers={})
+    session.commit()
+    assert signup_state(session, third) == E.waitlisted
+    ids = [first.id, second.id, third.id, not_joining.id]
+    with app.test_request_context():
+        hooks = plugins.event_hooks(event)
+        assert hooks.reception_places(event=event, registration_ids=ids) == {
+            first.id: True,
+            second.id: True,
+            third.id: False,
+            not_joining.id: False,
+        }
+        assert hooks.reception_places(event=event, registration_ids=None) == {
+            first.id: True,
+            second.id: True,
+        }
+        assert hooks.reception_places(event=event, registration_ids=[]) == {}
+    other = f.event(session)
+    session.commit()
+    with app.test_request_context():
+        assert (
+            plugins.event_hooks(other).reception_places(event=other, registration_ids=ids) is None
+        )
+
+
 # -- registration_fields ---------------------------------------------------------------------
 
 

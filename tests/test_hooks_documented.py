@@ -53,6 +53,7 @@ def test_hookspecs_are_found():
     assert set(hook_specs()) == {
         "blueprints",
         "cli_commands",
+        "scheduled_jobs",
         "demo_data",
         "member_status",
         "series_people",
@@ -66,6 +67,7 @@ def test_hookspecs_are_found():
         "registration_sections",
         "registration_changed",
         "talk_links",
+        "reception_places",
         "personal_data",
         "forget_person",
         "affiliation_changed",

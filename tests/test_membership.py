@@ -433,6 +433,37 @@ def test_year_page_members_and_csv(app, client, world):
     assert f"I-{ISSUED_IN}-000001" in unpaid
 
 
+def test_members_page_finds_people_in_any_script(app, client, world):
+    """「タカハシ」, 「たかはし」, 「ﾀｶﾊｼ」, "takahashi" and the email all find 高橋 (issue #15)."""
+    with database(app) as s:
+        comp = s.get(MemberCompany, world["company"])
+        m = membership(s, comp)
+        f.user(
+            s,
+            email="k.takahashi@kakuu-metal.co.jp",
+            family_name="高橋",
+            given_name="健",
+            family_name_kana="たかはし",
+            given_name_kana="けん",
+            romanized_name="Ken Takahashi",
+        )
+        s.commit()
+        year = m.fiscal_year
+    login(client, app, world["organiser"])
+    url = "/ja/organiser/membership/study/members"
+    for q in ("タカハシ", "たかはし", "ﾀｶﾊｼ", "takahashi", "ＴＡＫＡＨＡＳＨＩ", "k.takahashi@"):
+        html = client.get(url, query_string={"fy": year, "q": q}).get_data(as_text=True)
+        assert "k.takahashi@kakuu-metal.co.jp" in html, q
+        assert "ichiro@kakuu-metal.co.jp" not in html, q
+        assert "1人の会員が見つかりました。" in html, q
+    html = client.get(url, query_string={"fy": year, "q": "鈴木"}).get_data(as_text=True)
+    assert "検索に一致する会員はいません。" in html
+    assert "k.takahashi@kakuu-metal.co.jp" not in html
+    # No query: everyone of the year.
+    html = client.get(url, query_string={"fy": year}).get_data(as_text=True)
+    assert "ichiro@kakuu-metal.co.jp" in html and "k.takahashi@kakuu-metal.co.jp" in html
+
+
 def _count_queries(app, client, url) -> int:
     engine = app.extensions["portal_db"]["engine"]
     statements = []

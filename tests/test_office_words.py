@@ -170,3 +170,35 @@ def test_organiser_fee_table_column_is_meisho(app, client, world):
     assert page.status_code == 200
     head = page.text.split("<thead>", 1)[1].split("</thead>", 1)[0]
     assert "<th>名称</th>" in head and "氏名" not in head
+
+
+def _mail_templates():
+    """Every email template (not the partials), in the core and in the plugins."""
+    roots = [Path(ROOT) / "portal/templates", *Path(ROOT).glob("plugins/*/templates")]
+    for root in roots:
+        for path in sorted((root / "mail").rglob("*")):
+            if path.suffix in (".txt", ".html") and not path.name.startswith("_"):
+                yield root, path
+
+
+def _reaches_signature(name: str, roots, seen: set) -> bool:
+    if name in seen:
+        return False
+    seen.add(name)
+    if name.startswith("mail/_signature."):
+        return True
+    source = next((r / name).read_text() for r in roots if (r / name).exists())
+    included = re.findall(r'{%-?\s*(?:include|extends)\s+"([^"]+)"', source)
+    return any(_reaches_signature(n, roots, seen) for n in included)
+
+
+def test_every_email_is_signed_by_the_office():
+    """Card payments, receipts, refunds, invoices…: every email ends with the 事務局's name
+    and contact (settings), not a bare portal name."""
+    roots = [Path(ROOT) / "portal/templates", *Path(ROOT).glob("plugins/*/templates")]
+    unsigned = [
+        str(path.relative_to(ROOT))
+        for root, path in _mail_templates()
+        if not _reaches_signature(str(path.relative_to(root)), roots, set())
+    ]
+    assert unsigned == []

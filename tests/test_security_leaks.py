@@ -157,6 +157,50 @@ def test_talk_form_speaker_search_by_email_needs_the_complete_address(app, clien
     assert f'value="{far_id}"' in page
 
 
+def test_shared_speaker_directory_shows_emails_of_the_organisers_own_series_only(app, client):
+    """The speaker directory is shared by both series; an address is not: the list, the CSV
+    and the edit form show it for speakers of the organiser's series (and to administrators)."""
+    with database(app) as s:
+        organiser, _other, _mine, meeting = _two_series(s)
+        ours = speaker(s, romanized_name="Our Speaker", email="our.speaker@study.example")
+        f.talk(s, meeting, ours.person)
+        theirs = speaker(s, romanized_name="Their Speaker", email="their.speaker@workshop.example")
+        admin = f.user(s, email="root@example.org", is_admin=True)
+        s.commit()
+        organiser_id, admin_id = organiser.id, admin.id
+        ours_id, theirs_id = ours.person_id, theirs.person_id
+    login(client, app, organiser_id)
+    listing = client.get("/en/organiser/speakers/").text
+    assert "Their Speaker" in listing and "Our Speaker" in listing
+    assert "their.speaker@workshop.example" not in listing
+    assert "our.speaker@study.example" in listing
+    assert "(other series)" in listing
+    csv_text = client.get("/en/organiser/speakers/export.csv").get_data(as_text=True)
+    rows = {line.split(",")[0]: line for line in csv_text.splitlines()[1:]}
+    assert "their.speaker@workshop.example" not in csv_text
+    assert "our.speaker@study.example" in rows[str(ours_id)]
+    edit = client.get(f"/en/organiser/speakers/{theirs_id}/edit").text
+    assert "their.speaker@workshop.example" not in edit and 'name="email"' not in edit
+    assert 'name="email"' in client.get(f"/en/organiser/speakers/{ours_id}/edit").text
+    # Saving the record of the other series' speaker keeps their address.
+    r = client.post(
+        f"/en/organiser/speakers/{theirs_id}/edit",
+        data={
+            "family_name": "講演",
+            "given_name": "者",
+            "romanized_name": "Their Speaker",
+            "preferred_language": "en",
+        },
+    )
+    assert r.status_code == 302, r.text[:2000]
+    with database(app) as s:
+        assert s.get(Person, theirs_id).email == "their.speaker@workshop.example"
+    login(client, app, admin_id)
+    assert "their.speaker@workshop.example" in client.get("/en/organiser/speakers/").text
+    csv_text = client.get("/en/organiser/speakers/export.csv").get_data(as_text=True)
+    assert "their.speaker@workshop.example" in csv_text
+
+
 # -- deleting an account scrubs stored copies ------------------------------------------------
 
 

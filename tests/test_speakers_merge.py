@@ -534,6 +534,7 @@ def test_merge_detail_names_fields_in_the_readers_language(app, client, dbs):
 
 def test_merge_refusal_names_what_both_have_in_the_readers_language(app, dbs):
     from flask_babel import force_locale
+
     from plugins.abstracts.models import Abstract, AbstractState, ReviewAssignment
 
     keep, other = _pair(dbs)

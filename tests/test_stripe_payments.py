@@ -489,19 +489,51 @@ def test_a_session_the_portal_never_created_confirms_nothing_and_is_flagged(
     assert "1 payment needs your attention." in page
     listing = client.get(f"/en/organiser/events/{world.slug}/payments/?flagged=1")
     assert "did not create" in listing.get_data(as_text=True)
+    # …and on the one page of payments that confirmed nothing, with a link to refund it.
+    home = client.get("/en/organiser/").get_data(as_text=True)
+    assert "1 payment confirmed no registration and needs your attention." in home
+    page = client.get("/en/organiser/payments/unmatched").get_data(as_text=True)
+    assert f'data-payment="{payment.id}"' in page and "$250.00" in page
+    assert f"/payments/{payment.id}/refund" in page
+    # The organiser of another series sees none of it.
+    with database(app) as s:
+        elsewhere = f.user(s, roles=(("organiser", f.series(s, "workshop", slug="x")),)).id
+        s.commit()
+    login(client, app, elsewhere)
+    page = client.get("/en/organiser/payments/unmatched").get_data(as_text=True)
+    assert f'data-payment="{payment.id}"' not in page and "$250.00" not in page
+    assert "needs your attention" not in client.get("/en/organiser/").get_data(as_text=True)
 
 
-def test_a_session_naming_nothing_of_ours_is_recorded_only_as_unknown(client, app, fake, world):
+def test_a_session_naming_nothing_of_ours_is_shown_to_administrators(client, app, fake, world):
+    """Money for no registration of ours belongs to no event: it is kept as the webhook event
+    and listed to administrators (to refund at Stripe); it confirms nothing."""
     created = fake.create_session(
         {
             "line_items": [{"price_data": {"currency": "usd", "unit_amount": "100"}}],
+            "customer_email": "walk-in@example.com",
             "success_url": "http://localhost/",
         }
     )
     response = post_event(client, fake, fake.complete(created["id"]))
-    assert (response.status_code, response.get_json()["outcome"]) == (200, "unknown_session")
+    assert (response.status_code, response.get_json()["outcome"]) == (
+        200,
+        "unknown_paid_session",
+    )
     assert count(app, Payment) == 0
     assert registration_state(app, world) == S.pending_payment
+    login(client, app, world.organiser)
+    page = client.get("/en/organiser/payments/unmatched").get_data(as_text=True)
+    assert created["id"] not in page and "walk-in@example.com" not in page
+    with database(app) as s:
+        admin = f.user(s, is_admin=True).id
+        s.commit()
+    login(client, app, admin)
+    home = client.get("/ja/organiser/").get_data(as_text=True)
+    assert "1件の支払いがどの申込みも確定しておらず、確認が必要です。" in home
+    page = client.get("/en/organiser/payments/unmatched").get_data(as_text=True)
+    row = page.split(f'data-session="{created["id"]}"', 1)[1].split("</tr>", 1)[0]
+    assert "$1.00" in row and "walk-in@example.com" in row
 
 
 def test_metadata_naming_a_payment_of_ours_does_not_confirm_it(client, app, fake, world):

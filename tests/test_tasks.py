@@ -21,8 +21,10 @@ from portal.tasks.models import JobRun
 from portal.tasks.worker import beat_schedule
 
 
-def test_one_beat_schedule_declares_every_job_through_the_lock():
-    schedule = beat_schedule()
+def test_one_beat_schedule_declares_every_job_through_the_lock(app):
+    with app.app_context():
+        schedule = beat_schedule()
+        every = {name: job.every.total_seconds() for name, job in jobs.jobs().items()}
     assert set(schedule) == {
         "send-outbox",
         "expire-unpaid",
@@ -33,7 +35,20 @@ def test_one_beat_schedule_declares_every_job_through_the_lock():
     for name, entry in schedule.items():
         assert entry["task"] == "portal.run_job"
         assert entry["args"] == (name,)
-        assert entry["schedule"] == JOBS[name].every.total_seconds()
+        assert entry["schedule"] == every[name]
+
+
+def test_hook_scheduled_jobs_plugins_declare_their_jobs_and_run_them_under_the_lock(app):
+    """The webinar's and membership's reminders are the plugins' jobs (hook
+    ``scheduled_jobs``), not imported by the core; ``run_job`` runs them like the core's."""
+    assert "webinar-reminders" not in JOBS and "membership-reminders" not in JOBS
+    with app.app_context():
+        found = jobs.jobs()
+        assert found["webinar-reminders"].every == timedelta(hours=1)
+        assert found["membership-reminders"].every == timedelta(days=1)
+        assert run_job(db.session, "webinar-reminders") == "queued 0 reminders"
+        assert run_job(db.session, "membership-reminders") == "0 reminder(s) queued"
+        assert db.session.get(JobRun, "webinar-reminders").runs == 1
 
 
 @pytest.fixture

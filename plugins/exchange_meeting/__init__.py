@@ -195,6 +195,13 @@ def dashboard_panels(event, user):
 
 
 @hookimpl
+def reception_places(event, registration_ids):
+    from plugins.exchange_meeting import services
+
+    return services.confirmed_places(event, registration_ids)
+
+
+@hookimpl
 def personal_data(person):
     from plugins.exchange_meeting import services
 

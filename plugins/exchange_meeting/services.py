@@ -525,3 +525,21 @@ def personal_data(session: Session, person: Person) -> dict:
             for signup, slug in rows
         ]
     }
+
+
+def confirmed_places(event: Event, registration_ids) -> dict[int, bool]:
+    """Whether each registration has a confirmed place (one query); ``registration_ids`` None:
+    the registrations that have one (hook ``reception_places``: tickets, check-in counts)."""
+    from portal.db import db
+
+    stmt = sa.select(ExchangeMeetingSignup.registration_id).where(
+        ExchangeMeetingSignup.event_id == event.id,
+        ExchangeMeetingSignup.state == SignupState.confirmed,
+    )
+    if registration_ids is None:
+        return dict.fromkeys(db.session.scalars(stmt), True)
+    ids = list(registration_ids)
+    if not ids:
+        return {}
+    found = set(db.session.scalars(stmt.where(ExchangeMeetingSignup.registration_id.in_(ids))))
+    return {rid: rid in found for rid in ids}

@@ -51,6 +51,29 @@ def cli_commands():
     return [membership_group]
 
 
+def _reminders_job(session) -> str:
+    from plugins.membership.services import queue_renewal_reminders
+
+    companies = queue_renewal_reminders(session)
+    session.commit()
+    return f"{len(companies)} reminder(s) queued"
+
+
+@hookimpl
+def scheduled_jobs():
+    from portal.tasks.jobs import MINUTE, Job
+
+    return [
+        Job(
+            "membership-reminders",
+            _reminders_job,
+            24 * 60 * MINUTE,
+            30 * MINUTE,
+            "queue membership renewal reminders",
+        )
+    ]
+
+
 @hookimpl
 def member_status(user, series):
     from plugins.membership import services

@@ -53,6 +53,7 @@ from plugins.membership.models import (
 )
 from portal import audit, localtime
 from portal.accounts.models import Person, User, email_domain, normalise_domain
+from portal.accounts.search import person_matches
 from portal.db import utcnow
 from portal.documents.models import Document, DocumentKind
 from portal.documents.services import cancel_document, correct_document, issue_document, latest_for
@@ -716,9 +717,20 @@ def members_page(
     page: int = 1,
     per_page: int = 50,
     company_id: int | None = None,
+    query: str = "",
 ) -> MemberPage:
-    """Members of the year, a page at a time: three queries whatever the size."""
+    """Members of the year, a page at a time: three queries whatever the size.
+
+    ``query`` finds people by name in any script (kana, half-width kana, romaji) or email,
+    with the folding of every people search (``portal.accounts.search``)."""
     sub = members_select(series.id, year, company_id).subquery()
+    if query.strip():
+        sub = (
+            sa.select(sub)
+            .join(Person, Person.id == sub.c.person_id)
+            .where(person_matches(query))
+            .subquery()
+        )
     total = session.scalar(sa.select(sa.func.count()).select_from(sub)) or 0
     stmt = sa.select(sub.c.person_id, sub.c.company_id, sub.c.how, sub.c.since).order_by(
         sub.c.company_id, sub.c.person_id

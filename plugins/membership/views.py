@@ -235,9 +235,15 @@ def annual_invoices(slug: str):
 def members(slug: str):
     series = _series_or_404(slug)
     year = _year_arg(series)
-    page = services.members_page(db.session, series, year, page_number(), PER_PAGE)
+    query = (request.args.get("q") or "").strip()[:100]
+    page = services.members_page(db.session, series, year, page_number(), PER_PAGE, query=query)
     return render_template(
-        "membership/members.html", series=series, year=year, page=page, how_labels=HOW_LABELS
+        "membership/members.html",
+        series=series,
+        year=year,
+        page=page,
+        query=query,
+        how_labels=HOW_LABELS,
     )
 
 

@@ -64,6 +64,7 @@ from portal.payments.services import (
     fail_payment,
     lock_payment,
 )
+from portal.payments.unmatched import UNKNOWN_PAID_SESSION
 from portal.registration import services as registrations
 from portal.registration.models import Registration, RegistrationState
 
@@ -580,7 +581,8 @@ def handle_event(session: Session, event: dict) -> str:
             outcome = "unknown_session"
             if kind in paid_kinds and _paid(obj):
                 payment = _record_unmatched(session, obj)
-                outcome = "unmatched_session" if payment is not None else outcome
+                # naming none of ours: kept as this event, listed to administrators
+                outcome = "unmatched_session" if payment is not None else UNKNOWN_PAID_SESSION
         if payment is None or outcome == "unmatched_session":
             pass  # confirms nothing
         elif kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):

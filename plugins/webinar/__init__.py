@@ -55,6 +55,29 @@ def cli_commands():
     return [webinar_group]
 
 
+def _reminders_job(session) -> str:
+    from plugins.webinar.services import remind
+
+    queued = remind(session)
+    session.commit()
+    return f"queued {len(queued)} reminders"
+
+
+@hookimpl
+def scheduled_jobs():
+    from portal.tasks.jobs import MINUTE, Job
+
+    return [
+        Job(
+            "webinar-reminders",
+            _reminders_job,
+            60 * MINUTE,
+            30 * MINUTE,
+            "queue the webinar reminder of the day before",
+        )
+    ]
+
+
 @hookimpl
 def event_sections(event, user):
     from zoneinfo import ZoneInfo

@@ -9,6 +9,7 @@ first use, not in every worker (docs/performance.md: memory).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ FONTS = Path(__file__).parent / "fonts"
 GOTHIC = "IPAexGothic"
 MINCHO = "IPAexMincho"
 _registered = False
+log = logging.getLogger(__name__)
 
 
 def register_fonts() -> tuple[str, str]:
@@ -37,16 +39,46 @@ def register_fonts() -> tuple[str, str]:
 _fonts = register_fonts
 
 
+def stored_key(document: Document, language: str) -> str:
+    """Where the document's PDF is kept: its id, issue time and language make it unique."""
+    stamp = document.issued_at.strftime("%Y%m%dT%H%M%S%f")
+    return f"documents/{document.series_id}/{document.id}-{stamp}-{language}.pdf"
+
+
 def render_pdf(document: Document, language: str | None = None) -> bytes:
     """The document as an A4 PDF (one page or more) in its own language.
 
     ``language`` renders the same stored document with the fixed labels (title, dates, issuer
     name and address) in another language; the stored content (recipient, purpose, lines,
     amounts, number) is printed as issued, so the document does not change.
+
+    The first rendering of a document in a language is kept in the file storage (a local
+    folder, or S3 in production: ``portal/storage.py``) and every later request, on any
+    machine, gets those same bytes, so the PDF a payer received is the PDF an auditor is
+    shown, whatever changes later in the layout code or the issuer settings. (A document
+    rendered in a transaction that then rolls back leaves a file no other document can be
+    given: the key holds the issue time to the microsecond.)
     """
+    from portal import storage
     from portal.documents.layout import build_pdf
 
-    return build_pdf(document, language)
+    language = language or document.language
+    if document.id is None or document.issued_at is None:
+        return build_pdf(document, language)
+    key = stored_key(document, language)
+    backend = storage.storage()
+    try:
+        data = backend.read(key)
+    except Exception:  # storage unreachable: draw it; the next request stores it
+        log.warning("could not read the stored PDF %s", key, exc_info=True)
+        return build_pdf(document, language)
+    if data is None:
+        data = build_pdf(document, language)
+        try:
+            backend.save(key, data, "application/pdf")
+        except Exception:
+            log.warning("could not store the PDF %s", key, exc_info=True)
+    return data
 
 
 def pdf_attachment(document: Document) -> tuple[str, str, bytes]:

@@ -30,6 +30,7 @@ from portal.events.services import STATUS_LABELS, STATUS_MOVES, StatusChangeErro
 from portal.localtime import to_local
 from portal.organiser import forms, services
 from portal.pagination import page_number, paginate
+from portal.payments.unmatched import needing_attention
 from portal.transactions import state_change
 
 bp = Blueprint("organiser", __name__, url_prefix="/<lang_code>/organiser")
@@ -98,6 +99,7 @@ def index():
         page=page,
         counts=counts,
         status_labels=STATUS_LABELS,
+        unmatched_payments=needing_attention(db.session, current_user),
     )
 
 

@@ -29,7 +29,7 @@ from portal.documents.pdf import render_pdf
 from portal.events.models import Event
 from portal.i18n import format_datetime, format_person_name, from_minor, minor_units
 from portal.pagination import page_number, paginate
-from portal.payments import forms, providers, services
+from portal.payments import forms, providers, services, unmatched
 from portal.payments.models import Payment, RefundState
 from portal.registration import services as registrations
 from portal.registration.models import RegistrationState
@@ -176,6 +176,26 @@ def organiser_list(slug: str):
         reason=next(
             (r for p in providers.for_event(event) if (r := p.unavailable_reason(event))), None
         ),
+    )
+
+
+@bp.get("/<lang_code>/organiser/payments/unmatched")
+@login_required
+def unmatched_list():
+    """Money that confirmed nothing: unmatched payments of the organiser's series, and (for
+    administrators) paid checkouts that name none of our registrations."""
+    if not current_user.is_organiser:
+        abort(403)
+    page = paginate(db.session, unmatched.unmatched_payments(current_user), page_number(), PER_PAGE)
+    unknown = None
+    if current_user.is_admin:
+        rows = paginate(db.session, unmatched.unknown_sessions(), 1, PER_PAGE)
+        unknown = [unmatched.UnknownSession.of(row) for row in rows.items]
+    return render_template(
+        "payments/unmatched.html",
+        page=page,
+        unknown=unknown,
+        method_labels=providers.labels(),
     )
 
 

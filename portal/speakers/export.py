@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
+from portal import people
 from portal.accounts.models import Person
 from portal.csvexport import safe_cell
 from portal.events.models import Talk
@@ -44,10 +45,14 @@ CSV_COLUMNS = (
 _cell = safe_cell
 
 
-def speakers_csv_rows(session: Session):
+def speakers_csv_rows(session: Session, reader=None):
     """The speakers CSV, the header first, one row at a time: one statement on narrow columns
     (the current affiliation and the number of talks joined in), read 500 rows at a time, so
-    neither memory nor the number of statements grows with the number of speakers."""
+    neither memory nor the number of statements grows with the number of speakers.
+
+    The directory is shared by both series, but an email address is only written for the
+    people of the reader's own series (``portal.people``); administrators (and ``reader=None``,
+    the command line) get every address."""
     yield [str(label) for _, label in CSV_COLUMNS]
     talks = (
         sa.select(Talk.speaker_id, sa.func.count().label("n"))
@@ -73,7 +78,7 @@ def speakers_csv_rows(session: Session):
             Person.id,
             *(getattr(Person, name) for name in PERSON_FIELDS),
             Person.affiliation,
-            Person.email,
+            (people.email_column(reader, Person.email) if reader else Person.email).label("email"),
             SpeakerProfile.links,
             SpeakerProfile.publish_consent,
             *(getattr(SpeakerProfile, name) for name in PROFILE_TEXT_FIELDS),

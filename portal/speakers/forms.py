@@ -151,7 +151,7 @@ class ProfileForm(FlaskForm):
             getattr(self, f"{name}_en").data = value.en
         self.links.data = links_text(profile.links)
         self.publish_consent.data = profile.publish_consent
-        if hasattr(self, "email"):
+        if getattr(self, "email", None) is not None:
             self.email.data = person.email or ""
             self.preferred_language.data = person.preferred_language
 
@@ -174,7 +174,7 @@ class ProfileForm(FlaskForm):
             )
         values["links"] = parse_links(self.links.data)
         values["publish_consent"] = bool(self.publish_consent.data)
-        if hasattr(self, "email"):
+        if getattr(self, "email", None) is not None:
             values["email"] = self.email.data or ""
             values["preferred_language"] = self.preferred_language.data
         return values

@@ -481,7 +481,8 @@ def speaker_list():
         public=False,
         email_scope=people.visible_to(current_user),  # else only the exact email
     )
-    return _render("speakers/organiser/list.html", page=page, query=query)
+    shown = people.emails_shown(db.session, current_user, [p.person_id for p in page.items])
+    return _render("speakers/organiser/list.html", page=page, query=query, emails_shown=shown)
 
 
 @admin.route("/speakers/new", methods=["GET", "POST"])
@@ -516,16 +517,26 @@ def speaker_new():
     return _render("speakers/organiser/new.html", status, form=form, duplicates=duplicates)
 
 
+def _speaker_form(person) -> forms.SpeakerForm:
+    """The organiser's form; without the email field for a speaker of the other series only
+    (the directory is shared, their address is not: it is neither shown nor changed)."""
+    form = forms.SpeakerForm()
+    if not people.may_see(db.session, current_user, person):
+        del form.email
+    return form
+
+
 def _edit_page(profile, status=200, form=None, affiliation_form=None, invite_form=None):
     person = profile.person
+    email_shown = people.may_see(db.session, current_user, person)
     if form is None:
-        form = forms.SpeakerForm()
+        form = _speaker_form(person)
         form.fill(profile)
     if affiliation_form is None:
         affiliation_form = forms.AffiliationForm(prefix="aff")
     if invite_form is None:
         invite_form = forms.InviteForm(prefix="inv")
-        invite_form.invite_email.data = person.email or ""
+        invite_form.invite_email.data = (person.email or "") if email_shown else ""
         invite_form.invite_language.data = person.preferred_language
     talks = services.speaker_talks(db.session, person.id, current_user)
     return _render(
@@ -550,7 +561,7 @@ def speaker_edit(person_id: int):
     profile = _person(person_id)
     if request.method == "GET":
         return _edit_page(profile)
-    form = forms.SpeakerForm()
+    form = _speaker_form(profile.person)
     if form.validate_on_submit():
         with state_change(form, success=_("The speaker record has been saved.")) as change:
             data = photos.read_upload(form.photo.data)
@@ -615,7 +626,7 @@ def speaker_invite(person_id: int):
 @admin.get("/speakers/export.csv")
 def speaker_export():
     def rows():  # db.session taken while streaming: the one closed when the stream ends
-        yield from services.speakers_csv_rows(db.session)
+        yield from services.speakers_csv_rows(db.session, current_user)
 
     return csv_stream_response(rows(), "speakers.csv")
 

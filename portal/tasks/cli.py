@@ -28,11 +28,11 @@ def jobs_list():
     """Every scheduled job, its interval and its last run."""
     import sqlalchemy as sa
 
-    from portal.tasks.jobs import JOBS
+    from portal.tasks.jobs import jobs
     from portal.tasks.models import JobRun
 
     runs = {r.name: r for r in db.session.scalars(sa.select(JobRun))}
-    for name, job in JOBS.items():
+    for name, job in jobs().items():
         run = runs.get(name)
         last = (
             f"last {run.last_started_at:%Y-%m-%d %H:%M:%S} UTC: {run.last_outcome}"
@@ -47,9 +47,9 @@ def jobs_list():
 @with_appcontext
 def jobs_run(name):
     """Run one job now (skipped with exit 1 while another run holds its lock)."""
-    from portal.tasks.jobs import JOBS, JobSkipped, run_job
+    from portal.tasks.jobs import JobSkipped, jobs, run_job
 
-    if name not in JOBS:
+    if name not in jobs():
         raise click.ClickException(f"No job named {name!r} (see `portal jobs list`).")
     try:
         click.echo(run_job(db.session, name))

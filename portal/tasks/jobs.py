@@ -1,4 +1,5 @@
-"""Scheduled jobs: declared once in ``JOBS``, run under a lock held in the database.
+"""Scheduled jobs: the core's declared once in ``JOBS``, the plugins' through the
+``scheduled_jobs`` hook (``jobs()`` has both), run under a lock held in the database.
 
 A job is a function ``fn(session) -> str`` (a one-line summary) that commits its own work.
 ``run_job(name)`` claims the job's row in ``job_runs`` with one atomic UPDATE (on PostgreSQL
@@ -63,22 +64,6 @@ def expire_unpaid(session: Session) -> str:
     return f"expired {len(expired)}"
 
 
-def webinar_reminders(session: Session) -> str:
-    from plugins.webinar.services import remind
-
-    queued = remind(session)
-    session.commit()
-    return f"queued {len(queued)} reminders"
-
-
-def membership_reminders(session: Session) -> str:
-    from plugins.membership.services import queue_renewal_reminders
-
-    companies = queue_renewal_reminders(session)
-    session.commit()
-    return f"{len(companies)} reminder(s) queued"
-
-
 def reconcile_payments(session: Session) -> str:
     from portal.payments.reconcile import reconcile
 
@@ -106,22 +91,20 @@ JOBS: dict[str, Job] = {
             15 * MINUTE,
             "settle card payments whose webhook never came",
         ),
-        Job(
-            "webinar-reminders",
-            webinar_reminders,
-            60 * MINUTE,
-            30 * MINUTE,
-            "queue the webinar reminder of the day before",
-        ),
-        Job(
-            "membership-reminders",
-            membership_reminders,
-            24 * 60 * MINUTE,
-            30 * MINUTE,
-            "queue membership renewal reminders",
-        ),
     )
 }
+
+
+def jobs() -> dict[str, Job]:
+    """Every scheduled job by name: the core's (``JOBS``) and the plugins' (hook
+    ``scheduled_jobs``, e.g. the webinar's reminders and membership's renewal reminders).
+    Needs the app context (the plugin manager)."""
+    from portal import plugins
+
+    found = dict(JOBS)
+    for job in plugins.collect(plugins.manager().hook.scheduled_jobs()):
+        found.setdefault(job.name, job)
+    return found
 
 
 # -- the lock ---------------------------------------------------------------------------------
@@ -180,7 +163,7 @@ def _release(session: Session, job: Job, outcome: str, failed: bool) -> None:
 def run_job(session: Session, name: str, *, scheduled: bool = False) -> str:
     """Run one job under its lock; returns its summary. Raises JobSkipped when not claimed,
     and re-raises the job's own error after recording it."""
-    job = JOBS[name]
+    job = jobs()[name]
     if not claim(session, job, scheduled=scheduled):
         raise JobSkipped(f"{name}: another run holds the lock or it ran in this period")
     try:

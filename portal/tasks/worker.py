@@ -2,7 +2,7 @@
 
 - The broker is Redis in production (``redis://…``); without a setting it is a SQLite file in
   ``instance/`` (kombu's SQLAlchemy transport), so ``make run`` needs no server.
-- ``BEAT_SCHEDULE`` comes from ``portal.tasks.jobs.JOBS``: one entry per job, run by one
+- ``BEAT_SCHEDULE`` comes from ``portal.tasks.jobs.jobs()`` (the core's and plugins' jobs): one entry per job, run by one
   scheduler process (``portal tasks scheduler``); every run goes through ``run_job``'s lock.
 - ``send_outbox_now`` is published after a commit that queued email, so mail leaves at once;
   the scheduled ``send-outbox`` run catches anything the kick missed.
@@ -19,7 +19,7 @@ import logging
 from celery import Celery, Task
 from flask import Flask
 
-from portal.tasks.jobs import JOBS, JobSkipped
+from portal.tasks.jobs import JobSkipped, jobs
 
 log = logging.getLogger("portal.tasks")
 
@@ -43,6 +43,7 @@ def flask_app() -> Flask:
 
 
 def beat_schedule() -> dict:
+    """One entry per job of ``jobs()`` (the core's and the plugins'); needs the app context."""
     return {
         name: {
             "task": "portal.run_job",
@@ -51,8 +52,13 @@ def beat_schedule() -> dict:
             # A tick that waited longer than its period (no worker) is dropped, not piled up.
             "options": {"expires": job.every.total_seconds()},
         }
-        for name, job in JOBS.items()
+        for name, job in jobs().items()
     }
+
+
+def _schedule_of(app: Flask) -> dict:
+    with app.app_context():
+        return beat_schedule()
 
 
 def init_app(app: Flask) -> None:
@@ -76,7 +82,7 @@ def init_app(app: Flask) -> None:
         worker_hijack_root_logger=False,
         task_publish_retry=False,
         task_always_eager=bool(cfg.get("TASKS_EAGER")),
-        beat_schedule=beat_schedule(),
+        beat_schedule=_schedule_of(app),
         timezone="UTC",
     )
     celery_app.flask_app = app

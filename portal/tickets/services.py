@@ -190,19 +190,14 @@ def reception_enabled(event: Event) -> bool:
 
 
 def reception_places(session: Session, registrations) -> dict[int, bool]:
-    """Whether each registration has a place at the exchange meeting (one query)."""
+    """Whether each registration has a place at the exchange meeting (one query, through the
+    plugin's ``reception_places`` hook; all False when no plugin keeps a reception)."""
     ids = [r.id for r in registrations]
     if not ids:
         return {}
-    from plugins.exchange_meeting.models import ExchangeMeetingSignup, SignupState
-
-    rows = session.execute(
-        sa.select(ExchangeMeetingSignup.registration_id, ExchangeMeetingSignup.state).where(
-            ExchangeMeetingSignup.registration_id.in_(ids)
-        )
-    ).all()
-    found = {rid: state == SignupState.confirmed for rid, state in rows}
-    return {rid: found.get(rid, False) for rid in ids}
+    event = registrations[0].event
+    found = plugins.event_hooks(event).reception_places(event=event, registration_ids=ids) or {}
+    return {rid: bool(found.get(rid)) for rid in ids}
 
 
 def has_reception_place(session: Session, registration: Registration) -> bool | None:
@@ -484,16 +479,8 @@ def checkin_counts(session: Session, event: Event) -> CheckInCounts:
         if state == S.attended:
             counts.checked_in[key] = counts.checked_in.get(key, 0) + n
     if reception_enabled(event):
-        from plugins.exchange_meeting.models import ExchangeMeetingSignup, SignupState
-
-        counts.reception_expected = session.scalar(
-            sa.select(sa.func.count())
-            .select_from(ExchangeMeetingSignup)
-            .where(
-                ExchangeMeetingSignup.event_id == event.id,
-                ExchangeMeetingSignup.state == SignupState.confirmed,
-            )
-        )
+        places = plugins.event_hooks(event).reception_places(event=event, registration_ids=None)
+        counts.reception_expected = len(places or {})
         counts.reception_checked_in = session.scalar(
             sa.select(sa.func.count())
             .select_from(CheckIn)
