@@ -258,3 +258,18 @@ def test_hook_affiliation_changed_hears_every_change_of_affiliation(app, session
     finally:
         manager.unregister(name="test.affiliation_listener")
     assert heard == [[person.id], [other.id]]
+
+
+def test_speaker_edit_page_shows_the_institution_of_each_affiliation(app, client, dbs):
+    from tests.test_speakers_support import organiser, speaker
+
+    tohoku = _tohoku(dbs)
+    profile = speaker(dbs, organisation=BilingualText(en="Tohoku Univ."))
+    other = speaker(dbs, organisation=BilingualText(en="Nowhere Institute"))
+    login(client, organiser(dbs))
+    dbs.commit()
+    page = client.get(f"/ja/organiser/speakers/{profile.person_id}/edit")
+    assert f'機関： <a href="/ja/organiser/institutions/{tohoku.id}/edit">東北大学</a>' in page.text
+    assert "機関：" not in client.get(f"/ja/organiser/speakers/{other.person_id}/edit").text
+    # Public pages do not show it.
+    assert "/organiser/institutions/" not in client.get(f"/ja/speakers/{profile.person_id}/").text

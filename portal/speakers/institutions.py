@@ -306,6 +306,15 @@ def people_counts(session: Session, institution_ids) -> dict[int, int]:
     return dict(rows.all())
 
 
+def institutions_by_id(session: Session, ids) -> dict[int, Institution]:
+    """These institutions by id (one query; unknown and None ids are left out)."""
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    found = session.scalars(sa.select(Institution).where(Institution.id.in_(wanted)))
+    return {i.id: i for i in found}
+
+
 def resolve_institution(session: Session, institution_id: int) -> int:
     seen = set()
     current = institution_id

@@ -553,6 +553,9 @@ def _edit_page(profile, status=200, form=None, affiliation_form=None, invite_for
         duplicates=(
             [] if profile.is_merged else services.likely_duplicates_of_record(db.session, person)
         ),
+        institutions=institutions.institutions_by_id(
+            db.session, [a.institution_id for a in profile.affiliations]
+        ),
     )
 
 
