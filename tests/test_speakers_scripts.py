@@ -134,6 +134,7 @@ def test_directory_search_matches_romaji_of_the_kana_reading(app, client, dbs):
         ("sato ken", [ken.person_id]),
         ("takahashi yuko", [in_kana.person_id]),
         ("yuuko", [in_kana.person_id]),
+        ("satoh", [ken.person_id]),
     ):
         assert found(client.get("/ja/speakers/", query_string={"q": query})) == expected, query
 
@@ -152,3 +153,19 @@ def test_reindex_command_recomputes_reading_keys(app, runner, dbs):
     profile = dbs.get(SpeakerProfile, ken.person_id)
     assert profile.reading_key == "ken sato"
     assert "satou" in profile.search_key
+
+
+def test_directory_search_folds_hepburn_variants_of_the_query(app, client, dbs):
+    satoh = speaker(dbs, family_name="", given_name="", romanized_name="Ken Satoh")
+    ohno = speaker(dbs, family_name="大野", given_name="", family_name_kana="おおの")
+    dbs.commit()
+    for query, expected in (
+        ("satou", [satoh.person_id]),
+        ("Satō ken", [satoh.person_id]),
+        ("SATO", [satoh.person_id]),
+        ("ohno", [ohno.person_id]),
+        ("ono", [ohno.person_id]),
+    ):
+        assert found(client.get("/en/speakers/", query_string={"q": query}), "en") == expected, (
+            query
+        )

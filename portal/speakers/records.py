@@ -124,6 +124,10 @@ def _search_conditions(query: str | None, organiser: bool, public: bool, email_s
     conditions = [SpeakerProfile.merged_into_id.is_(None), Person.anonymised_at.is_(None)]
     for term in search.query_terms(query):
         condition = key.like(like_pattern(term), escape=LIKE_ESCAPE)
+        folded = search.hepburn(term) if term.isascii() and term.isalpha() else ""
+        if folded and folded != term:
+            # Hepburn variants: "satoh" and "satou" also find sato (さとう).
+            condition = sa.or_(condition, key.like(like_pattern(folded), escape=LIKE_ESCAPE))
         if organiser and "@" in term:
             partial = SpeakerProfile.email_key.like(like_pattern(term), escape=LIKE_ESCAPE)
             if email_scope is not None:
