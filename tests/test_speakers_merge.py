@@ -448,6 +448,16 @@ def test_merge_page_lets_the_organiser_choose_the_registration(app, client, dbs)
     assert services.get_profile(dbs, other_id).merged_into_id == keep_id
     ja = client.get(f"/ja/organiser/speakers/merges/{dbs.scalar(sa.select(SpeakerMerge.id))}")
     assert ja.status_code == 200
+    # The event's organiser still sees both registrations, the cancelled one with its history.
+    admin = f.user(dbs, is_admin=True, email="root@example.org")
+    dbs.commit()
+    login(client, admin)
+    listing = client.get(f"/en/organiser/events/{event.slug}/registrations/?state=cancelled")
+    assert listing.status_code == 200
+    assert f"/registrations/{first.id}/" in listing.text
+    detail = client.get(f"/en/organiser/events/{event.slug}/registrations/{first.id}/")
+    assert detail.status_code == 200
+    assert "Cancelled when two records of the person were merged" in detail.text
 
 
 # -- after a merge -------------------------------------------------------------------------------
