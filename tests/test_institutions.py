@@ -140,6 +140,8 @@ def test_changing_an_affiliation_flags_new_conflicts_to_organisers(app, dbs, cli
     assert "割り当て後に見つかった利益相反" in ja.text
     detail = client.get(f"/en/events/{slug}/abstracts/manage/{abstract.id}")
     assert 'data-conflict="affiliation"' in detail.text
+    dashboard = client.get(f"/ja/organiser/events/{slug}/")
+    assert "割り当て後に利益相反が見つかった査読の割り当てが1件あります。" in dashboard.text
     # Moving away again clears the flag.
     mit.person.affiliation = "MIT"
     session.commit()

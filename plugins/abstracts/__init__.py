@@ -141,6 +141,7 @@ def dashboard_panels(event, user):
                 "abstracts/_dashboard_panel.html",
                 event=event,
                 progress=progress,
+                flagged=services.flagged_conflict_count(db.session, event),
                 state_labels=services.STATE_LABELS,
             )
         )

@@ -167,6 +167,15 @@ def recheck_conflicts(session: Session, person_ids, now=None) -> list[ReviewAssi
     return flagged
 
 
+def flagged_conflict_count(session: Session, event: Event) -> int:
+    return session.scalar(
+        sa.select(sa.func.count())
+        .select_from(ReviewAssignment)
+        .join(Abstract, Abstract.id == ReviewAssignment.abstract_id)
+        .where(Abstract.event_id == event.id, ReviewAssignment.conflict.is_not(None))
+    )
+
+
 def flagged_conflicts(session: Session, event: Event) -> list[ReviewAssignment]:
     """The event's assignments with a conflict found after they were made (for organisers)."""
     return list(

@@ -85,6 +85,7 @@ from plugins.abstracts.review import (
     auto_assign,
     conflict,
     current_affiliations,
+    flagged_conflict_count,
     flagged_conflicts,
     recheck_conflicts,
     reviewer_candidates,
