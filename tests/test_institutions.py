@@ -275,3 +275,22 @@ def test_speaker_edit_page_shows_the_institution_of_each_affiliation(app, client
     assert "機関：" not in client.get(f"/ja/organiser/speakers/{other.person_id}/edit").text
     # Public pages do not show it.
     assert "/organiser/institutions/" not in client.get(f"/ja/speakers/{profile.person_id}/").text
+
+
+def test_speaker_merge_fills_the_institution_and_names_it(app, client, dbs):
+    from portal.speakers import services as speaker_services
+    from tests.test_speakers_support import organiser, speaker
+
+    tohoku = _tohoku(dbs)
+    keep = speaker(dbs, affiliation="")
+    other = speaker(dbs, affiliation="東北大学")
+    dbs.flush()
+    assert other.person.institution_id == tohoku.id
+    record = speaker_services.merge_speakers(dbs, keep.person, other.person, None)
+    login(client, organiser(dbs))
+    dbs.commit()
+    survivor = dbs.get(Person, keep.person_id)
+    assert (survivor.affiliation, survivor.institution_id) == ("東北大学", tohoku.id)
+    assert dbs.get(Person, other.person_id).institution_id is None
+    page = client.get(f"/en/organiser/speakers/merges/{record.id}")
+    assert '<th scope="row">Institution</th><td>Tohoku University</td>' in page.text

@@ -724,7 +724,12 @@ def merge_detail(merge_id: int):
     ).first()
     if record is None:
         abort(404)
-    return _render("speakers/organiser/merge_detail.html", record=record)
+    institution_id = (record.snapshot or {}).get("person", {}).get("institution_id")
+    return _render(
+        "speakers/organiser/merge_detail.html",
+        record=record,
+        institutions=institutions.institutions_by_id(db.session, [institution_id]),
+    )
 
 
 @admin.route("/talks/<int:talk_id>/speaker", methods=["GET", "POST"])
