@@ -75,6 +75,33 @@ def test_duplicates_are_found_across_scripts(app, dbs):
     assert other.person_id not in {i for pair in pairs for i in pair}
 
 
+def test_a_reading_written_as_one_word_meets_the_same_reading_in_two(app, client, dbs):
+    ken = _ken(dbs, family_name_kana="サトウケン", given_name_kana="")
+    romanised = speaker(dbs, family_name="", given_name="", romanized_name="Ken Satoh")
+    other = speaker(dbs, family_name="", given_name="", romanized_name="Kensuke Sato")
+    dbs.commit()
+    pairs = {
+        (p.first.person_id, p.second.person_id): p.reasons for p in services.find_duplicates(dbs)
+    }
+    assert pairs == {(ken.person_id, romanised.person_id): ["reading"]}
+    login(client, organiser(dbs))
+    dbs.commit()
+    typed = dict(
+        FORM,
+        family_name="さとうけん",
+        given_name="",
+        family_name_kana="",
+        given_name_kana="",
+        romanized_name="",
+        email="new@example.org",
+    )
+    response = client.post("/en/organiser/speakers/new", data=typed)
+    assert response.status_code == 400
+    assert f"/en/organiser/speakers/{romanised.person_id}/edit" in response.text
+    assert f"/en/organiser/speakers/{ken.person_id}/edit" in response.text
+    assert f"/en/organiser/speakers/{other.person_id}/edit" not in response.text
+
+
 def test_duplicates_page_shows_the_cross_script_pair(app, client, dbs):
     ken = _ken(dbs)
     in_kana = speaker(dbs, family_name="さとう", given_name="けん", romanized_name="")

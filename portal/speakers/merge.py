@@ -530,7 +530,6 @@ def find_duplicates(session: Session, limit: int = 100) -> list[DuplicatePair]:
         "romanised": SpeakerProfile.roman_key,
         "name": SpeakerProfile.name_key,
         "kana": SpeakerProfile.kana_key,
-        "reading": SpeakerProfile.reading_key,
     }
     live = sa.and_(SpeakerProfile.merged_into_id.is_(None), Person.anonymised_at.is_(None))
     pairs: dict[tuple[int, int], list[str]] = {}
@@ -554,9 +553,28 @@ def find_duplicates(session: Session, limit: int = 100) -> list[DuplicatePair]:
         for ids in groups.values():
             for i, a in enumerate(ids):
                 for b in ids[i + 1 :]:
-                    found = pairs.setdefault((a, b), [])
-                    if reason != "reading" or not _SAME_SCRIPT.intersection(found):
-                        found.append(reason)
+                    pairs.setdefault((a, b), []).append(reason)
+    # The reading across scripts: every live key (short strings), so that a reading written
+    # as one word (「さとうけん」) meets the same reading in two words ("Ken Sato").
+    by_key: dict[str, list[int]] = {}
+    for person_id, key in session.execute(
+        sa.select(SpeakerProfile.person_id, SpeakerProfile.reading_key)
+        .join(SpeakerProfile.person)
+        .where(live, SpeakerProfile.reading_key != "")
+        .order_by(SpeakerProfile.person_id)
+    ):
+        by_key.setdefault(key, []).append(person_id)
+    for key, ids in by_key.items():
+        for candidate in search.reading_candidates(key):
+            for a in ids:
+                for b in by_key.get(candidate, ()):
+                    if a == b:
+                        continue
+                    found = pairs.setdefault((min(a, b), max(a, b)), [])
+                    if "reading" not in found and not _SAME_SCRIPT.intersection(found):
+                        found.append("reading")
+    for pair in [p for p, reasons in pairs.items() if not reasons]:
+        del pairs[pair]
     chosen = sorted(pairs)[:limit]
     ids = {i for pair in chosen for i in pair}
     profiles = {

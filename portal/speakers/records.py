@@ -537,7 +537,8 @@ def likely_duplicates_of(
     if person.email:
         conditions.append(SpeakerProfile.email_key == person.email.lower())
     if search.reading_key(person):
-        conditions.append(SpeakerProfile.reading_key == search.reading_key(person))
+        candidates = search.reading_candidates(search.reading_key(person))
+        conditions.append(SpeakerProfile.reading_key.in_(sorted(candidates)))
     if not conditions:
         return []
     return list(

@@ -92,6 +92,19 @@ def reading_key(person) -> str:
     return " ".join(sorted(w for w in words if w))
 
 
+def reading_candidates(key: str | None) -> set[str]:
+    """The reading keys that sound the same as ``key``: a reading written as one word
+    (「さとうけん」 → "satoken") may be any split of it ("ken sato"), and words may be written
+    together in either order ("ken sato" → "kensato", "satoken")."""
+    key = key or ""
+    if not key:
+        return set()
+    words = key.split()
+    if len(words) == 1:
+        return {key} | {" ".join(sorted((key[:i], key[i:]))) for i in range(2, len(key) - 1)}
+    return {key, "".join(words), "".join(reversed(words))}
+
+
 def native_name(person) -> str:
     return compact((person.family_name or "") + (person.given_name or ""))
 
