@@ -494,6 +494,7 @@ def build_history(
                             "kana_key",
                             "roman_key",
                             "email_key",
+                            "reading_key",
                         )
                     ),
                 )
@@ -530,6 +531,7 @@ def build_history(
                             "kana_key",
                             "roman_key",
                             "email_key",
+                            "reading_key",
                         )
                     }
                 )

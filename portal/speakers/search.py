@@ -172,7 +172,7 @@ def apply_keys(profile, person, affiliations) -> bool:
     }
     changed = False
     for name, value in values.items():
-        if getattr(profile, name) != value:
+        if getattr(profile, name, None) != value:
             setattr(profile, name, value)
             changed = True
     return changed
