@@ -48,6 +48,7 @@ from portal.events.models import (
     EventStatus,
     Series,
     SeriesKind,
+    SeriesPlugin,
     Talk,
 )
 from portal.i18n import BilingualText
@@ -70,6 +71,7 @@ CURRENT_PLUGINS = (
     "stripe_payments",
 )
 PAST_PLUGINS = ("archive", "attendance", "abstracts", "membership")
+SERIES_PLUGINS = ("archive", "attendance", "membership")  # switched on for the whole series
 CHUNK = 5000
 TZ = ZoneInfo("Asia/Tokyo")
 
@@ -286,8 +288,24 @@ def build_history(
             }
 
         counts["events"] = _insert(conn, t["events"], event_rows())
-        plugin_rows = [(e, p) for e in past_ids for p in PAST_PLUGINS]
-        plugin_rows += [(current_id, p) for p in CURRENT_PLUGINS]
+        plugin_rows = [(e, p) for e in past_ids for p in PAST_PLUGINS if p not in SERIES_PLUGINS]
+        plugin_rows += [(current_id, p) for p in CURRENT_PLUGINS if p not in SERIES_PLUGINS]
+        series_first = ids.take(t["series_plugins"], len(SERIES_PLUGINS))
+        _insert(
+            conn,
+            t["series_plugins"],
+            (
+                {
+                    "id": series_first + i,
+                    "series_id": series_id,
+                    "plugin": p,
+                    "enabled": True,
+                    "settings": {},
+                    "updated_at": now,
+                }
+                for i, p in enumerate(SERIES_PLUGINS)
+            ),
+        )
         first = ids.take(t["event_plugins"], len(plugin_rows))
         _insert(
             conn,
@@ -951,6 +969,7 @@ def _models() -> dict:
         Series,
         Event,
         EventPlugin,
+        SeriesPlugin,
         FeeCategory,
         MemberCompany,
         CompanyDomain,

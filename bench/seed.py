@@ -21,7 +21,6 @@ from portal.events.models import (
     AttendanceMode,
     Event,
     EventFormat,
-    EventPlugin,
     EventStatus,
     Series,
     SeriesKind,
@@ -245,17 +244,10 @@ def _seed_pages(engine, registrations, talks, past_events, plugins) -> PagesData
             .where(Event.series_id == series.id, Event.ends_at >= now)
             .order_by(Event.starts_at)
         )
-        existing = {
-            row.plugin: row
-            for row in session.scalars(
-                sa.select(EventPlugin).where(EventPlugin.event_id == event.id)
-            )
-        }
-        for name in plugins:
-            if name in existing:
-                existing[name].enabled = True
-            else:
-                session.add(EventPlugin(event_id=event.id, plugin=name, enabled=True, settings={}))
+        from portal import plugins as plugin_host
+
+        for name in plugins:  # series plugins (archive, attendance) for the series
+            plugin_host.set_enabled(session, event, name, True, actor=None)
         have = session.scalar(sa.select(sa.func.count()).where(Talk.event_id == event.id))
         speakers = _people(max(0, talks - have), "speaker")
         session.add_all(speakers)

@@ -100,7 +100,7 @@ def demo_load():
 
 @click.group("plugins")
 def plugins_group():
-    """Plugins per event."""
+    """Plugins per event, and series plugins (membership, archive, attendance) per series."""
 
 
 def _event(slug: str):
@@ -112,49 +112,82 @@ def _event(slug: str):
     return event
 
 
+def _series(slug: str):
+    from portal.events.models import Series
+
+    series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
+    if series is None:
+        raise click.ClickException(f"No series with the slug {slug!r}.")
+    return series
+
+
+def _where(event_slug, series_slug):
+    if bool(event_slug) == bool(series_slug):
+        raise click.UsageError("Give --event SLUG or --series SLUG.")
+    return _event(event_slug) if event_slug else _series(series_slug)
+
+
 @plugins_group.command("list")
 @click.option("--event", "slug", help="Show which plugins are on for this event.")
+@click.option("--series", "series_slug", help="Show which series plugins are on for a series.")
 @with_appcontext
-def plugins_list(slug):
-    """List installed plugins (and whether each is on for an event)."""
+def plugins_list(slug, series_slug):
+    """List installed plugins with their scope (and whether each is on for an event/series)."""
     from portal import plugins
 
-    enabled = plugins.enabled_names(_event(slug)) if slug else set()
+    if slug and series_slug:
+        raise click.UsageError("Give --event or --series, not both.")
+    if slug:
+        enabled = plugins.enabled_names(_event(slug))
+    elif series_slug:
+        series = _series(series_slug)
+        enabled = {n for n in plugins.series_plugin_names() if plugins.series_enabled(series, n)}
+    else:
+        enabled = set()
     for name, module in plugins.installed().items():
-        state = ("on" if name in enabled else "off") if slug else ""
-        click.echo(f"{name:20} {state:4} {module.description}".rstrip())
+        state = ("on" if name in enabled else "off") if (slug or series_slug) else ""
+        scope = plugins.scope(name)
+        click.echo(f"{name:20} {scope:6} {state:4} {module.description}".rstrip())
+
+
+def _switch(plugin, event_slug, series_slug, enabled: bool) -> None:
+    from portal import plugins
+    from portal.organiser.services import set_plugin_enabled
+
+    where = _where(event_slug, series_slug)
+    if plugin in plugins.installed() and event_slug and plugins.scope(plugin) == plugins.SERIES:
+        raise click.ClickException(
+            f"{plugin} belongs to a whole series: use --series {where.series.slug}."
+        )
+    try:
+        set_plugin_enabled(db.session, where, plugin, enabled, actor=None)
+    except KeyError as exc:
+        raise click.ClickException(f"No plugin named {plugin!r}.") from exc
+    except plugins.ScopeError as exc:
+        raise click.ClickException(f"{plugin} is switched per event: use --event SLUG.") from exc
+    db.session.commit()
+    state = "on" if enabled else "off"
+    click.echo(f"{plugin} is {state} for {event_slug or series_slug}.")
 
 
 @plugins_group.command("enable")
 @click.argument("plugin")
-@click.option("--event", "slug", required=True)
+@click.option("--event", "event_slug", help="The event (a plugin switched per event).")
+@click.option("--series", "series_slug", help="The series (membership, archive, attendance).")
 @with_appcontext
-def plugins_enable(plugin, slug):
-    """Switch a plugin on for an event."""
-    from portal.organiser.services import set_plugin_enabled
-
-    try:
-        set_plugin_enabled(db.session, _event(slug), plugin, True, actor=None)
-    except KeyError as exc:
-        raise click.ClickException(f"No plugin named {plugin!r}.") from exc
-    db.session.commit()
-    click.echo(f"{plugin} is on for {slug}.")
+def plugins_enable(plugin, event_slug, series_slug):
+    """Switch a plugin on for an event, or a series plugin for a series."""
+    _switch(plugin, event_slug, series_slug, True)
 
 
 @plugins_group.command("disable")
 @click.argument("plugin")
-@click.option("--event", "slug", required=True)
+@click.option("--event", "event_slug", help="The event (a plugin switched per event).")
+@click.option("--series", "series_slug", help="The series (membership, archive, attendance).")
 @with_appcontext
-def plugins_disable(plugin, slug):
-    """Switch a plugin off for an event."""
-    from portal.organiser.services import set_plugin_enabled
-
-    try:
-        set_plugin_enabled(db.session, _event(slug), plugin, False, actor=None)
-    except KeyError as exc:
-        raise click.ClickException(f"No plugin named {plugin!r}.") from exc
-    db.session.commit()
-    click.echo(f"{plugin} is off for {slug}.")
+def plugins_disable(plugin, event_slug, series_slug):
+    """Switch a plugin off for an event, or a series plugin for a series."""
+    _switch(plugin, event_slug, series_slug, False)
 
 
 @click.group("outbox")

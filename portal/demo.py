@@ -24,6 +24,7 @@ from portal.events.models import (
     EventStatus,
     Series,
     SeriesKind,
+    SeriesPlugin,
     Talk,
 )
 from portal.i18n import BilingualText
@@ -378,8 +379,21 @@ def _set_up_event(
     enabled = set(
         session.scalars(sa.select(EventPlugin.plugin).where(EventPlugin.event_id == event.id))
     )
+    series_on = set(
+        session.scalars(
+            sa.select(SeriesPlugin.plugin).where(SeriesPlugin.series_id == event.series_id)
+        )
+    )
     for plugin, settings in plugin_settings.items():
-        if plugin not in enabled:
+        if plugins.scope(plugin) == plugins.SERIES:  # membership, archive, attendance
+            if plugin not in series_on:
+                session.add(
+                    SeriesPlugin(
+                        series_id=event.series_id, plugin=plugin, enabled=True, settings=settings
+                    )
+                )
+                series_on.add(plugin)
+        elif plugin not in enabled:
             session.add(
                 EventPlugin(event_id=event.id, plugin=plugin, enabled=True, settings=settings)
             )

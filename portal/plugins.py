@@ -2,7 +2,11 @@
 
 A plugin is a module (built-in ones live in ``plugins/``; third-party ones are found through
 the entry-point group ``portal.plugins``) with hook implementations and four attributes:
-``name``, ``label`` and ``description`` (lazy-translated) and ``default_settings`` (a dict).
+``name``, ``label`` and ``description`` (lazy-translated) and ``default_settings`` (a dict),
+and optionally ``scope``: ``"event"`` (the default: switched on per event, ``EventPlugin``)
+or ``"series"`` (switched on for a whole series, ``SeriesPlugin``: membership, the archive,
+attendance statistics). A series plugin that is on for a series is on for each of its events,
+so event-scoped hooks and ``is_enabled(event, …)`` work the same for both scopes.
 """
 
 from __future__ import annotations
@@ -79,7 +83,35 @@ def installed() -> dict[str, ModuleType]:
     return cached[1]
 
 
+EVENT, SERIES = "event", "series"
+
+
+def scope(name: str) -> str:
+    """``"series"`` for a plugin switched on per series, else ``"event"``."""
+    module = installed().get(name)
+    return SERIES if getattr(module, "scope", EVENT) == SERIES else EVENT
+
+
+def series_plugin_names() -> list[str]:
+    return [name for name in installed() if scope(name) == SERIES]
+
+
+def _series_rows(series_id: int) -> dict:
+    from portal.db import db
+    from portal.events.models import SeriesPlugin
+
+    cache = g.setdefault("_series_plugins", {})
+    if series_id not in cache:
+        rows = db.session.scalars(
+            sa.select(SeriesPlugin).where(SeriesPlugin.series_id == series_id)
+        )
+        cache[series_id] = {row.plugin: row for row in rows}
+    return cache[series_id]
+
+
 def _rows(event) -> dict:
+    """The event's plugin rows by name: its own (event plugins) and its series' (series
+    plugins)."""
     from portal.db import db
     from portal.events.models import EventPlugin
 
@@ -87,29 +119,49 @@ def _rows(event) -> dict:
     if event.id not in cache:
         rows = db.session.scalars(sa.select(EventPlugin).where(EventPlugin.event_id == event.id))
         cache[event.id] = {row.plugin: row for row in rows}
-    return cache[event.id]
+    series = {k: v for k, v in _series_rows(event.series_id).items() if scope(k) == SERIES}
+    own = {k: v for k, v in cache[event.id].items() if scope(k) == EVENT}
+    return {**own, **series}
 
 
 def preload(events) -> None:
-    """Load the plugin rows of many events in one query (pages calling hooks per list row)."""
+    """Load the plugin rows of many events (and their series) in two queries (pages calling
+    hooks per list row)."""
     from portal.db import db
-    from portal.events.models import EventPlugin
+    from portal.events.models import EventPlugin, SeriesPlugin
 
     cache = g.setdefault("_event_plugins", {})
     ids = {e.id for e in events if e.id not in cache}
-    if not ids:
-        return
-    for event_id in ids:
-        cache[event_id] = {}
-    rows = db.session.scalars(sa.select(EventPlugin).where(EventPlugin.event_id.in_(ids)))
-    for row in rows:
-        cache[row.event_id][row.plugin] = row
+    if ids:
+        for event_id in ids:
+            cache[event_id] = {}
+        rows = db.session.scalars(sa.select(EventPlugin).where(EventPlugin.event_id.in_(ids)))
+        for row in rows:
+            cache[row.event_id][row.plugin] = row
+    series_cache = g.setdefault("_series_plugins", {})
+    series_ids = {e.series_id for e in events if e.series_id not in series_cache}
+    if series_ids:
+        for series_id in series_ids:
+            series_cache[series_id] = {}
+        rows = db.session.scalars(
+            sa.select(SeriesPlugin).where(SeriesPlugin.series_id.in_(series_ids))
+        )
+        for row in rows:
+            series_cache[row.series_id][row.plugin] = row
 
 
 def forget(event) -> None:
-    """Drop the per-request cache after enabling or disabling a plugin."""
+    """Drop the per-request cache after enabling or disabling a plugin (the event's own and
+    its series')."""
     g.setdefault("_event_plugins", {}).pop(event.id, None)
     g.setdefault("_event_hooks", {}).pop(event.id, None)
+    g.setdefault("_series_plugins", {}).pop(event.series_id, None)
+
+
+def forget_series(series) -> None:
+    """Drop the per-request cache of a series and of its events' hooks."""
+    g.setdefault("_series_plugins", {}).pop(series.id, None)
+    g.pop("_event_hooks", None)
 
 
 def enabled_names(event) -> set[str]:
@@ -127,14 +179,35 @@ def require_enabled(event, name: str) -> None:
         abort(404)
 
 
-def settings(event, name: str) -> dict:
-    """The plugin's settings for the event: stored values over its declared defaults."""
+def _with_defaults(name: str, row) -> dict:
     plugin = installed().get(name)
-    defaults = dict(getattr(plugin, "default_settings", {}) or {})
-    row = _rows(event).get(name)
+    values = dict(getattr(plugin, "default_settings", {}) or {})
     if row is not None and row.settings:
-        defaults.update(row.settings)
-    return defaults
+        values.update(row.settings)
+    return values
+
+
+def settings(event, name: str) -> dict:
+    """The plugin's settings for the event (for a series plugin: its series' settings):
+    stored values over its declared defaults."""
+    return _with_defaults(name, _rows(event).get(name))
+
+
+def series_enabled(series, name: str) -> bool:
+    """Whether a series plugin is on for the series."""
+    row = _series_rows(series.id).get(name)
+    return bool(row is not None and row.enabled and name in installed())
+
+
+def require_series_enabled(series, name: str) -> None:
+    """A series plugin's pages answer 404 for a series that does not have it on."""
+    if not series_enabled(series, name):
+        abort(404)
+
+
+def series_settings(series, name: str) -> dict:
+    """A series plugin's settings for the series: stored values over its declared defaults."""
+    return _with_defaults(name, _series_rows(series.id).get(name))
 
 
 class EventHooks:
@@ -189,77 +262,95 @@ def render_blocks(blocks) -> Markup:
 # -- the one writer of enablement and settings ---------------------------------------------------
 
 
-def _row(session, event, name: str):
-    from portal.events.models import EventPlugin
-
-    row = session.scalar(
-        sa.select(EventPlugin).where(EventPlugin.event_id == event.id, EventPlugin.plugin == name)
-    )
-    if row is None:
-        row = EventPlugin(event_id=event.id, plugin=name, enabled=False, settings={})
-        session.add(row)
-    return row
+class ScopeError(ValueError):
+    """An event plugin switched for a series (it belongs to single events)."""
 
 
-def set_enabled(session, event, name: str, enabled: bool, actor):
-    """Switch a plugin on or off for an event (KeyError for an unknown plugin); audited."""
-    from portal import audit
+def _target(name: str, where):
+    """(model, owner column, owner, audit subject) where the plugin's switch is kept:
+    the series for a series plugin (also when given one of its events), else the event."""
+    from portal.events.models import Event, EventPlugin, SeriesPlugin
 
     if name not in installed():
         raise KeyError(name)
-    row = _row(session, event, name)
+    if scope(name) == SERIES:
+        series = where.series if isinstance(where, Event) else where
+        return SeriesPlugin, "series_id", series, "series"
+    if not isinstance(where, Event):
+        raise ScopeError(name)
+    return EventPlugin, "event_id", where, "event"
+
+
+def _row(session, name: str, where):
+    model, column, owner, subject = _target(name, where)
+    row = session.scalar(
+        sa.select(model).where(getattr(model, column) == owner.id, model.plugin == name)
+    )
+    if row is None:
+        row = model(**{column: owner.id}, plugin=name, enabled=False, settings={})
+        session.add(row)
+    return row, owner, subject
+
+
+def _forget(owner, subject: str) -> None:
+    if subject == "series":
+        forget_series(owner)
+    else:
+        forget(owner)
+
+
+def set_enabled(session, where, name: str, enabled: bool, actor):
+    """Switch a plugin on or off: an event plugin for an event, a series plugin for a series
+    (given the series or one of its events). KeyError for an unknown plugin, ScopeError for
+    an event plugin given a series; audited on the event or series."""
+    from portal import audit
+
+    row, owner, subject = _row(session, name, where)
     if row.id is not None and row.enabled == enabled:
         return row
     row.enabled = enabled
     session.flush()
     action = "plugin_enabled" if enabled else "plugin_disabled"
-    audit.record(session, actor, "event", event.id, action, plugin=name)
-    forget(event)
+    audit.record(session, actor, subject, owner.id, action, plugin=name)
+    _forget(owner, subject)
     return row
 
 
-def save_settings(session, event, name: str, values: dict, actor):
-    """Store a plugin's settings for an event: only the keys it declares in
-    ``default_settings`` (others are dropped), over what is stored; audited."""
+def save_settings(session, where, name: str, values: dict, actor):
+    """Store a plugin's settings (for its event or series, as ``set_enabled``): only the keys
+    it declares in ``default_settings`` (others are dropped), over what is stored; audited."""
     from portal import audit
 
-    module = installed().get(name)
-    if module is None:
-        raise KeyError(name)
+    row, owner, subject = _row(session, name, where)
+    module = installed()[name]
     allowed = set((getattr(module, "default_settings", {}) or {}).keys())
     clean = {k: v for k, v in values.items() if k in allowed}
-    row = _row(session, event, name)
     row.settings = {**(row.settings or {}), **clean}
     session.flush()
-    audit.record(session, actor, "event", event.id, "plugin_settings", plugin=name, settings=clean)
-    forget(event)
+    audit.record(session, actor, subject, owner.id, "plugin_settings", plugin=name, settings=clean)
+    _forget(owner, subject)
     return row
 
 
 def enabled_events(name: str) -> sa.Select:
-    """A SELECT of the ids of the events that have the plugin on (for a plugin's queries)."""
-    from portal.events.models import EventPlugin
+    """A SELECT of the ids of the events that have the plugin on (for a plugin's queries):
+    for a series plugin, every event of the series that have it on."""
+    from portal.events.models import Event, EventPlugin, SeriesPlugin
 
+    if scope(name) == SERIES:
+        on = sa.select(SeriesPlugin.series_id).where(
+            SeriesPlugin.plugin == name, SeriesPlugin.enabled.is_(True)
+        )
+        return sa.select(Event.id).where(Event.series_id.in_(on))
     return sa.select(EventPlugin.event_id).where(
         EventPlugin.plugin == name, EventPlugin.enabled.is_(True)
     )
 
 
-def latest_series_settings(session, series, name: str) -> dict | None:
-    """The stored settings of the series' latest event with the plugin on (None if no event
-    has it on): how a plugin whose settings belong to the whole series reads them until
-    series-wide settings exist."""
-    from portal.events.models import Event, EventPlugin
+def enabled_series(name: str) -> sa.Select:
+    """A SELECT of the ids of the series that have a series plugin on."""
+    from portal.events.models import SeriesPlugin
 
-    settings = session.scalar(
-        sa.select(EventPlugin.settings)
-        .join(Event, Event.id == EventPlugin.event_id)
-        .where(
-            Event.series_id == series.id,
-            EventPlugin.plugin == name,
-            EventPlugin.enabled.is_(True),
-        )
-        .order_by(Event.starts_at.desc())
-        .limit(1)
+    return sa.select(SeriesPlugin.series_id).where(
+        SeriesPlugin.plugin == name, SeriesPlugin.enabled.is_(True)
     )
-    return None if settings is None else dict(settings or {})

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime, timedelta
 from itertools import count
+
+import sqlalchemy as sa
 
 from portal.accounts.models import Person, Role, Sector, User, UserRole
 from portal.accounts.passwords import hash_password
@@ -15,6 +18,7 @@ from portal.events.models import (
     EventStatus,
     Series,
     SeriesKind,
+    SeriesPlugin,
     Talk,
 )
 from portal.i18n import BilingualText
@@ -136,9 +140,41 @@ def talk(session, event_obj: Event, speaker: Person | None = None, **kw) -> Talk
     return t
 
 
-def enable(session, event_obj: Event, plugin: str, **settings) -> EventPlugin:
+def enable(session, event_obj: Event, plugin: str, **settings) -> EventPlugin | SeriesPlugin:
+    """Switch a plugin on for the event, or a series plugin (membership, archive,
+    attendance) for the event's series, with these settings."""
+    if _scope(plugin) == "series":
+        return enable_for_series(session, event_obj.series, plugin, **settings)
     row = EventPlugin(event_id=event_obj.id, plugin=plugin, enabled=True, settings=settings)
     session.add(row)
+    session.flush()
+    return row
+
+
+def _scope(plugin: str) -> str:
+    from flask import has_app_context
+
+    from portal import plugins
+
+    if has_app_context():
+        return plugins.scope(plugin)
+    try:
+        return getattr(importlib.import_module(f"plugins.{plugin}"), "scope", "event")
+    except ModuleNotFoundError:  # a test's own plugin, not a built-in one
+        return "event"
+
+
+def enable_for_series(session, series_obj: Series, plugin: str, **settings) -> SeriesPlugin:
+    row = session.scalar(
+        sa.select(SeriesPlugin).where(
+            SeriesPlugin.series_id == series_obj.id, SeriesPlugin.plugin == plugin
+        )
+    )
+    if row is None:
+        row = SeriesPlugin(series_id=series_obj.id, plugin=plugin, settings={})
+        session.add(row)
+    row.enabled = True
+    row.settings = {**(row.settings or {}), **settings}
     session.flush()
     return row
 

@@ -205,6 +205,9 @@ RULES: dict[str, str] = {
     "organiser.reviewer_remove": G,
     "organiser.series_edit": A,
     "organiser.series_new": A,
+    "organiser.series_plugin_settings": G,
+    "organiser.series_plugin_toggle": G,
+    "organiser.series_plugins": G,
     "organiser.talk_delete": G,
     "organiser.talk_edit": G,
     "organiser.talk_new": G,
@@ -369,6 +372,7 @@ def matrix_world(app):
             "pay_at_door",
             "calendar",
             "attendance",
+            "membership",
         ):
             f.enable(s, event, plugin)
             f.enable(s, past, plugin)

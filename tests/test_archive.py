@@ -21,7 +21,7 @@ from plugins.membership import services as membership
 from portal.accounts.models import User
 from portal.audit import AuditEntry
 from portal.db import db, utcnow
-from portal.events.models import Event, EventPlugin, Talk
+from portal.events.models import Event, SeriesPlugin, Talk
 from portal.i18n import BilingualText
 from tests import factories as f
 
@@ -97,6 +97,7 @@ def world(app):
         start = utcnow().replace(microsecond=0) - timedelta(days=60)
         meeting = f.event(s, study, slug="meeting-93", number=93, starts_at=start)
         f.enable(s, meeting, "archive")
+        f.enable(s, meeting, "membership")  # members are known to the archive
         talk = f.talk(
             s,
             meeting,
@@ -260,7 +261,7 @@ def test_a_zip_that_is_not_powerpoint_is_refused(app, world):
 
 def test_an_oversize_file_is_refused_with_the_limit_and_the_form_kept(app, client, world):
     with database(app) as s:
-        row = s.scalar(sa.select(EventPlugin).where(EventPlugin.event_id == world["meeting"]))
+        row = s.scalar(sa.select(SeriesPlugin).where(SeriesPlugin.plugin == "archive"))
         row.settings = {"max_file_mb": 1}
         s.commit()
     login(client, app, world["organiser"])
@@ -388,7 +389,7 @@ def test_items_of_disabled_or_draft_events_are_not_found(app, client, world):
     item_id = add_file(app, world["talk"], world=world)
     login(client, app, world["member"])
     with database(app) as s:
-        s.scalar(sa.select(EventPlugin)).enabled = False
+        s.scalar(sa.select(SeriesPlugin).where(SeriesPlugin.plugin == "archive")).enabled = False
         s.commit()
     assert client.get(f"/ja/archive/items/{item_id}").status_code == 404
     assert client.get("/ja/events/meeting-93/archive/").status_code == 404

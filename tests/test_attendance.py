@@ -16,7 +16,7 @@ from plugins.attendance.models import MeetingAttendance
 from portal import plugins
 from portal.config import ROOT
 from portal.db import db, utcnow
-from portal.events.models import EventPlugin, EventStatus, Series
+from portal.events.models import EventStatus, Series, SeriesPlugin
 from tests import factories as f
 
 REAL_FILE = ROOT / "plugins/attendance/data/study_group_attendance.csv"
@@ -33,6 +33,11 @@ def _log_in(client, user_id: str) -> None:
     with client.session_transaction() as s:
         s["_user_id"] = user_id
         s["_fresh"] = True
+
+
+def _logout(client) -> None:
+    with client.session_transaction() as s:
+        s.clear()
 
 
 @contextmanager
@@ -167,6 +172,7 @@ def imported(app):
     """The real file imported; an organiser of the series, a member, an administrator."""
     with _context(app) as session:
         series = _import_real_file(session)
+        f.enable_for_series(session, series, "attendance")
         other = f.series(session)
         ids = {
             "organiser": f.user(session, roles=(("organiser", series),)).get_id(),
@@ -195,23 +201,36 @@ def test_statistics_page_is_for_organisers_by_default(client, imported):
     assert client.get("/en/series/no-such-series/statistics").status_code == 404
 
 
-def test_statistics_page_is_public_when_the_latest_enabled_event_says_so(app, client, imported):
+def test_statistics_page_is_public_when_the_series_setting_says_so(app, client, imported):
+    """The plugin and its ``public`` setting belong to the series (a series plugin), set on
+    the series' plugins page; off for the series, the page is not found, even for organisers."""
+    url = "/ja/series/study-group/statistics"
+    assert client.get(url).status_code == 302  # private by default: organisers log in
+    _log_in(client, imported["organiser"])
+    page = client.get("/en/organiser/series/study-group/plugins")
+    assert page.status_code == 200 and 'data-plugin="attendance"' in page.text
+    assert 'data-plugin="webinar"' not in page.text  # an event plugin: on the event's page
+    r = client.post(
+        "/en/organiser/series/study-group/plugins/attendance/settings",
+        data={"plugin-attendance-public": "y"},
+    )
+    assert r.status_code == 302
     with _context(app) as session:
         series = session.scalar(sa.select(Series).where(Series.slug == "study-group"))
-        older = f.event(session, series, number=200, starts_at=f.at(2021, 1, 8, 5))
-        newer = f.event(session, series, number=201, starts_at=f.at(2021, 3, 5, 5))
-        f.enable(session, older, "attendance", public=True)
-        newest_plugin = f.enable(session, newer, "attendance")
-        newest_plugin_id = newest_plugin.id
-    url = "/ja/series/study-group/statistics"
-    assert client.get(url).status_code == 302  # the latest meeting with the plugin is private
-
-    with _context(app) as session:
-        session.get(EventPlugin, newest_plugin_id).settings = {"public": True}
+        row = session.scalar(sa.select(SeriesPlugin).where(SeriesPlugin.series_id == series.id))
+        assert (row.plugin, row.enabled, row.settings) == ("attendance", True, {"public": True})
+    _logout(client)
     page = client.get(url)
     assert page.status_code == 200
     assert "2,954" in page.text
     assert client.get("/en/series/study-group/statistics.csv").status_code == 200
+    # Switched off for the series: gone for everyone.
+    _log_in(client, imported["organiser"])
+    r = client.post("/en/organiser/series/study-group/plugins/attendance", data={"enabled": "0"})
+    assert r.status_code == 302
+    assert client.get(url).status_code == 404
+    _logout(client)
+    assert client.get(url).status_code == 404
 
 
 # -- the page, the chart and the CSV -----------------------------------------------------------
@@ -375,6 +394,7 @@ def test_chart_svg_has_bars_and_a_cumulative_line_on_a_second_axis(client, impor
 def test_statistics_page_queries_stay_constant(app, client):
     with _context(app) as session:
         series = f.series(session, slug="study-group")
+        f.enable_for_series(session, series, "attendance")
         organiser = f.user(session, roles=(("organiser", series),))
         user_id = organiser.get_id()
         # a past meeting without saved figures: counted live from registrations
@@ -457,15 +477,14 @@ def test_hook_event_sections_attendance(app, session):
         services.save_figures(session, upcoming, services.Figures(registered=5))
     anonymous = None
     with _request(app):
-        f.enable(session, event, "attendance")
-        f.enable(session, upcoming, "attendance", public=True)
+        row = f.enable(session, event, "attendance")  # for the series: private
         plugins.forget(event)
         assert plugins.call_event_hook("event_sections", event, user=anonymous) == []
-        assert plugins.call_event_hook("event_sections", upcoming, user=anonymous) == []
-        session.scalar(sa.select(EventPlugin).where(EventPlugin.event_id == event.id)).settings = {
-            "public": True
-        }
+        row.settings = {"public": True}
+        session.flush()
         plugins.forget(event)
+        plugins.forget(upcoming)
+        assert plugins.call_event_hook("event_sections", upcoming, user=anonymous) == []
         sections = plugins.call_event_hook("event_sections", event, user=anonymous)
     assert len(sections) == 1
     html = str(sections[0])
@@ -594,3 +613,51 @@ def test_record_is_for_organisers_of_the_series_only(app, client):
     assert client.post(f"/en/events/{slug}/attendance/record").status_code == 404
     _log_in(client, user_id)
     assert client.post(f"/en/events/{slug}/attendance/record").status_code == 404
+
+
+def test_figures_of_settled_meetings_are_saved_by_a_scheduled_job(app):
+    """A meeting that ended two weeks ago gets its live count saved once (job
+    ``attendance-figures``, declared through ``scheduled_jobs``); recent meetings, meetings
+    with figures, drafts and series without the plugin are left alone."""
+    from portal.tasks.jobs import jobs, run_job
+
+    now = utcnow()
+    closed = EventStatus.closed
+    with _context(app) as session:
+        series = f.series(session)
+        f.enable_for_series(session, series, "attendance")
+        other = f.series(session)  # the plugin is off here
+        settled = f.event(session, series, starts_at=now - timedelta(days=20), status=closed)
+        recent = f.event(session, series, starts_at=now - timedelta(days=3), status=closed)
+        known = f.event(session, series, starts_at=now - timedelta(days=40), status=closed)
+        draft = f.event(
+            session, series, starts_at=now - timedelta(days=30), status=EventStatus.draft
+        )
+        elsewhere = f.event(session, other, starts_at=now - timedelta(days=20))
+        empty = f.event(session, series, starts_at=now - timedelta(days=25), status=closed)
+        attended = ("attended", "onsite", "company")
+        for event in (settled, recent, known, draft, elsewhere):
+            _registrations(
+                session, event, attended, attended, ("confirmed", "online", "university")
+            )
+        services.save_figures(session, known, services.Figures(registered=9, participants=7))
+        ids = {
+            name: e.id
+            for name, e in dict(
+                settled=settled,
+                recent=recent,
+                known=known,
+                draft=draft,
+                elsewhere=elsewhere,
+                empty=empty,
+            ).items()
+        }
+    with app.app_context():
+        assert jobs()["attendance-figures"].every == timedelta(days=1)
+        assert run_job(db.session, "attendance-figures") == "figures saved for 1 meeting(s)"
+        rows = {
+            r.event_id: (r.registered, r.participants, r.company)
+            for r in db.session.scalars(sa.select(MeetingAttendance))
+        }
+        assert rows == {ids["settled"]: (3, 2, 2), ids["known"]: (9, 7, 0)}
+        assert run_job(db.session, "attendance-figures") == "figures saved for 0 meeting(s)"

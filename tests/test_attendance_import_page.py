@@ -37,6 +37,7 @@ def _log_in(client, user_id: str) -> None:
 def _setup(app):
     with _context(app) as session:
         series = f.series(session, slug="study-group")
+        f.enable_for_series(session, series, "attendance")
         organiser = f.user(session, roles=(("organiser", series),)).get_id()
         member = f.user(session, roles=(("member", series),)).get_id()
     return organiser, member
@@ -183,6 +184,7 @@ def test_a_bad_file_shows_the_form_again(app, client):
 
 def test_rows_match_by_number_and_date(app, session):
     series = f.series(session, slug="study-group")
+    f.enable_for_series(session, series, "attendance")
     upcoming = f.event(session, series, number=1, slug="study-group-1",
                        starts_at=f.at(2027, 1, 15, 5, 30))  # fmt: skip
     session.flush()
@@ -204,6 +206,7 @@ def test_rows_match_by_number_and_date(app, session):
 
 def test_figures_only_for_meetings_that_have_taken_place(app, session):
     series = f.series(session, slug="study-group")
+    f.enable_for_series(session, series, "attendance")
     soon = utcnow() + timedelta(days=3)
     f.event(session, series, number=200, slug="study-group-200", starts_at=soon)
     day = (soon.astimezone(__import__("zoneinfo").ZoneInfo(series.timezone))).date()

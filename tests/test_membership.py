@@ -82,6 +82,7 @@ def world(app):
     with database(app) as s:
         study = f.series(s, slug="study")
         other = f.series(s, slug="other")
+        f.enable_for_series(s, study, "membership")
         admin = f.user(s, email="admin@example.org", is_admin=True)
         organiser = f.user(s, email="org@example.org", roles=(("organiser", study),))
         other_org = f.user(s, email="org2@example.org", roles=(("organiser", other),))

@@ -260,3 +260,46 @@ def test_db_downgrade_and_current_roll_the_schema_back_and_forth(tmp_path):
     with engine.connect() as conn:
         assert "job_runs" in sa.inspect(conn).get_table_names()
     engine.dispose()
+
+
+def test_series_plugins_migration_keeps_what_the_events_had_on(tmp_path):
+    """Upgrading to series plugins: a series gets membership, archive and attendance on when
+    one of its events had them on, with the settings of the latest such event; event plugins
+    stay per event."""
+    from portal.events.models import EventPlugin
+    from tests import factories as f
+
+    url = f"sqlite:///{tmp_path / 'scope.db'}"
+    app = create_app({"DATABASE_URL": url, "TESTING": True})
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "upgrade", "i14b_0001"]).exit_code == 0
+    with app.app_context():
+        s = db.session
+        study, other = f.series(s, slug="study"), f.series(s, slug="other")
+        old = f.event(s, study, starts_at=f.at(2020, 1, 10, 5))
+        new = f.event(s, study, starts_at=f.at(2021, 1, 10, 5))
+        lone = f.event(s, other, starts_at=f.at(2021, 1, 10, 5))
+        for event, plugin, on, settings in (
+            (old, "attendance", True, {"public": True}),
+            (new, "attendance", True, {"public": False}),
+            (old, "archive", True, {"max_file_mb": 5}),
+            (new, "membership", False, {}),
+            (lone, "calendar", True, {}),
+        ):
+            s.add(EventPlugin(event_id=event.id, plugin=plugin, enabled=on, settings=settings))
+        s.commit()
+        ids = (study.id, other.id)
+    assert runner.invoke(args=["db", "upgrade", "i10_0002"]).exit_code == 0
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT series_id, plugin, enabled, settings FROM series_plugins ORDER BY plugin"
+            )
+        ).all()
+        assert [(r[0], r[1], bool(r[2]), json.loads(r[3])) for r in rows] == [
+            (ids[0], "archive", True, {"max_file_mb": 5}),
+            (ids[0], "attendance", True, {"public": False}),
+        ]
+        assert conn.scalar(sa.text("SELECT count(*) FROM event_plugins")) == 5
+    engine.dispose()

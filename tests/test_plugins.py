@@ -4,6 +4,7 @@ dashboard_panels, talk_links), proved with a small plugin made here."""
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from portal.accounts.models import User
 from portal.app import create_app
 from portal.audit import AuditEntry
 from portal.db import db
-from portal.events.models import Event, EventPlugin
+from portal.events.models import Event, EventPlugin, SeriesPlugin
 from portal.hookspecs import hookimpl
 from portal.plugins import Tab
 from tests import factories as f
@@ -256,15 +257,16 @@ def test_cli_lists_enables_and_disables_plugins(app, runner):
     ids = two_events(app, "calendar")
     result = runner.invoke(args=["plugins", "list", "--event", "first"])
     assert result.exit_code == 0
-    states = {line.split()[0]: line.split()[1] for line in result.output.splitlines()}
-    assert states["calendar"] == "on"
+    rows = {line.split()[0]: line.split()[1:3] for line in result.output.splitlines()}
+    assert rows["calendar"] == ["event", "on"]
+    assert rows["archive"] == ["series", "off"]
 
     result = runner.invoke(args=["plugins", "disable", "calendar", "--event", "first"])
     assert result.exit_code == 0
     assert result.output == "calendar is off for first.\n"
     assert plugin_row(app, ids["first"], "calendar").enabled is False
     result = runner.invoke(args=["plugins", "list", "--event", "first"])
-    assert {ln.split()[0]: ln.split()[1] for ln in result.output.splitlines()}["calendar"] == "off"
+    assert {ln.split()[0]: ln.split()[2] for ln in result.output.splitlines()}["calendar"] == "off"
 
     result = runner.invoke(args=["plugins", "enable", "calendar", "--event", "second"])
     assert result.exit_code == 0
@@ -283,6 +285,73 @@ def test_cli_lists_enables_and_disables_plugins(app, runner):
     result = runner.invoke(args=["plugins", "list"])
     assert result.exit_code == 0
     assert [ln.split()[0] for ln in result.output.splitlines()] == list(_installed_names(app))
+
+
+def test_cli_series_plugins_are_switched_per_series(app, runner):
+    """Membership, the archive and attendance belong to a series: ``--series SLUG``; given an
+    event they say so; the series' events have them on."""
+    ids = two_events(app)
+    result = runner.invoke(args=["plugins", "enable", "archive", "--event", "first"])
+    assert result.exit_code != 0
+    assert "archive belongs to a whole series: use --series study." in result.output
+    result = runner.invoke(args=["plugins", "enable", "archive", "--series", "study"])
+    assert (result.exit_code, result.output) == (0, "archive is on for study.\n")
+    result = runner.invoke(args=["plugins", "enable", "calendar", "--series", "study"])
+    assert result.exit_code != 0
+    assert "calendar is switched per event: use --event SLUG." in result.output
+    result = runner.invoke(args=["plugins", "list", "--series", "study"])
+    rows = {ln.split()[0]: ln.split()[1:3] for ln in result.output.splitlines()}
+    assert rows["archive"] == ["series", "on"] and rows["membership"] == ["series", "off"]
+    for slug in ("first", "second"):
+        result = runner.invoke(args=["plugins", "list", "--event", slug])
+        rows = {ln.split()[0]: ln.split()[1:3] for ln in result.output.splitlines()}
+        assert rows["archive"] == ["series", "on"]
+    result = runner.invoke(args=["plugins", "enable", "archive"])
+    assert result.exit_code != 0 and "Give --event SLUG or --series SLUG." in result.output
+    with database(app) as s:
+        entries = [(e.subject_type, e.action) for e in s.scalars(sa.select(AuditEntry))]
+    assert entries == [("series", "plugin_enabled")]
+    assert ids["first"]
+
+
+def test_series_plugins_page_switches_for_the_whole_series(app, client):
+    """Organisers switch series plugins on the series' page; the event page lists only the
+    event's own plugins and says which series plugins are on. Another series' organiser and
+    event plugins are refused."""
+    ids = two_events(app)
+    with database(app) as s:
+        other = f.user(s, roles=(("organiser", f.series(s, slug="other")),)).id
+        s.commit()
+    login(client, app, ids["organiser"])
+    page = client.get("/en/organiser/series/study/plugins")
+    assert page.status_code == 200
+    cards = set(re.findall(r'data-plugin="([a-z_]+)"', page.text))
+    assert cards == {"membership", "archive", "attendance"}
+    r = client.post("/en/organiser/series/study/plugins/archive", data={"enabled": "1"})
+    assert r.status_code == 302
+    event_page = client.get("/en/organiser/events/first/").text
+    assert 'data-plugin="archive"' not in event_page and 'data-plugin="calendar"' in event_page
+    assert "On for the whole series: Lecture archive." in event_page
+    assert (
+        client.post("/en/organiser/events/first/plugins/archive", data={"enabled": "0"}).status_code
+        == 404
+    )
+    assert (
+        client.post(
+            "/en/organiser/series/study/plugins/calendar", data={"enabled": "1"}
+        ).status_code
+        == 404
+    )
+    assert client.get("/en/events/first/archive/").status_code == 200
+    assert client.get("/en/events/second/archive/").status_code == 200
+    login(client, app, other)
+    assert client.get("/en/organiser/series/study/plugins").status_code == 404
+    assert (
+        client.post("/en/organiser/series/study/plugins/archive", data={"enabled": "0"}).status_code
+        == 404
+    )
+    with database(app) as s:
+        assert [r.enabled for r in s.scalars(sa.select(SeriesPlugin))] == [True]
 
 
 def _installed_names(app) -> list[str]:

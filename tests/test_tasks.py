@@ -31,6 +31,7 @@ def test_one_beat_schedule_declares_every_job_through_the_lock(app):
         "reconcile-payments",
         "webinar-reminders",
         "membership-reminders",
+        "attendance-figures",
     }
     for name, entry in schedule.items():
         assert entry["task"] == "portal.run_job"

@@ -28,6 +28,7 @@ from portal.hookspecs import hookimpl
 from portal.plugins import Tab
 
 name = "archive"
+scope = "series"  # switched on for a whole series, on its organiser page (portal.plugins)
 label = _l("Lecture archive")
 description = _l(
     "Slides, files and video links per talk, open to members of the series, its speakers and "

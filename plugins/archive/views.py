@@ -78,9 +78,11 @@ def membership_url(series: Series) -> str | None:
 
 
 def _series_or_404(slug: str) -> Series:
+    """The series, when it has the archive on (a series plugin), else 404."""
     series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
     if series is None:
         abort(404)
+    plugins.require_series_enabled(series, services.PLUGIN)
     return series
 
 

@@ -34,6 +34,7 @@ from portal.hookspecs import hookimpl
 from portal.plugins import Tab
 
 name = "attendance"
+scope = "series"  # switched on for a whole series, on its organiser page (portal.plugins)
 label = _l("Attendance statistics")
 description = _l(
     "Participants per meeting (on site and online, by sector), a statistics page with a chart, "
@@ -50,6 +51,29 @@ def blueprints():
     from plugins.attendance.views import bp
 
     return [bp]
+
+
+def _settled_meetings_job(session) -> str:
+    from plugins.attendance.services import record_settled_meetings
+
+    saved = record_settled_meetings(session)
+    session.commit()
+    return f"figures saved for {len(saved)} meeting(s)"
+
+
+@hookimpl
+def scheduled_jobs():
+    from portal.tasks.jobs import MINUTE, Job
+
+    return [
+        Job(
+            "attendance-figures",
+            _settled_meetings_job,
+            24 * 60 * MINUTE,
+            30 * MINUTE,
+            "save the figures of meetings that ended two weeks ago",
+        )
+    ]
 
 
 @hookimpl

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -257,15 +257,47 @@ def record_from_registrations(
     return save_figures(session, event, figures, actor=actor)
 
 
+# -- figures saved once a meeting has settled -------------------------------------------------
+
+SETTLED_AFTER = timedelta(days=14)  # check-ins and the webinar report are in by then
+
+
+def record_settled_meetings(session: Session, now=None) -> list[int]:
+    """Save the live figures of every meeting that ended more than ``SETTLED_AFTER`` ago and
+    has none yet (series with the plugin on, not drafts, with registrations): a scheduled job,
+    so the statistics page counts live only the last few meetings, whatever the history's
+    size. An organiser can still record or import figures again. Returns the event ids."""
+    now = now or utcnow()
+    events = session.scalars(
+        sa.select(Event)
+        .outerjoin(MeetingAttendance, MeetingAttendance.event_id == Event.id)
+        .where(
+            MeetingAttendance.id.is_(None),
+            Event.id.in_(plugins.enabled_events(PLUGIN)),
+            Event.status != EventStatus.draft,
+            Event.ends_at < now - SETTLED_AFTER,
+        )
+        .order_by(Event.id)
+    ).all()
+    live = live_figures(session, list(events)) or {}
+    saved = []
+    for event in events:
+        figures = live.get(event.id)
+        if figures is None:
+            continue
+        save_figures(session, event, figures, actor=None, now=now)
+        saved.append(event.id)
+    return saved
+
+
 # -- who sees the statistics ------------------------------------------------------------------
 
 
 def statistics_public(session: Session, series: Series, defaults: dict | None = None) -> bool:
-    """Public when the series' latest event with the plugin on has the setting ``public``."""
-    settings = plugins.latest_series_settings(session, series, PLUGIN)
-    if settings is None:
+    """Public when the series has the plugin on with the setting ``public``."""
+    if not plugins.series_enabled(series, PLUGIN):
         return False
-    return truthy({**(defaults or {}), **settings}.get("public"))
+    return truthy({**(defaults or {}), **plugins.series_settings(series, PLUGIN)}.get("public"))
 
 
 def is_organiser(user, series: Series) -> bool:

@@ -23,6 +23,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from plugins.attendance import default_settings, services
+from portal import plugins
 from portal.db import db
 from portal.events.models import Event, Series
 from portal.i18n import current_language
@@ -50,6 +51,7 @@ def _series_or_404(slug: str) -> Series:
     series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
     if series is None:
         abort(404)
+    plugins.require_series_enabled(series, services.PLUGIN)
     if not services.can_see_statistics(db.session, series, current_user, default_settings):
         if not current_user.is_authenticated:
             abort(current_app.login_manager.unauthorized())  # organisers: log in first
@@ -199,8 +201,6 @@ def record(slug: str):
     event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
     if event is None or not services.is_organiser(current_user, event.series):
         abort(404)
-    from portal import plugins
-
     plugins.require_enabled(event, services.PLUGIN)
     try:
         row, outcome = services.record_from_registrations(db.session, event, actor=current_user)
@@ -231,6 +231,7 @@ def _organiser_series_or_404(slug: str) -> Series:
     series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
     if series is None:
         abort(404)
+    plugins.require_series_enabled(series, services.PLUGIN)
     if not current_user.is_authenticated:
         abort(current_app.login_manager.unauthorized())
     if not services.is_organiser(current_user, series):

@@ -12,15 +12,15 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from portal import plugins
-from portal.accounts.models import Person
 from portal.events.models import Event
+from portal.payments import offline
 from portal.payments import services as payments
 from portal.payments.models import Payment
 from portal.payments.providers import PaymentProvider
-from portal.registration.models import Registration, RegistrationState
+from portal.registration.models import Registration
 
 PLUGIN = "bank_transfer"
 METHOD = "bank_transfer"
@@ -40,26 +40,10 @@ def reference(registration: Registration) -> str:
 
 def awaiting(event: Event) -> sa.Select:
     """Registrations of the event waiting for a payment, deadline first (for pagination)."""
-    return (
-        sa.select(Registration)
-        .join(Person, Registration.person_id == Person.id)
-        .where(
-            Registration.event_id == event.id,
-            Registration.state == RegistrationState.pending_payment,
-            Registration.total_minor > 0,
-        )
-        .options(joinedload(Registration.person), joinedload(Registration.fee_category))
-        .order_by(Registration.payment_deadline, Registration.id)
-    )
+    return offline.awaiting(event, by_deadline=True)
 
 
-def awaiting_count(session: Session, event: Event) -> int:
-    return (
-        session.scalar(
-            sa.select(sa.func.count()).select_from(awaiting(event).order_by(None).subquery())
-        )
-        or 0
-    )
+awaiting_count = offline.awaiting_count
 
 
 def record_transfer(

@@ -29,6 +29,7 @@ from markupsafe import Markup
 from portal.hookspecs import hookimpl
 
 name = "membership"
+scope = "series"  # switched on for a whole series, on its organiser page (portal.plugins)
 label = _l("Corporate membership")
 description = _l(
     "Member companies per fiscal year, their fees, invoices and receipts, and who counts as "
@@ -77,8 +78,11 @@ def scheduled_jobs():
 @hookimpl
 def member_status(user, series):
     from plugins.membership import services
+    from portal import plugins
     from portal.db import db
 
+    if not plugins.series_enabled(series, name):
+        return None  # membership is not kept for this series
     return services.member_status(db.session, user, series)
 
 

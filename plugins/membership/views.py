@@ -36,6 +36,7 @@ from plugins.membership.models import (
     MembershipState,
 )
 from plugins.membership.services import MembershipError
+from portal import plugins
 from portal.accounts.models import Person
 from portal.csvexport import csv_response, csv_stream_response
 from portal.db import db
@@ -48,6 +49,7 @@ from portal.pagination import page_number, paginate
 from portal.params import int_or_none
 from portal.security import limit_email_form
 
+PLUGIN = "membership"
 bp = Blueprint("membership", __name__, url_prefix="/<lang_code>", template_folder="templates")
 
 PER_PAGE = 30
@@ -114,6 +116,7 @@ def _series_or_404(slug: str) -> Series:
     series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
     if series is None or not current_user.is_organiser_of(series):
         abort(404)
+    plugins.require_series_enabled(series, PLUGIN)
     return series
 
 
@@ -146,7 +149,9 @@ def organiser_index():
         abort(404)
     from portal.organiser.services import organised_series
 
-    series = organised_series(db.session, current_user)
+    series = [
+        s for s in organised_series(db.session, current_user) if plugins.series_enabled(s, PLUGIN)
+    ]
     return render_template("membership/organiser_index.html", series_list=series)
 
 
@@ -689,6 +694,7 @@ def _public_series_or_404(slug: str) -> Series:
     series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
     if series is None:
         abort(404)
+    plugins.require_series_enabled(series, PLUGIN)
     return series
 
 

@@ -4,44 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
 from flask import render_template
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from portal import plugins
+from portal.payments import offline
 from portal.payments import services as payments
 from portal.payments.models import Payment
 from portal.payments.providers import PaymentProvider
 from portal.registration import services as registrations
-from portal.registration.models import Registration, RegistrationState
+from portal.registration.models import Registration
 
 PLUGIN = "pay_at_door"
 METHOD = "at_door"
 
 
-def awaiting(event) -> sa.Select:
-    """Registrations of the event waiting for a payment, by name (for the reception)."""
-    return (
-        sa.select(Registration)
-        .where(
-            Registration.event_id == event.id,
-            Registration.state == RegistrationState.pending_payment,
-            Registration.total_minor > 0,
-        )
-        .options(joinedload(Registration.person), joinedload(Registration.fee_category))
-        .order_by(Registration.id)
-    )
-
-
-def awaiting_count(session: Session, event) -> int:
-    return (
-        session.scalar(
-            sa.select(sa.func.count()).select_from(awaiting(event).order_by(None).subquery())
-        )
-        or 0
-    )
+awaiting = offline.awaiting  # registrations waiting for a payment, in order
+awaiting_count = offline.awaiting_count
 
 
 def collect_and_check_in(

@@ -140,6 +140,21 @@ class Talk(Base):
         return getattr(self, field).get(lang, self.language)
 
 
+class SeriesPlugin(Base):
+    """Whether a plugin of series scope (membership, archive, attendance) is on for a whole
+    series, with its settings (JSON over declared defaults): on for every event of it."""
+
+    __tablename__ = "series_plugins"
+    __table_args__ = (sa.UniqueConstraint("series_id", "plugin"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
+    plugin: Mapped[str] = mapped_column(sa.String(60))
+    enabled: Mapped[bool] = mapped_column(default=False)
+    settings: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class EventPlugin(Base):
     """Whether a plugin is on for an event, with its settings (JSON over declared defaults)."""
 

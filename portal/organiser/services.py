@@ -337,11 +337,12 @@ def remove_reviewer(session: Session, series: Series, user_role: UserRole, actor
 # -- plugins per event -----------------------------------------------------------------------
 
 
-def set_plugin_enabled(session: Session, event: Event, name: str, enabled: bool, actor):
-    """Switch a plugin on or off for an event (``portal.plugins.set_enabled``)."""
-    return plugins.set_enabled(session, event, name, enabled, actor)
+def set_plugin_enabled(session: Session, where, name: str, enabled: bool, actor):
+    """Switch a plugin on or off for an event, or a series plugin for a series
+    (``portal.plugins.set_enabled``)."""
+    return plugins.set_enabled(session, where, name, enabled, actor)
 
 
-def update_plugin_settings(session: Session, event: Event, name: str, values: dict, actor):
-    """Store a plugin's settings for an event (``portal.plugins.save_settings``)."""
-    return plugins.save_settings(session, event, name, values, actor)
+def update_plugin_settings(session: Session, where, name: str, values: dict, actor):
+    """Store a plugin's settings for an event or series (``portal.plugins.save_settings``)."""
+    return plugins.save_settings(session, where, name, values, actor)

@@ -200,13 +200,16 @@ def event_edit(slug: str):
     return render_template("organiser/event_form.html", form=form, event=event), code
 
 
-def _plugin_rows(event: Event, settings_forms: dict | None = None) -> list[dict]:
-    enabled = plugins.enabled_names(event)
+def _plugin_rows(
+    names, enabled: set[str], current, urls, settings_forms: dict | None = None
+) -> list[dict]:
+    """One card per plugin: on or off, its switch and its settings form (``current(name)``
+    its settings, ``urls(name)`` the switch's and the settings form's addresses)."""
     rows = []
-    for name, module in plugins.installed().items():
-        form = (settings_forms or {}).get(name) or forms.plugin_settings_form(
-            module, plugins.settings(event, name)
-        )
+    for name in names:
+        module = plugins.installed()[name]
+        form = (settings_forms or {}).get(name) or forms.plugin_settings_form(module, current(name))
+        toggle_url, settings_url = urls(name)
         rows.append(
             {
                 "name": name,
@@ -215,9 +218,40 @@ def _plugin_rows(event: Event, settings_forms: dict | None = None) -> list[dict]
                 "enabled": name in enabled,
                 "settings_form": form,
                 "settings_endpoint": getattr(module, "settings_endpoint", None),
+                "toggle_url": toggle_url,
+                "settings_url": settings_url,
             }
         )
     return rows
+
+
+def _event_plugin_rows(event: Event, settings_forms: dict | None = None) -> list[dict]:
+    """The event's own plugins (series plugins are switched on the series' page)."""
+    names = [n for n in plugins.installed() if plugins.scope(n) == plugins.EVENT]
+    return _plugin_rows(
+        names,
+        plugins.enabled_names(event),
+        lambda name: plugins.settings(event, name),
+        lambda name: (
+            url_for(".plugin_toggle", slug=event.slug, name=name),
+            url_for(".plugin_settings", slug=event.slug, name=name),
+        ),
+        settings_forms,
+    )
+
+
+def _series_plugin_rows(series: Series, settings_forms: dict | None = None) -> list[dict]:
+    names = plugins.series_plugin_names()
+    return _plugin_rows(
+        names,
+        {n for n in names if plugins.series_enabled(series, n)},
+        lambda name: plugins.series_settings(series, name),
+        lambda name: (
+            url_for(".series_plugin_toggle", slug=series.slug, name=name),
+            url_for(".series_plugin_settings", slug=series.slug, name=name),
+        ),
+        settings_forms,
+    )
 
 
 def _render_dashboard(event: Event, status_form=None, settings_forms=None, code: int = 200):
@@ -231,7 +265,12 @@ def _render_dashboard(event: Event, status_form=None, settings_forms=None, code:
             event=event,
             status_form=status_form,
             can_move=bool(moves),
-            plugin_rows=_plugin_rows(event, settings_forms),
+            plugin_rows=_event_plugin_rows(event, settings_forms),
+            series_plugins=[
+                plugins.installed()[n].label
+                for n in plugins.series_plugin_names()
+                if plugins.series_enabled(event.series, n)
+            ],
             status_labels=STATUS_LABELS,
             format_labels=event_services.FORMAT_LABELS,
         ),
@@ -273,10 +312,18 @@ def _plugin_or_404(name: str):
     return module
 
 
+def _event_plugin_or_404(name: str):
+    """A plugin switched per event; a series plugin is switched on the series' page."""
+    module = _plugin_or_404(name)
+    if plugins.scope(name) != plugins.EVENT:
+        abort(404)
+    return module
+
+
 @bp.post("/events/<slug>/plugins/<name>")
 def plugin_toggle(slug: str, name: str):
     event = _event_or_404(slug)
-    module = _plugin_or_404(name)
+    module = _event_plugin_or_404(name)
     enabled = request.form.get("enabled") == "1"
     services.set_plugin_enabled(db.session, event, name, enabled, current_user)
     db.session.commit()
@@ -291,7 +338,7 @@ def plugin_toggle(slug: str, name: str):
 @bp.post("/events/<slug>/plugins/<name>/settings")
 def plugin_settings(slug: str, name: str):
     event = _event_or_404(slug)
-    module = _plugin_or_404(name)
+    module = _event_plugin_or_404(name)
     form = forms.plugin_settings_form(module, plugins.settings(event, name), request.form)
     if form is None:
         abort(404)
@@ -305,6 +352,74 @@ def plugin_settings(slug: str, name: str):
         "success",
     )
     return redirect(url_for(".event_dashboard", slug=slug, _anchor="plugins"))
+
+
+# -- plugins of a whole series (membership, archive, attendance) ----------------------------
+
+
+def _organised_series_or_404(slug: str) -> Series:
+    series = _series_or_404(slug)
+    if not current_user.is_organiser_of(series):
+        abort(404)
+    return series
+
+
+def _series_plugin_or_404(name: str):
+    module = _plugin_or_404(name)
+    if plugins.scope(name) != plugins.SERIES:
+        abort(404)
+    return module
+
+
+def _render_series_plugins(series: Series, settings_forms=None, code: int = 200):
+    return (
+        render_template(
+            "organiser/series_plugins.html",
+            series=series,
+            plugin_rows=_series_plugin_rows(series, settings_forms),
+        ),
+        code,
+    )
+
+
+@bp.get("/series/<slug>/plugins")
+def series_plugins(slug: str):
+    """The series' own plugins: on for the whole series (every meeting), one switch each."""
+    return _render_series_plugins(_organised_series_or_404(slug))
+
+
+@bp.post("/series/<slug>/plugins/<name>")
+def series_plugin_toggle(slug: str, name: str):
+    series = _organised_series_or_404(slug)
+    module = _series_plugin_or_404(name)
+    enabled = request.form.get("enabled") == "1"
+    services.set_plugin_enabled(db.session, series, name, enabled, current_user)
+    db.session.commit()
+    label = str(getattr(module, "label", name))
+    if enabled:
+        flash(_("%(plugin)s is now on for the whole series.", plugin=label), "success")
+    else:
+        flash(_("%(plugin)s is now off for the whole series.", plugin=label), "success")
+    return redirect(url_for(".series_plugins", slug=slug))
+
+
+@bp.post("/series/<slug>/plugins/<name>/settings")
+def series_plugin_settings(slug: str, name: str):
+    series = _organised_series_or_404(slug)
+    module = _series_plugin_or_404(name)
+    form = forms.plugin_settings_form(module, plugins.series_settings(series, name), request.form)
+    if form is None:
+        abort(404)
+    if not form.validate():
+        return _render_series_plugins(series, settings_forms={name: form}, code=400)
+    values = forms.plugin_settings_values(module, form)
+    services.update_plugin_settings(db.session, series, name, values, current_user)
+    db.session.commit()
+    flash(
+        _("The settings of %(plugin)s were saved.", plugin=str(getattr(module, "label", name))),
+        "success",
+    )
+    return redirect(url_for(".series_plugins", slug=slug))
 
 
 # -- talks -----------------------------------------------------------------------------------

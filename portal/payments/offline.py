@@ -1,0 +1,102 @@
+"""Money an organiser records by hand: the shared part of the offline providers.
+
+Bank transfer (``plugins/bank_transfer``) and paying at the door (``plugins/pay_at_door``)
+both show the registrations of an event that wait for a payment, one "amount received" form
+per row, and record the amount through the ledger (``payments.record_payment``), which
+confirms the registration, issues the receipt, or flags a different amount. What differs (the
+order of the list, the form's fields, what else happens, the words) stays in the plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from flask import abort, flash
+from flask_login import current_user
+from sqlalchemy.orm import Session, joinedload
+
+from portal import plugins
+from portal.db import db
+from portal.events.models import Event
+from portal.i18n import from_minor
+from portal.pagination import Page, page_number, paginate
+from portal.payments import services as payments
+from portal.payments.models import Payment
+from portal.registration.models import Registration, RegistrationState
+
+
+def awaiting(event: Event, *, by_deadline: bool = False) -> sa.Select:
+    """Registrations of the event waiting for a payment (by deadline, or in order)."""
+    order = (Registration.payment_deadline, Registration.id) if by_deadline else (Registration.id,)
+    return (
+        sa.select(Registration)
+        .where(
+            Registration.event_id == event.id,
+            Registration.state == RegistrationState.pending_payment,
+            Registration.total_minor > 0,
+        )
+        .options(joinedload(Registration.person), joinedload(Registration.fee_category))
+        .order_by(*order)
+    )
+
+
+def awaiting_count(session: Session, event: Event) -> int:
+    stmt = sa.select(sa.func.count()).select_from(awaiting(event).order_by(None).subquery())
+    return session.scalar(stmt) or 0
+
+
+def organiser_event(slug: str, plugin: str) -> Event:
+    """The event of an organiser's own series with the plugin on, else 404."""
+    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    if event is None or not current_user.is_organiser_of(event.series):
+        abort(404)
+    plugins.require_enabled(event, plugin)
+    return event
+
+
+def amount_text(registration: Registration) -> str:
+    """What the registration owes, as typed in the form (5000 / 250.00)."""
+    return str(from_minor(registration.total_minor, registration.currency))
+
+
+def rows(
+    event: Event, select: sa.Select, per_page: int, blank_form: Callable, failed=None
+) -> tuple[Page, list]:
+    """A page of registrations waiting for a payment, each with its form: ``blank_form(reg)``,
+    or ``failed`` = (registration id, the form as sent) for the row whose input was refused."""
+    page = paginate(db.session, select, page_number(), per_page)
+    found = []
+    for registration in page.items:
+        if failed is not None and failed[0] == registration.id:
+            found.append((registration, failed[1]))
+        else:
+            found.append((registration, blank_form(registration)))
+    return page, found
+
+
+def record(form, registration: Registration, record_fn: Callable[[int], Payment]):
+    """Parse the form's amount and record it with ``record_fn(amount_minor)``; commits. A
+    refused amount rolls back and goes on the form's amount field (returns None)."""
+    try:
+        amount = payments.parse_amount(form.amount.data, registration.currency)
+        payment = record_fn(amount)
+    except payments.PaymentError as exc:
+        db.session.rollback()
+        form.amount.errors = [*form.amount.errors, str(exc.message)]
+        return None
+    db.session.commit()
+    return payment
+
+
+def flash_recorded(payment: Payment, *, attention: Callable[[str], str], done: str) -> None:
+    """The organiser's message: ``done`` (a success), or ``attention(problem)`` with the flag's
+    label when the ledger flagged the payment (a different amount, say)."""
+    if payment.flag:
+        flash(attention(str(payments.FLAG_LABELS.get(payment.flag, payment.flag))), "error")
+    else:
+        flash(done, "success")
+
+
+def not_waiting_message() -> str:
+    return str(payments.NotAwaitingPayment.default_message)
