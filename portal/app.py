@@ -75,6 +75,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.payments.views import init_app as init_payments
 
     init_payments(app)
+    from portal.announcements.views import init_app as init_announcements
+
+    init_announcements(app)  # the list of a series and its announcements
     for blueprint in plugins.collect(pm.hook.blueprints()):
         app.register_blueprint(blueprint)
 

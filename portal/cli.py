@@ -315,6 +315,10 @@ def register(app: Flask) -> None:
     from portal.accounts.cli import users_group
 
     app.cli.add_command(users_group)
+    # Announcements: `portal announcements bounce EMAIL`, `portal announcements send`.
+    from portal.announcements.cli import announcements_group
+
+    app.cli.add_command(announcements_group)
 
 
 # The app the `portal` command runs, named like a WSGI server names it: the app registers

@@ -112,6 +112,12 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     "DB_MAX_OVERFLOW": ("PORTAL_DB_MAX_OVERFLOW", 5, int),
     "DB_POOL_TIMEOUT": ("PORTAL_DB_POOL_TIMEOUT", 10, int),
     "ALLOW_SQLITE_IN_PRODUCTION": ("PORTAL_ALLOW_SQLITE_IN_PRODUCTION", False, bool),
+    # Announcements (docs/announcements.md): messages per minute the mail server allows
+    # (0: no limit), the longest one job run sends, and the shared secret of the bounce and
+    # complaint webhook (empty: the webhook is off).
+    "ANNOUNCEMENTS_RATE_PER_MINUTE": ("PORTAL_ANNOUNCEMENTS_RATE_PER_MINUTE", 600, int),
+    "ANNOUNCEMENTS_RUN_SECONDS": ("PORTAL_ANNOUNCEMENTS_RUN_SECONDS", 240, int),
+    "BOUNCE_WEBHOOK_SECRET": ("PORTAL_BOUNCE_WEBHOOK_SECRET", "", str),
     "SENTRY_DSN": ("PORTAL_SENTRY_DSN", "", str),
     "LOG_REQUESTS": ("PORTAL_LOG_REQUESTS", True, bool),
 }

@@ -420,4 +420,24 @@ def load_demo(session: Session) -> list[tuple[str, str, str]]:
     plugins.manager().hook.demo_data(session=session, study_group=study, workshop=workshop)
     accounts = _accounts(session, study, workshop)
     session.flush()
+    _announcement_list(session, study, people)
     return accounts
+
+
+def _announcement_list(session: Session, study: Series, people: list[Person]) -> None:
+    """The sample speakers and the member account on the study group's list (confirmed from
+    today: the past meetings keep Table 1's figures). Running it twice changes nothing."""
+    from portal.announcements.subscriptions import request_join
+
+    member = session.scalar(sa.select(User).where(User.email == DEMO_ACCOUNTS[2][0]))
+    for person in [*people, *([member.person] if member else [])]:
+        if person.email:
+            request_join(
+                session,
+                study,
+                person=person,
+                language=person.preferred_language,
+                source="demo",
+                confirmed=True,
+            )
+    session.flush()

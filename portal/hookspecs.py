@@ -36,6 +36,11 @@ def demo_data(session, study_group, workshop):
     """Add this plugin's rows to the demo data of the two demo series; running it twice changes nothing (app-wide)."""
 
 
+@hookspec
+def member_people(series):
+    """Return a SELECT of person ids who belong to a member company of the series this year, or None (app-wide; the announcements' "members" audience)."""
+
+
 @hookspec(firstresult=True)
 def member_status(user, series):
     """Return True or False if this plugin knows whether the user belongs to a member company of the series, else None (app-wide, first answer wins)."""

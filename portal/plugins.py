@@ -49,6 +49,7 @@ CORE_HOOKS = (
     "portal.registration.hooks",
     "portal.speakers.hooks",
     "portal.payments.hooks",
+    "portal.announcements.hooks",
 )
 
 

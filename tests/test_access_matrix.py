@@ -123,6 +123,21 @@ RULES: dict[str, str] = {
     "archive.open_item": M,
     "archive.speakers": P,
     "archive.upload": S,
+    # announcements: the list of a series and what is announced to it
+    "announcements.confirm": T,
+    "announcements.join": F,
+    "announcements.leave": T,
+    "announcements.set_language": T,
+    "announcements.view": T,
+    "announcement_hooks.bounces": X,
+    "announcements_admin.detail": G,
+    "announcements_admin.import_list": G,
+    "announcements_admin.index": G,
+    "announcements_admin.new": G,
+    "announcements_admin.send": G,
+    "announcements_admin.send_test": G,
+    "announcements_admin.subscribers": G,
+    "announcements_admin.unschedule": G,
     # attendance
     "attendance.chart_svg": F,
     "attendance.import_page": G,
@@ -462,8 +477,17 @@ def matrix_world(app):
         role_id = s.scalar(sa.select(UserRole.id).where(UserRole.user_id == users["organiser"].id))
         institution = Institution(name=BilingualText(ja="架空大学", en="Kakuu University"))
         s.add(institution)
+        from portal.announcements.models import Announcement
+
+        announcement = Announcement(
+            series_id=study.id,
+            subject=BilingualText(ja="ご案内", en="Notice"),
+            body=BilingualText(ja="本文", en="Text"),
+        )
+        s.add(announcement)
         s.commit()
         ids = {
+            "announcement_id": announcement.id,
             "reg_id": registrations["owner"].id,
             "talk_id": talk.id,
             "person_id": owner.person_id,

@@ -383,8 +383,8 @@ def test_chart_svg_has_bars_and_a_cumulative_line_on_a_second_axis(client, impor
     svg = response.text
     assert svg.startswith('<?xml version="1.0" encoding="utf-8"?>')
     assert 'class="axis y2' in svg  # the right-hand axis
-    # the cumulative line, broken where meetings 11–80 have no figures
-    assert svg.count('class="line reactive nofill"') == 2
+    # the cumulative line and the list's (登録人数), broken where meetings 11–80 have no figures
+    assert svg.count('class="line reactive nofill"') == 4
     assert "On site" in svg and "Online" in svg and "Cumulative participants" in svg
     # one bar per meeting and one (empty) for the gap 11–80 in each of the two stacked series
     assert svg.count('class="rect reactive tooltip-trigger"') == 24 + 24

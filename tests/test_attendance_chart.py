@@ -3,6 +3,7 @@ legend, hatched online bars, and the rendered SVG kept until the figures change.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -36,7 +37,8 @@ def test_missing_meetings_are_a_labelled_gap_and_break_the_line(app, rows):
     svg = _svg(app, meeting_rows)
     labels = re.findall(r'<desc class="x_label">([^<]*)</desc>', svg)
     assert labels[9:12] == ["10", "11–80", "81"]
-    assert svg.count('class="line reactive nofill"') == 2  # the line stops at the gap
+    # The cumulative line and the list's line (登録人数), each stopping at the gap.
+    assert svg.count('class="line reactive nofill"') == 4
     slots = chart_module.chart_slots(meeting_rows)
     assert [s.label for s in slots if s.gap] == ["11–80"]
 
@@ -96,3 +98,19 @@ def test_svg_is_drawn_once_until_the_figures_change(app, session, rows, monkeypa
     assert len(drawn) == 2
     _svg(app, meeting_rows, "ja")
     assert len(drawn) == 3  # another language is another drawing
+
+
+def test_people_on_the_list_are_a_dashed_line_on_the_right_axis(app, rows):
+    _, meeting_rows = rows
+    svg = _svg(app, meeting_rows)
+    legend = svg.split('class="legends"', 1)[1]
+    on_list = legend.split('id="activate-serie-3"', 1)[1].split("</g>", 1)[0]
+    assert 'class="legend-line"' in on_list and 'stroke-dasharray="6 4"' in on_list
+    line = svg.split('class="series serie-3 color-3"', 1)[1].split("</g>", 1)[0]
+    assert 'stroke-dasharray="6 4"' in line
+    assert "Cumulative participants and people on the list (lines, right axis)" in svg
+    without = [
+        dataclasses.replace(r, figures=dataclasses.replace(r.figures, mailing_list=None))
+        for r in meeting_rows
+    ]
+    assert "People on the list" not in _svg(app, without)

@@ -56,6 +56,7 @@ def test_hookspecs_are_found():
         "scheduled_jobs",
         "demo_data",
         "member_status",
+        "member_people",
         "series_people",
         "event_tabs",
         "event_sections",

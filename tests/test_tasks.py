@@ -27,6 +27,7 @@ def test_one_beat_schedule_declares_every_job_through_the_lock(app):
         every = {name: job.every.total_seconds() for name, job in jobs.jobs().items()}
     assert set(schedule) == {
         "send-outbox",
+        "send-announcements",
         "expire-unpaid",
         "reconcile-payments",
         "webinar-reminders",

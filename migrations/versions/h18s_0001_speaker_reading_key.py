@@ -1,7 +1,7 @@
 """speaker_profiles: reading_key (the name as it sounds, from any script); keys recomputed
 
 Revision ID: h18s_0001
-Revises: i10_0002
+Revises: h17_0001
 Create Date: 2026-12-05 12:45:00
 
 The directory's search key now carries the romaji reading too, so every profile's keys are
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "h18s_0001"
-down_revision = "i10_0002"
+down_revision = "h17_0001"
 branch_labels = None
 depends_on = None
 

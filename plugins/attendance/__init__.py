@@ -77,6 +77,18 @@ def scheduled_jobs():
 
 
 @hookimpl
+def demo_data(session, study_group, workshop):
+    """The study group's past figures (Table 1, ``data/study_group_attendance.csv``) on the
+    demo's past meetings; importing them again changes nothing."""
+    from pathlib import Path
+
+    from plugins.attendance.importer import import_attendance, read_text
+
+    history = Path(__file__).resolve().parent / "data" / "study_group_attendance.csv"
+    import_attendance(session, read_text(history), study_group)
+
+
+@hookimpl
 def cli_commands():
     from plugins.attendance.cli import attendance_group
 

@@ -1,7 +1,9 @@
 """The participants chart, drawn on the server as SVG by pygal.
 
 Stacked bars per meeting (on site and online, plus "not split" where the split is unknown),
-and cumulative participants as a line on a second axis. pygal draws every series of a chart
+and cumulative participants as a line on a second axis, with the people on the list (登録人数:
+the imported figure, or the list's history once the portal keeps it) as a dashed line on the
+same axis where known. pygal draws every series of a chart
 in the chart's own kind, so ``BarsAndLine`` asks pygal's line drawing for the secondary
 series; the bars keep their full width.
 
@@ -33,6 +35,7 @@ from pygal.style import Style
 from portal.i18n import current_language
 
 ONSITE, ONLINE, UNSPLIT, CUMULATIVE = "#0b5cad", "#e08a00", "#9aa5b1", "#c0392b"
+ON_LIST = "#2e7d32"  # people on the list (登録人数), a dashed line
 SVG_NS = "http://www.w3.org/2000/svg"
 STYLE = dict(
     background="#ffffff",
@@ -119,6 +122,7 @@ class Slot:
     unsplit: int | None
     cumulative: int | None
     gap: bool = False
+    on_list: int | None = None  # people on the list that day (登録人数), where known
 
 
 def chart_slots(rows) -> list[Slot]:
@@ -146,6 +150,7 @@ def chart_slots(rows) -> list[Slot]:
                 f.online_participants or 0,
                 unsplit,
                 r.cumulative,
+                on_list=f.mailing_list,
             )
         )
     return slots
@@ -163,8 +168,10 @@ def _make(root, name: str, **attrs):
     return element
 
 
-def _decorate(online_index: int, line_index: int, right_title: str):
-    """An XML filter: hatched online bars, the cumulative legend as a line, a right axis title."""
+def _decorate(online_index: int, line_index: int, right_title: str, list_index: int | None = None):
+    """An XML filter: hatched online bars, the lines' legends as lines, the list's line dashed,
+    a right axis title."""
+    lines = {line_index: CUMULATIVE, **({list_index: ON_LIST} if list_index is not None else {})}
 
     def apply(root):
         chart_id = root.get("id", "chart")
@@ -197,7 +204,13 @@ def _decorate(online_index: int, line_index: int, right_title: str):
                     if _tag(rect) == "rect":
                         rect.set("style", hatch)
                         rect.set("data-pattern", "hatched")
-            if element.get("id") == f"activate-serie-{line_index}":
+            if list_index is not None and f"serie-{list_index}" in classes and "series" in classes:
+                for path in element.iter():
+                    if _tag(path) == "path":
+                        path.set("stroke-dasharray", "6 4")
+            legend_of = next((i for i in lines if element.get("id") == f"activate-serie-{i}"), None)
+            if legend_of is not None:
+                colour = lines[legend_of]
                 for child in list(element):
                     if _tag(child) == "rect":
                         x, y = float(child.get("x", 0)), float(child.get("y", 0))
@@ -211,13 +224,14 @@ def _decorate(online_index: int, line_index: int, right_title: str):
                                 y1=y + 6,
                                 x2=x + 14,
                                 y2=y + 6,
-                                stroke=CUMULATIVE,
+                                stroke=colour,
                                 stroke_width=2.5,
                                 **{"class": "legend-line"},
+                                **({"stroke-dasharray": "6 4"} if legend_of == list_index else {}),
                             ),
                         )
                         element.insert(
-                            1, _make(root, "circle", cx=x + 6, cy=y + 6, r=3, fill=CUMULATIVE)
+                            1, _make(root, "circle", cx=x + 6, cy=y + 6, r=3, fill=colour)
                         )
             if "titles" in classes:
                 width = float((root.get("viewBox") or "0 0 800 450").split()[2])
@@ -245,7 +259,10 @@ def participants_chart(rows, title: str = "") -> BarsAndLine:
 def _chart(slots: list[Slot], title: str) -> BarsAndLine:
     locale = "ja_JP" if current_language() == "ja" else "en_US"
     with_unsplit = any(s.unsplit for s in slots)
+    with_list = any(s.on_list is not None for s in slots)
     colors = (ONSITE, ONLINE, UNSPLIT, CUMULATIVE) if with_unsplit else (ONSITE, ONLINE, CUMULATIVE)
+    if with_list:
+        colors = (*colors, ON_LIST)
     count = len(slots)
     chart = BarsAndLine(
         style=Style(colors=colors, **STYLE),
@@ -270,8 +287,16 @@ def _chart(slots: list[Slot], title: str) -> BarsAndLine:
         value_formatter=lambda v: format_decimal(round(v), locale=locale),
     )
     chart.add_xml_filter(_without_scripts)
+    line_index = 3 if with_unsplit else 2
     chart.add_xml_filter(
-        _decorate(1, 3 if with_unsplit else 2, _("Cumulative participants (line, right axis)"))
+        _decorate(
+            1,
+            line_index,
+            _("Cumulative participants and people on the list (lines, right axis)")
+            if with_list
+            else _("Cumulative participants (line, right axis)"),
+            list_index=line_index + 1 if with_list else None,
+        )
     )
     chart.gap_indexes = {i for i, s in enumerate(slots) if s.gap}
     chart.x_labels = [s.label for s in slots]
@@ -286,6 +311,14 @@ def _chart(slots: list[Slot], title: str) -> BarsAndLine:
         show_dots=True,
         fill=False,
     )
+    if with_list:
+        chart.add(
+            _("People on the list (登録人数)"),
+            [s.on_list for s in slots],
+            secondary=True,
+            show_dots=True,
+            fill=False,
+        )
     return chart
 
 

@@ -8,7 +8,7 @@ series take a constant number of queries however many meetings it has.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import sqlalchemy as sa
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from plugins.attendance.models import AttendanceSource, MeetingAttendance
 from portal import audit, plugins
+from portal.announcements.counts import list_size_on, list_sizes
 from portal.db import utcnow
 from portal.errors import UserError
 from portal.events.models import Event, EventStatus, Series
@@ -183,11 +184,24 @@ def stored_row(session: Session, event: Event) -> MeetingAttendance | None:
 
 
 def event_figures(session: Session, event: Event) -> Figures | None:
-    """What the portal knows about one meeting: the saved figures, else the live count."""
+    """What the portal knows about one meeting: the saved figures, else the live count; the
+    people on the list that day from the list's history where the portal keeps it."""
     row = stored_row(session, event)
-    if row is not None:
-        return Figures.of(row)
-    return figures_from_registrations(session, event)
+    figures = Figures.of(row) if row is not None else figures_from_registrations(session, event)
+    if figures is None:
+        return None
+    size = list_size_on(session, event.series, event_day(event))
+    return figures if size is None else replace(figures, mailing_list=size)
+
+
+def _list_sizes(session: Session, series: Series, rows: list) -> None:
+    """People on the series' list on each meeting's day, from the list's history (one query);
+    meetings before the list was kept in the portal keep their imported figure."""
+    sizes = list_sizes(session, series, [row.day for row in rows])
+    for row in rows:
+        size = sizes.get(row.day)
+        if size is not None:
+            row.figures = replace(row.figures, mailing_list=size)
 
 
 # -- changing figures -------------------------------------------------------------------------
@@ -426,6 +440,7 @@ def series_statistics(
         day = event_day(event)
         rows.append(MeetingRow(event=event, figures=figures, day=day, fiscal_year=fiscal_year(day)))
 
+    _list_sizes(session, series, rows)
     cumulative = 0
     years: dict[int, FiscalYearTotals] = {}
     for row in rows:

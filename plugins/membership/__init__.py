@@ -166,6 +166,35 @@ def forget_person(person):
 
 
 @hookimpl
+def member_people(series):
+    """People of the series' member companies of the current fiscal year."""
+    from plugins.membership import services
+    from plugins.membership.models import CompanyDomain, CompanyMember
+    from portal.accounts.models import User
+
+    year = services.current_fiscal_year(series)
+    active = services.active_company_ids(series.id, year)
+    named = sa.select(CompanyMember.person_id).where(
+        CompanyMember.company_id.in_(active), CompanyMember.removed_at.is_(None)
+    )
+    # Verified addresses of a company's domain, unless the office removed the person.
+    by_domain = (
+        sa.select(User.person_id)
+        .join(CompanyDomain, CompanyDomain.domain == User.email_domain)
+        .where(
+            User.email_verified_at.is_not(None),
+            CompanyDomain.series_id == series.id,
+            CompanyDomain.company_id.in_(active),
+            ~sa.exists().where(
+                CompanyMember.company_id == CompanyDomain.company_id,
+                CompanyMember.person_id == User.person_id,
+            ),
+        )
+    )
+    return sa.union(named, by_domain)
+
+
+@hookimpl
 def series_people(series_ids):
     """People of the series' member companies."""
     from plugins.membership.models import CompanyMember, MemberCompany

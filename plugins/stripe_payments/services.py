@@ -31,13 +31,13 @@ import time
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-import stripe
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
+from plugins.stripe_payments import sdk as stripe
 from portal import audit, plugins
 from portal.db import utcnow
 from portal.events.models import Event

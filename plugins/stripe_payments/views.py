@@ -3,7 +3,6 @@ Thin: parse, call one service, render. Receipts and the payments list are ``port
 
 from __future__ import annotations
 
-import stripe
 from flask import (
     Blueprint,
     abort,
@@ -20,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from plugins.stripe_payments import forms, services
+from plugins.stripe_payments import sdk as stripe
 from portal import plugins
 from portal.db import db
 from portal.extensions import csrf

@@ -15,6 +15,7 @@ from wtforms import (
     RadioField,
     SelectChoice,
     SelectField,
+    SelectMultipleField,
     StringField,
 )
 from wtforms.validators import (
@@ -26,6 +27,7 @@ from wtforms.validators import (
     Optional,
     ValidationError,
 )
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.accounts.models import Sector
 from portal.accounts.services import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -200,15 +202,38 @@ class SignupForm(PersonFields, FlaskForm):
     email = _email_field()
     password = _new_password_field()
     password_confirm = _confirm_field("password")
+    # The lists of the series (docs/announcements.md): separate boxes, never ticked for them.
+    announcement_lists = SelectMultipleField(
+        _l("Announcements by email (optional)"),
+        coerce=int,
+        choices=[],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._prepare_choices()
+        self._prepare_lists()
         if not self.is_submitted():
             lang = current_language()
             self.preferred_language.data = self.preferred_language.data or lang
             if not self.country.data and lang == "ja":
                 self.country.data = "JP"
+
+    def _prepare_lists(self) -> None:
+        import sqlalchemy as sa
+
+        from portal.db import db
+        from portal.events.models import Series
+
+        self.announcement_lists.choices = [
+            SelectChoice(
+                series.id,
+                _l("Send me the announcements of %(series)s", series=series.name.get()),
+            )
+            for series in db.session.scalars(sa.select(Series).order_by(Series.id))
+        ]
 
 
 class ProfileForm(PersonFields, FlaskForm):

@@ -78,15 +78,34 @@ def signup():
     if form.validate_on_submit():
         email = services.normalise_email(form.email.data)
         try:
-            services.sign_up(
+            user = services.sign_up(
                 db.session, email=email, password=form.password.data, **form.person_data()
             )
+            if user is not None and form.announcement_lists.data:
+                _join_lists(user, form.announcement_lists.data)
             db.session.commit()
         except IntegrityError:
             # Someone signed up with the same address at the same moment: say the same thing.
             db.session.rollback()
         return render_template(SIGNUP_SENT_TEMPLATE, email=email)
     return render_template("accounts/signup.html", form=form), 400 if form.errors else 200
+
+
+def _join_lists(user, series_ids) -> None:
+    """The unticked boxes at sign-up: each list asks for its own confirmation by email."""
+    import sqlalchemy as sa
+
+    from portal.announcements.subscriptions import request_join
+    from portal.events.models import Series
+
+    for series in db.session.scalars(sa.select(Series).where(Series.id.in_(series_ids))):
+        request_join(
+            db.session,
+            series,
+            person=user.person,
+            language=user.person.preferred_language,
+            source="signup",
+        )
 
 
 @bp.get("/verify/<token>")

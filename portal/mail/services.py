@@ -181,6 +181,16 @@ def _msgid_domain() -> str:
     return host or "portal.local"
 
 
+def connect() -> smtplib.SMTP:
+    """An SMTP connection to the configured server (announcements send through it too)."""
+    return _connect()
+
+
+def message_id_domain() -> str:
+    """The domain of Message-IDs (from BASE_URL)."""
+    return _msgid_domain()
+
+
 def _connect() -> smtplib.SMTP:
     cfg = current_app.config
     smtp = smtplib.SMTP(cfg["MAIL_SERVER"], int(cfg["MAIL_PORT"]), timeout=15)

@@ -92,6 +92,10 @@ class RegistrationForm(_AnswersMixin, FlaskForm):
         _l("I have read the privacy notice and agree."),
         validators=[DataRequired(message=_l("Please accept the privacy notice to register."))],
     )
+    # Separate from the registration and never ticked for the person (docs/announcements.md).
+    join_list = BooleanField(
+        _l("Also send me the announcements of this series by email (optional)")
+    )
 
 
 def registration_form(fields: list[RegistrationField], formdata=None, **kwargs):

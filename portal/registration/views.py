@@ -229,6 +229,17 @@ def register(slug: str):
         registration = services.register(
             db.session, event, person, privacy_accepted=form.privacy.data, **choices
         )
+        if form.join_list.data:
+            from portal.announcements.subscriptions import join_on_list
+
+            join_on_list(
+                db.session,
+                event.series,
+                person,
+                person.preferred_language,
+                "registration",
+                verified=current_user.is_verified,
+            )
         db.session.commit()
     except services.AlreadyRegistered as error:
         db.session.rollback()

@@ -71,12 +71,25 @@ def reconcile_payments(session: Session) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing to do"
 
 
+def send_announcements(session: Session) -> str:
+    from portal.announcements.sending import run
+
+    return run(session)
+
+
 MINUTE = timedelta(minutes=1)
 
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
         Job("send-outbox", send_outbox, timedelta(seconds=30), 10 * MINUTE, "deliver due email"),
+        Job(
+            "send-announcements",
+            send_announcements,
+            timedelta(seconds=30),
+            10 * MINUTE,
+            "create and send the deliveries of announcements whose time has come",
+        ),
         Job(
             "expire-unpaid",
             expire_unpaid,
