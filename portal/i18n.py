@@ -63,11 +63,17 @@ class BilingualText:
     en: str = ""
 
     def get(self, lang: str | None = None, default: str | None = None) -> str:
+        return self.resolve(lang, default)[1]
+
+    def resolve(self, lang: str | None = None, default: str | None = None) -> tuple[str, str]:
+        """``(language, text)`` shown for a reader of ``lang``: their language, else
+        ``default``, else the first language that has text (the language is ``lang`` when
+        neither has any)."""
         lang = lang or current_language()
         for candidate in (lang, default, *LANGUAGES):
             if candidate in LANGUAGES and getattr(self, candidate):
-                return getattr(self, candidate)
-        return ""
+                return candidate, getattr(self, candidate)
+        return lang, ""
 
     def has(self, lang: str) -> bool:
         return bool(getattr(self, lang, ""))

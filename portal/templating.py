@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from flask import Flask, g, request, url_for
+from flask_babel import gettext
+from jinja2 import pass_context
+from markupsafe import Markup, escape
+from wtforms import Form
+from wtforms.widgets import ListWidget
 
 from portal import i18n, plugins
 
@@ -23,6 +28,80 @@ def tr(value, default: str | None = None) -> str:
     if value is None:
         return ""
     return i18n.BilingualText.of(value).get(i18n.current_language(), default)
+
+
+def tr_lang(value, default: str | None = None) -> Markup:
+    """Like ``tr``, for element content: text shown in the other language than the page (a
+    Japanese-only title on an English page) is wrapped in ``<span lang="ja">`` so that screen
+    readers and fonts switch language. Not for attributes, ``<title>`` or ``<option>``."""
+    if value is None:
+        return Markup("")
+    page = i18n.current_language()
+    shown, text = i18n.BilingualText.of(value).resolve(page, default)
+    if text and shown != page:
+        return Markup('<span lang="%s">%s</span>') % (shown, text)
+    return escape(text)
+
+
+def _error_target(field) -> str | None:
+    """The id a summary link points at: the input itself (the first choice of a radio list)."""
+    if field.type in ("HiddenField", "CSRFTokenField"):
+        return None
+    if field.type == "RadioField" or isinstance(field.widget, ListWidget):
+        return f"{field.id}-0"
+    return field.id
+
+
+def _field_errors(form, out: list) -> None:
+    for field in form._fields.values():
+        if getattr(field, "type", "") == "FormField":
+            _field_errors(field.form, out)
+            continue
+        if getattr(field, "type", "") == "FieldList":
+            for entry in field.entries:
+                if hasattr(entry, "form"):
+                    _field_errors(entry.form, out)
+                elif _flat(entry.errors):
+                    out.append((_error_target(entry), entry.label.text, None))
+            continue
+        if field.type == "CSRFTokenField" and field.errors:
+            expired = gettext("The form had expired. Please check your entries and send it again.")
+            out.append((None, None, expired))
+            continue
+        messages = _flat(field.errors)
+        if not messages:
+            continue
+        target = _error_target(field)
+        if target is None:  # a hidden field: its message is shown nowhere else
+            out.extend((None, None, message) for message in messages)
+        else:  # the message stands beside the field; the summary links to it once
+            out.append((target, field.label.text, None))
+    for message in getattr(form, "form_errors", None) or ():
+        out.append((None, None, message))
+
+
+def _flat(errors) -> list[str]:
+    if isinstance(errors, dict):
+        return [m for v in errors.values() for m in _flat(v)]
+    result = []
+    for error in errors or ():
+        result.extend(_flat(error) if isinstance(error, list | dict) else [error])
+    return result
+
+
+@pass_context
+def form_error_summary(context) -> list[tuple[str | None, str | None, str | None]]:
+    """The errors of the forms handed to the page, for the one error summary
+    (``role="alert"``) that ``base.html`` shows above the content: ``(field id, label, None)``
+    for an invalid field (its message stands beside it) and ``(None, None, message)`` for an
+    error no field shows (an expired form, a form-wide error)."""
+    out: list = []
+    seen: set[int] = set()
+    for value in context.get_all().values():
+        if isinstance(value, Form) and id(value) not in seen and value.errors:
+            seen.add(id(value))
+            _field_errors(value, out)
+    return out
 
 
 def talk_links(talk, event=None) -> list:
@@ -68,6 +147,7 @@ def init_app(app: Flask) -> None:
     )
     app.jinja_env.filters.update(
         tr=tr,
+        tr_lang=tr_lang,
         date=i18n.format_date,
         short_date=i18n.format_short_date,
         time=i18n.format_time,
@@ -79,6 +159,8 @@ def init_app(app: Flask) -> None:
         money=i18n.format_money,
         person_name=i18n.format_person_name,
     )
+
+    app.jinja_env.globals["form_error_summary"] = form_error_summary
 
     @app.context_processor
     def portal_globals():

@@ -145,7 +145,7 @@ def test_signup_bad_input_rerenders_with_translated_errors_and_keeps_input(app, 
     )
     r = client.post("/ja/account/signup", data=data)
     assert r.status_code == 400
-    errors = re.findall(r'<p class="error" role="alert">([^<]*)</p>', r.text)
+    errors = re.findall(r'<p class="error" id="[^"]*-error">([^<]*)</p>', r.text)
     assert errors == [
         "正しいメールアドレスを入力してください（例：name@example.com）。",
         "2つのパスワードが一致しません。",
@@ -171,7 +171,7 @@ def test_signup_bad_input_rerenders_with_translated_errors_and_keeps_input(app, 
 def test_signup_missing_fields_in_english(client):
     r = client.post("/en/account/signup", data={"email": "x@example.org"})
     assert r.status_code == 400
-    errors = re.findall(r'<p class="error" role="alert">([^<]*)</p>', r.text)
+    errors = re.findall(r'<p class="error" id="[^"]*-error">([^<]*)</p>', r.text)
     assert errors == [
         "Please choose a password.",
         "Please enter the password a second time.",
@@ -198,7 +198,7 @@ def test_signup_password_needs_ten_characters_and_kana_must_be_kana(client):
     )
     r = client.post("/en/account/signup", data=data)
     assert r.status_code == 400
-    errors = re.findall(r'<p class="error" role="alert">([^<]*)</p>', r.text)
+    errors = re.findall(r'<p class="error" id="[^"]*-error">([^<]*)</p>', r.text)
     assert errors == [
         "The password must be at least 10 characters long.",
         "Please write the reading in hiragana or katakana.",

@@ -26,7 +26,7 @@ NEW = "a brand new password"
 
 
 def _errors(text: str) -> list[str]:
-    return re.findall(r'<p class="error" role="alert">([^<]*)</p>', text)
+    return re.findall(r'<p class="error" id="[^"]*-error">([^<]*)</p>', text)
 
 
 def test_reset_request_answers_the_same_whether_or_not_the_account_exists(app, client):

@@ -27,7 +27,7 @@ NEW = "a brand new password"
 
 
 def _errors(text: str) -> list[str]:
-    return re.findall(r'<p class="error" role="alert">([^<]*)</p>', text)
+    return re.findall(r'<p class="error" id="[^"]*-error">([^<]*)</p>', text)
 
 
 def _profile_data(**kw) -> dict:

@@ -171,9 +171,12 @@ def test_outbox_requeue_command(app, runner):
         assert db.session.get(OutboxEmail, email_id).failed_at is None
 
 
-def test_a_commit_that_queues_mail_asks_a_worker_to_send_it_at_once(app_config, smtp_server):
+def test_a_commit_that_queues_mail_asks_a_worker_to_send_it_at_once(
+    app_config, database_url, smtp_server
+):
     from portal.app import create_app
     from portal.mail.services import queue_email
+    from tests.conftest import _empty_all_tables
 
     app = create_app(
         dict(app_config, MAIL_PORT=smtp_server.port, TASKS_KICK_OUTBOX=True, TASKS_EAGER=True)
@@ -197,3 +200,4 @@ def test_a_commit_that_queues_mail_asks_a_worker_to_send_it_at_once(app_config, 
     finally:
         app.extensions["celery"].conf.task_always_eager = False
         app.extensions["portal_db"]["engine"].dispose()
+        _empty_all_tables(database_url)  # its own app: the next test starts from nothing

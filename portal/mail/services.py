@@ -228,11 +228,16 @@ def claim_due(session: Session, limit: int) -> list[int]:
     now = utcnow()
     pick = sa.select(OutboxEmail.id).where(_due_filter(now)).order_by(OutboxEmail.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+        # Pick and lock first, then update those ids: PostgreSQL may run an IN-subquery with
+        # LIMIT more than once inside an UPDATE and so claim more rows than asked.
+        chosen = list(session.scalars(pick.with_for_update(skip_locked=True)))
+        which = OutboxEmail.id.in_(chosen)
+    else:
+        which = OutboxEmail.id.in_(pick.scalar_subquery())
     ids = list(
         session.scalars(
             sa.update(OutboxEmail)
-            .where(OutboxEmail.id.in_(pick.scalar_subquery()))
+            .where(which)
             .values(claimed_until=now + CLAIM_LEASE)
             .returning(OutboxEmail.id)
             .execution_options(synchronize_session=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests import factories as f
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, watch_context
 
 
 def write_y4m(image, path: Path, frames: int = 2) -> None:
@@ -66,7 +66,7 @@ def day(live_server):
 
 
 @pytest.fixture
-def camera_page(playwright, live_server, day, tmp_path):
+def camera_page(playwright, live_server, day, tmp_path, axe_recorder):
     video = tmp_path / "ticket.y4m"
     write_y4m(qr_frame(day["token"]), video)
     args = [
@@ -77,6 +77,7 @@ def camera_page(playwright, live_server, day, tmp_path):
     ]
     browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
     context = browser.new_context(locale="ja-JP", viewport={"width": 390, "height": 844})
+    watch_context(context, axe_recorder)
     context.grant_permissions(["camera"], origin=live_server.url)
     page = context.new_page()
     page.set_default_timeout(15_000)
