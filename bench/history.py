@@ -512,6 +512,7 @@ def build_history(
                             "kana_key",
                             "roman_key",
                             "email_key",
+                            "reading_key",
                         )
                     ),
                 )
@@ -548,6 +549,7 @@ def build_history(
                             "kana_key",
                             "roman_key",
                             "email_key",
+                            "reading_key",
                         )
                     }
                 )

@@ -117,3 +117,8 @@ def series_people(series_ids):
 @hookspec
 def forget_person(person):
     """Erase or anonymise what this plugin stores about a person who deleted their account (app-wide)."""
+
+
+@hookspec
+def affiliation_changed(session, person_ids):
+    """These people's affiliation or institution changed (a list of person ids; app-wide): re-check what depends on it, e.g. conflicts of interest. Change rows on ``session``, never commit."""

@@ -39,6 +39,7 @@ from portal.payments import services as payments
 from portal.payments.models import Payment, PaymentState
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from portal.speakers import merge as speaker_merge
+from portal.speakers.models import Institution
 from tests import factories as f
 
 ROLES = (
@@ -214,6 +215,9 @@ RULES: dict[str, str] = {
     "organiser.role_grant": A,
     "organiser.role_revoke": A,
     "organiser.roles": A,
+    "organiser.series_reviewers": G,
+    "organiser.reviewer_appoint": G,
+    "organiser.reviewer_remove": G,
     "organiser.series_edit": A,
     "organiser.series_new": A,
     "organiser.series_plugin_settings": G,
@@ -251,6 +255,10 @@ RULES: dict[str, str] = {
     "registration_admin.mark_paid": G,
     "registration_admin.print_list": G,
     # speakers (one directory shared by both series: any organiser)
+    "speaker_admin.institution_edit": AO,
+    "speaker_admin.institution_list": AO,
+    "speaker_admin.institution_merge": AO,
+    "speaker_admin.institution_new": AO,
     "speaker_admin.merge_detail": AO,
     "speaker_admin.merge_list": AO,
     "speaker_admin.speaker_affiliation": AO,
@@ -332,6 +340,10 @@ NOT_CHECKED = {
     ("abstracts.pdf", "owner"),
     # the merge page needs two records (?a=&b=): without them it is 404 for everyone
     *(("speaker_admin.speaker_merge", role) for role in ("organiser", "other_organiser", "admin")),
+    *(
+        ("speaker_admin.institution_merge", role)
+        for role in ("organiser", "other_organiser", "admin")
+    ),
 }
 
 
@@ -463,6 +475,8 @@ def matrix_world(app):
         )
         (invoice,) = membership.membership_documents(s, [fee.id])[fee.id]
         role_id = s.scalar(sa.select(UserRole.id).where(UserRole.user_id == users["organiser"].id))
+        institution = Institution(name=BilingualText(ja="架空大学", en="Kakuu University"))
+        s.add(institution)
         from portal.announcements.models import Announcement
 
         announcement = Announcement(
@@ -483,6 +497,7 @@ def matrix_world(app):
             "item_id": item.id,
             "cat_id": category.id,
             "email_id": email.id,
+            "institution_id": institution.id,
             "user_id": users["non_member"].id,
             "name": "archive",  # a plugin
             "kind": "accepted_oral",  # an email text of the abstracts

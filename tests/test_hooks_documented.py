@@ -71,6 +71,7 @@ def test_hookspecs_are_found():
         "reception_places",
         "personal_data",
         "forget_person",
+        "affiliation_changed",
     }
 
 

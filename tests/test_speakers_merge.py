@@ -357,3 +357,216 @@ def test_forget_speaker_erases_profile_but_keeps_talks(app, dbs):
     assert dbs.get(Talk, talk.id).self_introduction == BilingualText()
     assert dbs.scalar(sa.select(SpeakerInvitation.revoked_at)) is not None
     assert services.speaker_personal_data(dbs, keep.person)["affiliations"] == []
+
+
+# -- both records registered for one event -----------------------------------------------------
+
+
+def _registered_pair(dbs, first_state="pending_payment", second_state="confirmed"):
+    from portal.registration.models import Registration, RegistrationState
+
+    keep, other = _pair(dbs)
+    event = f.event(dbs, title=BilingualText(ja="第5回研究会", en="5th Meeting"))
+    regs = []
+    for profile, state in ((keep, first_state), (other, second_state)):
+        reg = Registration(
+            event_id=event.id,
+            person_id=profile.person_id,
+            attendance_mode="onsite",
+            state=RegistrationState(state),
+            currency="JPY",
+            total_minor=3000,
+        )
+        dbs.add(reg)
+        regs.append(reg)
+    dbs.flush()
+    return keep, other, event, regs
+
+
+def test_merge_of_two_registrations_keeps_the_confirmed_one_by_default(app, dbs):
+    from portal.registration.models import Registration
+
+    keep, other, event, (pending, confirmed) = _registered_pair(dbs)
+    with ctx(app):
+        record = services.merge_speakers(dbs, keep.person, other.person, None)
+    dbs.commit()
+    # The confirmed registration (the merged record's) now belongs to the survivor; the
+    # survivor's pending one is cancelled and stays with the merged record, history and all.
+    assert dbs.get(Registration, confirmed.id).person_id == keep.person_id
+    assert dbs.get(Registration, confirmed.id).state.value == "confirmed"
+    lost = dbs.get(Registration, pending.id)
+    assert (lost.person_id, lost.state.value) == (other.person_id, "cancelled")
+    history = dbs.scalars(
+        sa.select(AuditEntry.action).where(
+            AuditEntry.subject_type == "registration", AuditEntry.subject_id == pending.id
+        )
+    ).all()
+    assert history == ["cancelled_by_merge"]
+    assert record.snapshot["registrations"] == [
+        {
+            "event_id": event.id,
+            "kept": confirmed.id,
+            "cancelled": pending.id,
+            "cancelled_state": "pending_payment",
+        }
+    ]
+    assert dbs.get(Person, other.person_id).anonymised_at is not None
+
+
+def test_merge_page_lets_the_organiser_choose_the_registration(app, client, dbs):
+    from portal.registration.models import Registration
+
+    keep, other, event, (first, second) = _registered_pair(dbs, "confirmed", "cancelled")
+    login(client, organiser(dbs))
+    dbs.commit()
+    keep_id, other_id = keep.person_id, other.person_id
+    page = client.get(f"/en/organiser/speakers/merge?a={keep_id}&b={other_id}")
+    assert "Both records are registered for 5th Meeting. Which registration is kept?" in page.text
+    assert f'name="keep_{event.id}" value="{first.id}" checked' in page.text
+    # No choice for the event: the form comes back with the event named.
+    bad = client.post(
+        "/en/organiser/speakers/merge",
+        data={"a": keep_id, "b": other_id, "survivor_id": keep_id, f"keep_{event.id}": "999"},
+    )
+    assert bad.status_code == 400
+    assert "Please choose which registration for 5th Meeting to keep." in bad.text
+    # Keeping the (cancelled) second one: the survivor's confirmed one is cancelled instead.
+    response = client.post(
+        "/en/organiser/speakers/merge",
+        data={
+            "a": keep_id,
+            "b": other_id,
+            "survivor_id": keep_id,
+            f"keep_{event.id}": str(second.id),
+        },
+    )
+    assert response.status_code == 302
+    dbs.commit()
+    kept, lost = dbs.get(Registration, second.id), dbs.get(Registration, first.id)
+    assert (kept.person_id, kept.state.value) == (keep_id, "cancelled")
+    assert (lost.person_id, lost.state.value) == (other_id, "cancelled")
+    assert services.get_profile(dbs, other_id).merged_into_id == keep_id
+    ja = client.get(f"/ja/organiser/speakers/merges/{dbs.scalar(sa.select(SpeakerMerge.id))}")
+    assert ja.status_code == 200
+    # The event's organiser still sees both registrations, the cancelled one with its history.
+    admin = f.user(dbs, is_admin=True, email="root@example.org")
+    dbs.commit()
+    login(client, admin)
+    listing = client.get(f"/en/organiser/events/{event.slug}/registrations/?state=cancelled")
+    assert listing.status_code == 200
+    assert f"/registrations/{first.id}/" in listing.text
+    detail = client.get(f"/en/organiser/events/{event.slug}/registrations/{first.id}/")
+    assert detail.status_code == 200
+    assert "Cancelled when two records of the person were merged" in detail.text
+
+
+# -- after a merge -------------------------------------------------------------------------------
+
+
+def test_old_invitation_link_does_not_edit_a_survivor_with_an_account(app, client, dbs):
+    keep, other = _pair(dbs)
+    account = f.user(dbs, email="taro.account@example.org")
+    with ctx(app):
+        _invitation, token = services.invite_speaker(
+            dbs, other.person, "t.yamada@example.edu", organiser(dbs)
+        )
+    # The survivor is the account's person: the other record (and its invitation) moves there.
+    services.merge_speakers(dbs, account.person, other.person, None)
+    dbs.commit()
+    url = f"/en/speakers/invitation/{token}/"
+    page = client.get(url)
+    assert page.status_code == 403
+    assert "This speaker record now belongs to an account. Please log in to change it." in page.text
+    assert "/en/account/login?next=" in page.text
+    before = dbs.get(Person, account.person_id).romanized_name
+    response = client.post(url, data={"romanized_name": "Evil Name", "family_name": "悪"})
+    assert response.status_code == 403
+    assert client.post(f"{url}affiliations", data={}).status_code == 403
+    dbs.commit()
+    assert dbs.get(Person, account.person_id).romanized_name == before
+    ja = client.get(f"/ja/speakers/invitation/{token}/")
+    assert "アカウント" in ja.text and ja.status_code == 403
+    # The account holder, logged in, may still use it.
+    login(client, account)
+    assert client.get(url).status_code == 200
+
+
+def test_merged_record_keeps_no_personal_data(app, dbs):
+    from pathlib import Path
+
+    from tests.test_speakers_support import image_bytes
+
+    keep, other = _pair(dbs)
+    other.title = BilingualText(ja="教授", en="Prof.")
+    other.position = BilingualText(en="Professor")
+    other.person.sector = None
+    admin = organiser(dbs)
+    with ctx(app):
+        services.update_speaker(dbs, keep.person, {}, admin, image_bytes())
+        services.update_speaker(dbs, other.person, {}, admin, image_bytes())
+    dbs.commit()
+    other_photo = Path(app.config["UPLOAD_FOLDER"]) / "speakers" / other.photo_filename
+    assert other_photo.exists()
+    with ctx(app):
+        record = services.merge_speakers(dbs, keep.person, other.person, None)
+    dbs.commit()
+    merged = services.get_profile(dbs, other.person_id)
+    for name in ("title", "position", "biography", "self_introduction"):
+        assert getattr(merged, name) == BilingualText(), name
+    assert (merged.links, merged.photo_filename, merged.publish_consent) == ([], None, False)
+    assert not other_photo.exists()
+    person = dbs.get(Person, other.person_id)
+    assert (person.family_name, person.romanized_name, person.email, person.country) == (
+        "",
+        "",
+        None,
+        "",
+    )
+    assert merged.search_key == "" and merged.reading_key == ""
+    # Nothing is lost: the merge record has it.
+    assert record.snapshot["profile"]["self_introduction"] == {"ja": "", "en": "Hello, I am Taro."}
+    assert record.snapshot["profile"]["title"] == {"ja": "教授", "en": "Prof."}
+
+
+def test_merge_detail_names_fields_in_the_readers_language(app, client, dbs):
+    keep, other = _pair(dbs)
+    f.talk(dbs, f.event(dbs), speaker=other.person)
+    record = services.merge_speakers(dbs, keep.person, other.person, None)
+    login(client, organiser(dbs))
+    dbs.commit()
+    ja = client.get(f"/ja/organiser/speakers/merges/{record.id}").text
+    for label in ("略歴（英語）", "自己紹介（英語）", "国・地域", "氏名（ローマ字）", "講演"):
+        assert label in ja, label
+    assert "<code>romanized_name</code>" not in ja and "biography.en" not in ja
+    en = client.get(f"/en/organiser/speakers/merges/{record.id}").text
+    assert "Biography (English)" in en and "Name in Latin letters" in en
+
+
+def test_merge_refusal_names_what_both_have_in_the_readers_language(app, dbs):
+    from flask_babel import force_locale
+
+    from plugins.abstracts.models import Abstract, AbstractState, ReviewAssignment
+
+    keep, other = _pair(dbs)
+    abstract = Abstract(event_id=f.event(dbs).id, state=AbstractState.submitted)
+    dbs.add(abstract)
+    dbs.flush()
+    dbs.add_all(
+        [
+            ReviewAssignment(abstract_id=abstract.id, reviewer_id=keep.person_id),
+            ReviewAssignment(abstract_id=abstract.id, reviewer_id=other.person_id),
+        ]
+    )
+    dbs.flush()
+    with pytest.raises(services.MergeError) as error, ctx(app):
+        services.merge_speakers(dbs, keep.person, other.person, None)
+    with ctx(app), force_locale("ja"):
+        assert str(error.value.message) == (
+            "両方に同じ要旨の査読の割り当てがあるため、この 2 つの講演者情報は統合できません。"
+        )
+    with ctx(app), force_locale("en"):
+        assert str(error.value.message) == (
+            "These records cannot be merged because both have a review assignment for the "
+            "same abstract."
+        )
+    dbs.rollback()

@@ -218,5 +218,5 @@ def test_reindex_command_gives_old_speakers_a_profile(app, runner, dbs):
     assert result.output == "1 speaker records indexed.\n"
     dbs.commit()
     profile = dbs.scalar(sa.select(SpeakerProfile).where(SpeakerProfile.person_id == person.id))
-    assert profile.search_key == "古川誠|ふるかわまこと|makotofurukawa|furukawamakoto|架空金属"
-    assert profile.public_search_key == "古川誠|ふるかわまこと|makotofurukawa|furukawamakoto"
+    assert profile.search_key == "古川誠|ふるかわまこと|furukawamakoto|makotofurukawa|架空金属"
+    assert profile.public_search_key == "古川誠|ふるかわまこと|furukawamakoto|makotofurukawa"

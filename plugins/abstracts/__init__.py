@@ -141,6 +141,7 @@ def dashboard_panels(event, user):
                 "abstracts/_dashboard_panel.html",
                 event=event,
                 progress=progress,
+                flagged=services.flagged_conflict_count(db.session, event),
                 state_labels=services.STATE_LABELS,
             )
         )
@@ -159,6 +160,14 @@ def forget_person(person):
     from plugins.abstracts import services
 
     services.forget_person(person)
+
+
+@hookimpl
+def affiliation_changed(session, person_ids):
+    """Re-check the review assignments of people whose affiliation changed."""
+    from plugins.abstracts import services
+
+    services.recheck_conflicts(session, person_ids)
 
 
 @hookimpl

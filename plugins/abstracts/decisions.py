@@ -47,6 +47,7 @@ def _ensure_talk(session: Session, abstract: Abstract, actor) -> Talk:
         talk.title = abstract.title
         talk.abstract = abstract.body
         talk.language = abstract.language
+    talk.presentation_type = "poster" if abstract.state == AbstractState.accepted_poster else "oral"
     presenting = abstract.presenting_author
     if presenting is not None and presenting.person_id:
         person_id = speakers.resolve(session, presenting.person_id) or presenting.person_id

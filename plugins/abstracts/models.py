@@ -138,6 +138,10 @@ class ReviewAssignment(Base):
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A conflict of interest found after the assignment (an affiliation changed): "author" or
+    # "affiliation"; shown to the organisers until the reviewer is taken off or it goes away.
+    conflict: Mapped[str | None] = mapped_column(sa.String(20))
+    conflict_found_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     abstract: Mapped[Abstract] = relationship(back_populates="assignments")
     reviewer: Mapped[Person | None] = relationship(foreign_keys=[reviewer_id])

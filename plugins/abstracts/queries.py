@@ -191,6 +191,8 @@ HISTORY_LABELS = {
     "reopened": _l("Reopened for changes"),
     "reviewer_assigned": _l("Reviewer assigned"),
     "reviewer_unassigned": _l("Reviewer taken off"),
+    "reviewer_conflict_found": _l("Conflict of interest found after an affiliation changed"),
+    "reviewer_conflict_cleared": _l("Conflict of interest no longer found"),
     "review_saved": _l("Review saved"),
     "review_changed": _l("Review changed"),
     "accepted_oral": _l("Accepted (oral presentation)"),

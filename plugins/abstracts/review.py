@@ -1,5 +1,12 @@
-"""Reviewing: the candidates, conflicts of interest (same affiliation, co-author), assigning
-reviewers by hand or automatically, and saving a review.
+"""Reviewing: the candidates, conflicts of interest (same institution, co-author), assigning
+reviewers by hand or automatically, re-checking assignments when an affiliation changes, and
+saving a review.
+
+Affiliations are compared as institutions (``portal.speakers.institutions``): a person's
+``institution_id``, their current affiliation entry's, and every typed affiliation (the
+person's, the entry's names, the author's as written on the abstract) matched to an
+institution by its folded names and aliases; text that names no institution is compared
+folded. So "Tohoku University" and 東北大学, aliases of one institution, conflict.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ from plugins.abstracts.states import UNDER_REVIEW, AbstractError, NotFound
 from plugins.abstracts.submission import _record
 from portal import audit
 from portal.accounts.models import Person, Role, User, UserRole
+from portal.db import utcnow
 from portal.events.models import Event
 from portal.speakers import services as speakers
-from portal.text import compact
+from portal.speakers.institutions import institution_index, institution_key
 
 
 def reviewer_candidates(session: Session, event: Event) -> list[Person]:
@@ -45,16 +53,33 @@ def reviewer_candidates(session: Session, event: Event) -> list[Person]:
     return list(session.scalars(stmt).unique())
 
 
-def _folded(text: str | None) -> str:
-    return compact(text)
+class Affiliations(dict):
+    """Current affiliation entries by person id, and the institutions' folded names."""
+
+    def __init__(self, entries: dict, institutions: dict[str, int]):
+        super().__init__(entries)
+        self.institutions = institutions
+
+    def keys_of(self, *texts: str | None, institution_id: int | None = None) -> set[str]:
+        """What to compare: "#<id>" for institutions, the folded text for the rest."""
+        keys = {f"#{institution_id}"} if institution_id else set()
+        for text in texts:
+            folded = institution_key(text)
+            if not folded:
+                continue
+            found = self.institutions.get(folded)
+            keys.add(f"#{found}" if found else folded)
+        return keys
 
 
 def _affiliation_keys(person: Person, current: dict) -> set[str]:
-    keys = {_folded(person.affiliation)}
+    index = current if isinstance(current, Affiliations) else Affiliations(current, {})
+    keys = index.keys_of(person.affiliation, institution_id=person.institution_id)
     entry = current.get(person.id)
     if entry is not None:
-        keys |= {_folded(entry.organisation.ja), _folded(entry.organisation.en)}
-    keys.discard("")
+        keys |= index.keys_of(
+            entry.organisation.ja, entry.organisation.en, institution_id=entry.institution_id
+        )
     return keys
 
 
@@ -65,13 +90,13 @@ def conflict(reviewer: Person, abstract: Abstract, current: dict) -> str | None:
         author_ids.add(abstract.submitter_id)
     if reviewer.id in author_ids:
         return "author"
-    mine = _affiliation_keys(reviewer, current)
+    index = current if isinstance(current, Affiliations) else Affiliations(current, {})
+    mine = _affiliation_keys(reviewer, index)
     theirs: set[str] = set()
     for author in abstract.authors:
-        theirs.add(_folded(author.affiliation))
+        theirs |= index.keys_of(author.affiliation)
         if author.person is not None:
-            theirs |= _affiliation_keys(author.person, current)
-    theirs.discard("")
+            theirs |= _affiliation_keys(author.person, index)
     if mine & theirs:
         return "affiliation"
     return None
@@ -85,9 +110,83 @@ CONFLICT_MESSAGES = {
 }
 
 
-def current_affiliations(session: Session, people) -> dict:
+def current_affiliations(session: Session, people) -> Affiliations:
+    """Current affiliation entries of these people and the institutions' names (two queries)."""
     ids = {p.id for p in people if p is not None}
-    return speakers.current_affiliations(session, ids) if ids else {}
+    entries = speakers.current_affiliations(session, ids) if ids else {}
+    return Affiliations(entries, institution_index(session))
+
+
+def recheck_conflicts(session: Session, person_ids, now=None) -> list[ReviewAssignment]:
+    """Re-check the open review assignments of these people (as reviewers or authors) after
+    their affiliation changed; newly found conflicts are flagged for the organisers (and
+    audited), conflicts that went away are cleared. Returns the newly flagged assignments."""
+    ids = set(person_ids)
+    if not ids:
+        return []
+    as_author = sa.select(AbstractAuthor.abstract_id).where(AbstractAuthor.person_id.in_(ids))
+    assignments = list(
+        session.scalars(
+            sa.select(ReviewAssignment)
+            .join(Abstract, Abstract.id == ReviewAssignment.abstract_id)
+            .where(
+                Abstract.state.in_(UNDER_REVIEW),
+                ReviewAssignment.reviewer_id.is_not(None),
+                sa.or_(ReviewAssignment.reviewer_id.in_(ids), Abstract.id.in_(as_author)),
+            )
+            .options(
+                joinedload(ReviewAssignment.reviewer),
+                joinedload(ReviewAssignment.abstract)
+                .selectinload(Abstract.authors)
+                .joinedload(AbstractAuthor.person),
+            )
+            .order_by(ReviewAssignment.id)
+        ).unique()
+    )
+    if not assignments:
+        return []
+    people = []
+    for assignment in assignments:
+        people.append(assignment.reviewer)
+        people.extend(a.person for a in assignment.abstract.authors)
+    current = current_affiliations(session, people)
+    flagged = []
+    for assignment in assignments:
+        reason = conflict(assignment.reviewer, assignment.abstract, current)
+        if reason == assignment.conflict:
+            continue
+        assignment.conflict = reason
+        assignment.conflict_found_at = (now or utcnow()) if reason else None
+        if reason:
+            flagged.append(assignment)
+        _record(
+            session, None, assignment.abstract,
+            "reviewer_conflict_found" if reason else "reviewer_conflict_cleared",
+            reviewer_id=assignment.reviewer_id, assignment_id=assignment.id, reason=reason,
+        )  # fmt: skip
+    return flagged
+
+
+def flagged_conflict_count(session: Session, event: Event) -> int:
+    return session.scalar(
+        sa.select(sa.func.count())
+        .select_from(ReviewAssignment)
+        .join(Abstract, Abstract.id == ReviewAssignment.abstract_id)
+        .where(Abstract.event_id == event.id, ReviewAssignment.conflict.is_not(None))
+    )
+
+
+def flagged_conflicts(session: Session, event: Event) -> list[ReviewAssignment]:
+    """The event's assignments with a conflict found after they were made (for organisers)."""
+    return list(
+        session.scalars(
+            sa.select(ReviewAssignment)
+            .join(Abstract, Abstract.id == ReviewAssignment.abstract_id)
+            .where(Abstract.event_id == event.id, ReviewAssignment.conflict.is_not(None))
+            .options(joinedload(ReviewAssignment.reviewer), joinedload(ReviewAssignment.abstract))
+            .order_by(ReviewAssignment.abstract_id, ReviewAssignment.id)
+        ).unique()
+    )
 
 
 def _assign(session: Session, abstract: Abstract, reviewer: Person, actor) -> ReviewAssignment:

@@ -413,6 +413,8 @@ def manage(slug: str):
         page=page,
         summaries=services.score_summaries(db.session, page.items),
         progress=services.progress(db.session, event),
+        flagged=services.flagged_conflicts(db.session, event),
+        conflict_messages=services.CONFLICT_MESSAGES,
         sort=sort,
         state=state,
         auto_form=forms.AutoAssignForm(

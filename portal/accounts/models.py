@@ -54,6 +54,10 @@ class Person(Base):
     romanized_name: Mapped[str] = mapped_column(sa.String(200), default="")
     email: Mapped[str | None] = mapped_column(sa.String(254), index=True)
     affiliation: Mapped[str] = mapped_column(sa.String(200), default="")
+    # The institution the typed affiliation names (portal.speakers.institutions matches it).
+    institution_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("institutions.id", ondelete="SET NULL"), index=True
+    )
     sector: Mapped[Sector | None] = mapped_column(sa.Enum(Sector, native_enum=False, length=20))
     country: Mapped[str] = mapped_column(sa.String(2), default="")
     preferred_language: Mapped[str] = mapped_column(sa.String(2), default="ja")

@@ -127,6 +127,11 @@ class Talk(Base):
     position: Mapped[int] = mapped_column(default=0)
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # "oral" or "poster" (an abstract accepted as a poster); posters are marked as such in
+    # the programme.
+    presentation_type: Mapped[str] = mapped_column(
+        sa.String(20), default="oral", server_default="oral"
+    )
 
     event: Mapped[Event] = relationship(back_populates="talks")
     speaker: Mapped[Person | None] = relationship(lazy="joined")

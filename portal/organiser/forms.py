@@ -388,6 +388,18 @@ class RoleGrantForm(FlaskForm):
             raise ValidationError(_l("Organisers and reviewers belong to one series: choose it."))
 
 
+class EmptyForm(FlaskForm):
+    """Only the CSRF token (buttons that change something)."""
+
+
+class ReviewerForm(FlaskForm):
+    email = StringField(
+        _l("Email of the reviewer's account"),
+        [InputRequired(REQUIRED), Email(message=_l("Enter a valid email address."))],
+        filters=[_lower],
+    )
+
+
 class UserSearchForm(FlaskForm):
     class Meta:
         csrf = False

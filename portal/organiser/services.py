@@ -10,6 +10,7 @@ import enum
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from portal import audit, plugins
@@ -296,6 +297,41 @@ def revoke_role(session: Session, user_role: UserRole, actor) -> None:
     user = user_role.user
     user.roles.remove(user_role)
     session.flush()
+
+
+# -- reviewers of a series (its organisers appoint them) ----------------------------------------
+
+
+def series_reviewers(session: Session, series: Series) -> list[UserRole]:
+    """The reviewer roles of this series, with their users, by email."""
+    from sqlalchemy.orm import joinedload
+
+    return list(
+        session.scalars(
+            sa.select(UserRole)
+            .join(User, User.id == UserRole.user_id)
+            .where(UserRole.role == Role.reviewer, UserRole.series_id == series.id)
+            .options(joinedload(UserRole.user))
+            .order_by(User.email)
+        ).unique()
+    )
+
+
+def appoint_reviewer(session: Session, series: Series, email: str, actor) -> UserRole | None:
+    """An organiser of the series makes the account with this email a reviewer of the series
+    (only of this series). Returns None if they already were."""
+    address = (email or "").strip().lower()
+    user = session.scalar(sa.select(User).where(User.email == address))
+    if user is None:
+        raise RoleError(_l("Nobody has an account with this email."), field="email")
+    return grant_role(session, user, Role.reviewer, series, actor)
+
+
+def remove_reviewer(session: Session, series: Series, user_role: UserRole, actor) -> None:
+    """Take the reviewer role of this series away (never another role or another series')."""
+    if user_role.role != Role.reviewer or user_role.series_id != series.id:
+        raise RoleError(_l("This is not a reviewer of this series."))
+    revoke_role(session, user_role, actor)
 
 
 # -- plugins per event -----------------------------------------------------------------------

@@ -31,6 +31,7 @@ from portal.localtime import to_local
 from portal.organiser import forms, services
 from portal.pagination import page_number, paginate
 from portal.payments.unmatched import needing_attention
+from portal.transactions import state_change
 
 bp = Blueprint("organiser", __name__, url_prefix="/<lang_code>/organiser")
 
@@ -530,6 +531,66 @@ def talk_delete(slug: str, talk_id: int):
     db.session.commit()
     flash(_("The talk was removed."), "success")
     return redirect(url_for(".event_dashboard", slug=slug, _anchor="talks"))
+
+
+# -- reviewers of a series (its organisers) ---------------------------------------------------
+
+
+def _organised_series_or_404(slug: str) -> Series:
+    """The series, if the person organises it (or is an administrator); else 404."""
+    series = _series_or_404(slug)
+    if not current_user.is_organiser_of(series):
+        abort(404)
+    return series
+
+
+def _reviewers_page(series: Series, form, code: int = 200):
+    return (
+        render_template(
+            "organiser/reviewers.html",
+            series=series,
+            form=form,
+            reviewers=services.series_reviewers(db.session, series),
+        ),
+        code,
+    )
+
+
+@bp.get("/series/<slug>/reviewers")
+def series_reviewers(slug: str):
+    series = _organised_series_or_404(slug)
+    return _reviewers_page(series, forms.ReviewerForm(formdata=None))
+
+
+@bp.post("/series/<slug>/reviewers")
+def reviewer_appoint(slug: str):
+    series = _organised_series_or_404(slug)
+    form = forms.ReviewerForm()
+    if not form.validate_on_submit():
+        return _reviewers_page(series, form, 400)
+    with state_change(form) as change:
+        granted = services.appoint_reviewer(db.session, series, form.email.data, current_user)
+    if not change.ok:
+        return _reviewers_page(series, form, 400)
+    if granted is None:
+        flash(_("%(email)s is already a reviewer of this series.", email=form.email.data), "info")
+    else:
+        flash(_("%(email)s is now a reviewer of this series.", email=form.email.data), "success")
+    return redirect(url_for(".series_reviewers", slug=slug))
+
+
+@bp.post("/series/<slug>/reviewers/<int:role_id>/remove")
+def reviewer_remove(slug: str, role_id: int):
+    series = _organised_series_or_404(slug)
+    if not forms.EmptyForm().validate_on_submit():
+        abort(400)
+    user_role = db.session.get(UserRole, role_id)
+    if user_role is None or user_role.series_id != series.id:
+        abort(404)
+    email = user_role.user.email
+    with state_change(success=_("%(email)s is no longer a reviewer of this series.", email=email)):
+        services.remove_reviewer(db.session, series, user_role, current_user)
+    return redirect(url_for(".series_reviewers", slug=slug))
 
 
 # -- roles (administrators) ------------------------------------------------------------------

@@ -142,6 +142,7 @@ def programme_pdf(table) -> bytes:
             book.line(note, 11)
     room_label = " ".join(_bi(lambda: _("Room")))
     chair_label = " ".join(_bi(lambda: _("Chair")))
+    poster_label = " / ".join(_bi(lambda: _("Poster presentation")))
     for day in table.days:
         book.new_page()
         first = day.entries[0].item.starts_at
@@ -185,6 +186,8 @@ def programme_pdf(table) -> bytes:
                 )
                 for text in talk_titles[1:]:
                     book.line(text, 10, x=30 * mm)
+                if talk.presentation_type == "poster":
+                    book.line(poster_label, 9, x=30 * mm)
                 if talk.speaker:
                     book.line(_speaker(talk.speaker), 9, x=30 * mm)
     return book.finish()

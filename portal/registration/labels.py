@@ -27,6 +27,7 @@ ACTION_LABELS = {
     "marked_paid": _l("Marked as paid"),
     "waitlisted": _l("Moved to the waiting list"),
     "cancelled": _l("Registration cancelled"),
+    "cancelled_by_merge": _l("Cancelled when two records of the person were merged"),
     "expired": _l("Payment deadline passed"),
     "checked_in": _l("Checked in"),
     "check_in_undone": _l("Check-in undone"),

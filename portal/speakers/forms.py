@@ -300,3 +300,34 @@ class MergeForm(FlaskForm):
 
 class EmptyForm(FlaskForm):
     """A form with only the CSRF token (buttons that change something)."""
+
+
+class InstitutionForm(FlaskForm):
+    name_ja = StringField(_l("Name (Japanese)"), [Optional(), Length(max=200)])
+    name_en = StringField(_l("Name (English)"), [Optional(), Length(max=200)])
+    aliases = TextAreaField(
+        _l("Other names and spellings (one per line)"), [Optional(), Length(max=5000)]
+    )
+    ror_id = StringField(_l("ROR identifier (optional)"), [Optional(), Length(max=60)])
+
+    def validate_name_ja(self, field):
+        if not (field.data or "").strip() and not (self.name_en.data or "").strip():
+            raise ValidationError(_l("Please enter the institution's name."))
+
+    @property
+    def name(self) -> BilingualText:
+        return BilingualText(ja=self.name_ja.data or "", en=self.name_en.data or "")
+
+    @property
+    def alias_list(self) -> list[str]:
+        return [line.strip() for line in (self.aliases.data or "").splitlines() if line.strip()]
+
+    def fill(self, institution) -> None:
+        self.name_ja.data = institution.name.ja
+        self.name_en.data = institution.name.en
+        self.aliases.data = "\n".join(institution.aliases)
+        self.ror_id.data = institution.ror_id or ""
+
+
+class InstitutionMergeForm(FlaskForm):
+    survivor_id = SelectField(_l("Institution to keep"), coerce=int, validators=[DataRequired()])

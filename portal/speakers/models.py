@@ -10,6 +10,9 @@ data lives here, keyed by ``person_id``:
   shown by default.
 - ``SpeakerInvitation``: an emailed link that lets a speaker complete their own record.
 - ``SpeakerMerge``: one row per merge, with what moved and a snapshot of the merged record.
+- ``Institution`` (universities, companies, institutes): names in both languages, aliases
+  (``InstitutionName``), an optional ROR identifier; ``people.institution_id`` and
+  ``speaker_affiliations.institution_id`` point to them (see ``portal.speakers.institutions``).
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ class SpeakerProfile(Base):
     kana_key: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
     roman_key: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
     email_key: Mapped[str] = mapped_column(sa.String(254), default="", index=True)
+    # The name as it sounds (folded romaji, words sorted) from any script: search.reading_key.
+    reading_key: Mapped[str] = mapped_column(sa.String(200), default="", index=True)
 
     merged_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("people.id"))
     merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -114,6 +119,10 @@ class Affiliation(Base):
         sa.ForeignKey("people.id", ondelete="CASCADE"), index=True
     )
     organisation: Mapped[BilingualText] = mapped_column(Bilingual())
+    # The institution the organisation names (matched by folded name or alias; may be None).
+    institution_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("institutions.id", ondelete="SET NULL"), index=True
+    )
     position: Mapped[BilingualText] = mapped_column(Bilingual(), default=BilingualText)
     started_on: Mapped[date | None] = mapped_column(sa.Date())
     ended_on: Mapped[date | None] = mapped_column(sa.Date())
@@ -177,3 +186,52 @@ class SpeakerMerge(Base):
     survivor: Mapped[Person] = relationship(foreign_keys=[survivor_id], lazy="joined")
     merged: Mapped[Person] = relationship(foreign_keys=[merged_id])
     merged_by: Mapped[User | None] = relationship()
+
+
+class Institution(Base):
+    """A university, company or institute: one record whatever language it is typed in."""
+
+    __tablename__ = "institutions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[BilingualText] = mapped_column(Bilingual(), default=BilingualText)
+    # https://ror.org/0xxxxxxxx, stored as the 9-character identifier.
+    ror_id: Mapped[str | None] = mapped_column(sa.String(9), unique=True)
+    merged_into_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("institutions.id", ondelete="SET NULL"), index=True
+    )
+    merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    names: Mapped[list[InstitutionName]] = relationship(
+        back_populates="institution",
+        cascade="all, delete-orphan",
+        order_by="InstitutionName.id",
+    )
+
+    @property
+    def is_merged(self) -> bool:
+        return self.merged_into_id is not None
+
+    @property
+    def aliases(self) -> list[str]:
+        return [n.text for n in self.names if n.alias]
+
+
+class InstitutionName(Base):
+    """A name an institution is known by (its Japanese and English names, and aliases), with
+    its folded key for matching typed affiliations."""
+
+    __tablename__ = "institution_names"
+    __table_args__ = (sa.UniqueConstraint("institution_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    institution_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("institutions.id", ondelete="CASCADE"), index=True
+    )
+    text: Mapped[str] = mapped_column(sa.String(200))
+    key: Mapped[str] = mapped_column(sa.String(200), index=True)
+    alias: Mapped[bool] = mapped_column(default=True)
+
+    institution: Mapped[Institution] = relationship(back_populates="names")

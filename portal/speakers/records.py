@@ -124,6 +124,10 @@ def _search_conditions(query: str | None, organiser: bool, public: bool, email_s
     conditions = [SpeakerProfile.merged_into_id.is_(None), Person.anonymised_at.is_(None)]
     for term in search.query_terms(query):
         condition = key.like(like_pattern(term), escape=LIKE_ESCAPE)
+        folded = search.hepburn(term) if term.isascii() and term.isalpha() else ""
+        if folded and folded != term:
+            # Hepburn variants: "satoh" and "satou" also find sato (さとう).
+            condition = sa.or_(condition, key.like(like_pattern(folded), escape=LIKE_ESCAPE))
         if organiser and "@" in term:
             partial = SpeakerProfile.email_key.like(like_pattern(term), escape=LIKE_ESCAPE)
             if email_scope is not None:
@@ -515,8 +519,12 @@ def set_talk_self_introduction(session: Session, talk: Talk, text: BilingualText
     audit.record(session, actor, "talk", talk.id, "self_introduction", fields=["ja", "en"])
 
 
-def likely_duplicates_of(session: Session, values: dict) -> list[SpeakerProfile]:
-    """Existing records that look like the person described by ``values`` (before creating)."""
+def likely_duplicates_of(
+    session: Session, values: dict, exclude: int | None = None
+) -> list[SpeakerProfile]:
+    """Existing records that look like the person described by ``values`` (before creating, or
+    ``exclude``: the record being edited): same email, or the same name in one script or
+    across scripts (``search.reading_key``)."""
     person = Person(**{k: values.get(k) or "" for k in PERSON_FIELDS})
     person.email = (values.get("email") or "").strip() or None
     conditions = []
@@ -528,17 +536,31 @@ def likely_duplicates_of(session: Session, values: dict) -> list[SpeakerProfile]
         conditions.append(SpeakerProfile.roman_key == search.roman_key(person.romanized_name))
     if person.email:
         conditions.append(SpeakerProfile.email_key == person.email.lower())
+    if search.reading_key(person):
+        candidates = search.reading_candidates(search.reading_key(person))
+        conditions.append(SpeakerProfile.reading_key.in_(sorted(candidates)))
     if not conditions:
         return []
     return list(
         session.scalars(
             sa.select(SpeakerProfile)
-            .where(SpeakerProfile.merged_into_id.is_(None), sa.or_(*conditions))
+            .where(
+                SpeakerProfile.merged_into_id.is_(None),
+                SpeakerProfile.person_id != (exclude or 0),
+                sa.or_(*conditions),
+            )
             .options(joinedload(SpeakerProfile.person), selectinload(SpeakerProfile.affiliations))
             .order_by(SpeakerProfile.person_id)
             .limit(20)
         ).unique()
     )
+
+
+def likely_duplicates_of_record(session: Session, person: Person) -> list[SpeakerProfile]:
+    """The other live records that look like this one (shown on its edit page)."""
+    values = {name: getattr(person, name) for name in ORGANISER_PERSON_FIELDS}
+    found = likely_duplicates_of(session, values, exclude=person.id)
+    return [p for p in found if p.person.anonymised_at is None]
 
 
 # -- maintenance ------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ case, katakana folded to hiragana, accents dropped from Latin letters (Ō → o)
 folded the same way and split on spaces; every piece must occur in the stored key.
 
 The keys live on ``SpeakerProfile`` (``search_key``, ``sort_kana``, ``sort_roman`` and the
-duplicate keys ``name_key``, ``kana_key``, ``roman_key``, ``email_key``). ``apply_keys``
+duplicate keys ``name_key``, ``kana_key``, ``roman_key``, ``email_key``, ``reading_key``).
+``apply_keys``
 computes them; the speaker services call it, and a session listener (``install``) also
 refreshes them whenever a Person's names change elsewhere (the accounts pages) or a talk is
 given a speaker, so the keys never go stale.
@@ -21,6 +22,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import Person
+from portal.accounts.search import romaji, short_vowels
 from portal.events.models import Talk
 from portal.speakers.models import SEARCH_KEY_LENGTH, SORT_KEY_LENGTH, Affiliation, SpeakerProfile
 from portal.text import compact, fold
@@ -49,6 +51,60 @@ def roman_key(romanized: str | None) -> str:
     return " ".join(sorted(words))
 
 
+# -- the reading, whatever script it was typed in -------------------------------------------
+
+_KANA_ONLY = re.compile(r"[\u3041-\u309f\u30a0-\u30ff\s・]+")
+
+
+def is_kana(text: str | None) -> bool:
+    """Whether ``text`` is written in kana only (「さとう けん」, 「サトウ」)."""
+    return bool(text and text.strip()) and _KANA_ONLY.fullmatch(fold(text)) is not None
+
+
+def hepburn(word: str) -> str:
+    """One romanised word with the Hepburn variants folded: Satō, Sato, Satou and Satoh all
+    become sato; Homma and Honma honma; Shin'ichi shinichi."""
+    word = re.sub(r"[^a-z]", "", fold(word))
+    word = re.sub(r"oh(?![aeiou])", "o", word)
+    word = re.sub(r"m(?=[bmp])", "n", word)
+    return short_vowels(word)
+
+
+def reading_key(person) -> str:
+    """The name as it sounds, in folded romaji with the words sorted, from the kana reading,
+    else a name typed in kana, else the romanised name: 佐藤 健 (さとう けん), 「さとう けん」
+    and "SATOH Ken" all give "ken sato"."""
+    kana = [
+        word
+        for field in (person.family_name_kana, person.given_name_kana)
+        for word in fold(field).split()
+    ]
+    if not kana and is_kana((person.family_name or "") + (person.given_name or "")):
+        kana = [
+            word
+            for field in (person.family_name, person.given_name)
+            for word in fold(field).split()
+        ]
+    if kana:
+        words = [hepburn(romaji(word)) for word in kana]
+    else:
+        words = [hepburn(word) for word in re.split(r"[\s,]+", fold(person.romanized_name))]
+    return " ".join(sorted(w for w in words if w))
+
+
+def reading_candidates(key: str | None) -> set[str]:
+    """The reading keys that sound the same as ``key``: a reading written as one word
+    (「さとうけん」 → "satoken") may be any split of it ("ken sato"), and words may be written
+    together in either order ("ken sato" → "kensato", "satoken")."""
+    key = key or ""
+    if not key:
+        return set()
+    words = key.split()
+    if len(words) == 1:
+        return {key} | {" ".join(sorted((key[:i], key[i:]))) for i in range(2, len(key) - 1)}
+    return {key, "".join(words), "".join(reversed(words))}
+
+
 def native_name(person) -> str:
     return compact((person.family_name or "") + (person.given_name or ""))
 
@@ -63,13 +119,21 @@ def search_key(person, organisations: list[str] | None) -> str:
     ``organisations=None`` gives the names only (the public key of an unpublished profile).
     """
     roman_words = fold(person.romanized_name).split()
+    kana = kana_name(person) or (native_name(person) if is_kana(native_name(person)) else "")
+    reading = romaji(kana) if kana else ""
     parts = [
         native_name(person),
         kana_name(person),
+        reading,
+        short_vowels(reading),
         "".join(roman_words),
         "".join(reversed(roman_words)),
     ]
-    key = SEPARATOR.join(p for p in parts if p)
+    seen: list[str] = []
+    for part in parts:
+        if part and not any(part in other for other in seen):
+            seen.append(part)
+    key = SEPARATOR.join(seen)
     if organisations is None:
         return key[:SEARCH_KEY_LENGTH]
     seen = set()
@@ -104,10 +168,11 @@ def apply_keys(profile, person, affiliations) -> bool:
         "kana_key": kana_name(person)[:200],
         "roman_key": roman_key(person.romanized_name)[:200],
         "email_key": (person.email or "").strip().lower()[:254],
+        "reading_key": reading_key(person)[:200],
     }
     changed = False
     for name, value in values.items():
-        if getattr(profile, name) != value:
+        if getattr(profile, name, None) != value:
             setattr(profile, name, value)
             changed = True
     return changed

@@ -33,12 +33,15 @@ from portal.speakers.merge import (
     PERSON_MERGE_FIELDS,
     TABLE_LABELS,
     DuplicatePair,
+    field_label,
     find_duplicates,
     merge_conflicts,
     merge_speakers,
     merges,
     merges_of,
+    moved_label,
     people_references,
+    registration_clashes,
 )
 from portal.speakers.personal_data import (
     forget_speaker,
@@ -63,6 +66,7 @@ from portal.speakers.records import (
     has_speaker_data,
     is_editor,
     likely_duplicates_of,
+    likely_duplicates_of_record,
     photos_after_commit,
     reindex,
     remove_photo,

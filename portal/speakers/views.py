@@ -29,9 +29,10 @@ from portal.i18n import LANGUAGES, BilingualText, current_language
 from portal.pagecache import cached_for_visitors
 from portal.pagination import page_number, paginate
 from portal.params import int_or_none
+from portal.registration.labels import STATE_LABELS
 from portal.security import limit_email_form
-from portal.speakers import forms, photos, services
-from portal.speakers.models import SpeakerMerge, SpeakerProfile
+from portal.speakers import forms, institutions, photos, services
+from portal.speakers.models import Institution, SpeakerMerge, SpeakerProfile
 from portal.transactions import state_change
 
 bp = Blueprint("speakers", __name__, url_prefix="/<lang_code>/speakers", cli_group="speakers")
@@ -55,6 +56,8 @@ LANGUAGE_NAMES = {"ja": "日本語", "en": "English"}
 def _render(template: str, status: int = 200, **context):
     context.setdefault("shown_in", shown_in)
     context.setdefault("language_names", LANGUAGE_NAMES)
+    context.setdefault("field_label", services.field_label)
+    context.setdefault("moved_label", services.moved_label)
     return render_template(template, **context), status
 
 
@@ -235,6 +238,19 @@ def _invitation(token: str):
     profile = services.get_profile(db.session, invitation.person_id)
     if profile is None or profile.is_merged:
         abort(404)
+    owner = profile.person.user
+    if owner is not None and not (current_user.is_authenticated and current_user.id == owner.id):
+        # The record belongs to an account now (e.g. after a merge): only that account
+        # changes it; an old link does not.
+        return None, _render(
+            "speakers/invitation_invalid.html",
+            403,
+            message=_("This speaker record now belongs to an account. Please log in to change it."),
+            login_url=url_for(
+                "accounts.login",
+                next=url_for("speakers.own_profile", person_id=profile.person_id),
+            ),
+        )
     return (invitation, profile), None
 
 
@@ -309,6 +325,118 @@ def invitation_link(token: str):
     if not change.ok:
         return redirect(url_for("speakers.invitation", token=token))
     return redirect(url_for("speakers.own_profile", person_id=person.id))
+
+
+# -- institutions ------------------------------------------------------------------------------
+
+
+def _institution(institution_id: int):
+    institution = db.session.get(Institution, institution_id)
+    if institution is None:
+        abort(404)
+    return institution
+
+
+@admin.get("/institutions/")
+def institution_list():
+    query = (request.args.get("q") or "").strip()[:100]
+    page = paginate(
+        db.session, institutions.institutions_page(db.session, query), page_number(), PER_PAGE
+    )
+    counts = institutions.people_counts(db.session, [i.id for i in page.items])
+    return _render("speakers/organiser/institutions.html", page=page, query=query, counts=counts)
+
+
+@admin.route("/institutions/new", methods=["GET", "POST"])
+def institution_new():
+    form = forms.InstitutionForm()
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.validate_on_submit():
+            with state_change(form, success=_("The institution has been saved.")) as change:
+                institution = institutions.create_institution(
+                    db.session, form.name, form.alias_list, form.ror_id.data, current_user
+                )
+            if change.ok:
+                return redirect(
+                    url_for("speaker_admin.institution_edit", institution_id=institution.id)
+                )
+    return _render("speakers/organiser/institution_form.html", status, form=form, institution=None)
+
+
+@admin.route("/institutions/<int:institution_id>/edit", methods=["GET", "POST"])
+def institution_edit(institution_id: int):
+    institution = _institution(institution_id)
+    form = forms.InstitutionForm()
+    status = 200
+    if request.method == "GET":
+        form.fill(institution)
+    else:
+        status = 400
+        if form.validate_on_submit():
+            with state_change(form, success=_("The institution has been saved.")) as change:
+                institutions.update_institution(
+                    db.session,
+                    institution,
+                    form.name,
+                    form.alias_list,
+                    form.ror_id.data,
+                    current_user,
+                )
+            if change.ok:
+                return redirect(
+                    url_for("speaker_admin.institution_edit", institution_id=institution_id)
+                )
+            institution = _institution(institution_id)
+    counts = institutions.people_counts(db.session, [institution.id])
+    return _render(
+        "speakers/organiser/institution_form.html",
+        status,
+        form=form,
+        institution=institution,
+        count=counts.get(institution.id, 0),
+    )
+
+
+@admin.route("/institutions/merge", methods=["GET", "POST"])
+def institution_merge():
+    ids = [int_or_none(request.values.get(name, "")) for name in ("a", "b")]
+    if None in ids:
+        abort(404)
+    first, second = (_institution(i) for i in ids)
+    form = forms.InstitutionMergeForm()
+    form.survivor_id.choices = [
+        forms.choice(i.id, f"#{i.id} {i.name.get()}") for i in (first, second)
+    ]
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.validate_on_submit():
+            survivor, merged = (
+                (first, second) if form.survivor_id.data == first.id else (second, first)
+            )
+            done = _("The institutions have been merged.")
+            with state_change(form, success=done) as change:
+                institutions.merge_institutions(db.session, survivor, merged, current_user)
+            if change.ok:
+                return redirect(
+                    url_for("speaker_admin.institution_edit", institution_id=survivor.id)
+                )
+            first, second = (_institution(i) for i in ids)
+    elif form.survivor_id.data is None:
+        form.survivor_id.data = first.id
+    counts = institutions.people_counts(db.session, [first.id, second.id])
+    return _render(
+        "speakers/organiser/institution_merge.html",
+        status,
+        form=form,
+        first=first,
+        second=second,
+        counts=counts,
+        a=ids[0],
+        b=ids[1],
+    )
 
 
 @bp.cli.command("reindex")
@@ -422,6 +550,12 @@ def _edit_page(profile, status=200, form=None, affiliation_form=None, invite_for
         talks=talks,
         merges=services.merges_of(db.session, person.id),
         photo_form=forms.EmptyForm(prefix="photo"),
+        duplicates=(
+            [] if profile.is_merged else services.likely_duplicates_of_record(db.session, person)
+        ),
+        institutions=institutions.institutions_by_id(
+            db.session, [a.institution_id for a in profile.affiliations]
+        ),
     )
 
 
@@ -519,25 +653,41 @@ def speaker_merge():
         forms.choice(p.person_id, f"#{p.person_id} {p.person.display_name}")
         for p in (first, second)
     ]
+    clashes = services.registration_clashes(db.session, first.person_id, second.person_id)
+    chosen = {c.event.id: c.default.id for c in clashes}
     status = 200
     if request.method == "POST":
         status = 400
-        if form.validate_on_submit():
-            survivor, merged = (
-                (first, second)
-                if form.survivor_id.data == first.person_id
-                else (
-                    second,
-                    first,
+        valid = form.validate_on_submit()
+        for clash in clashes:
+            raw = int_or_none(request.form.get(f"keep_{clash.event.id}", ""))
+            if raw not in {r.id for r in clash.registrations}:
+                valid = False
+                flash(
+                    _(
+                        "Please choose which registration for %(event)s to keep.",
+                        event=str(clash.event.title),
+                    ),
+                    "error",
                 )
+            else:
+                chosen[clash.event.id] = raw
+        if valid:
+            survivor, merged = (
+                (first, second) if form.survivor_id.data == first.person_id else (second, first)
             )
             with state_change(success=_("The records have been merged.")) as change:
                 record = services.merge_speakers(
-                    db.session, survivor.person, merged.person, current_user
+                    db.session,
+                    survivor.person,
+                    merged.person,
+                    current_user,
+                    keep_registrations=chosen,
                 )
             if change.ok:
                 return redirect(url_for("speaker_admin.merge_detail", merge_id=record.id))
             first, second = (_person(i) for i in ids)
+            clashes = services.registration_clashes(db.session, first.person_id, second.person_id)
     elif form.survivor_id.data is None:
         form.survivor_id.data = first.person_id
     counts = {
@@ -553,6 +703,9 @@ def speaker_merge():
         first=first,
         second=second,
         talk_counts=counts,
+        clashes=clashes,
+        chosen=chosen,
+        state_labels=STATE_LABELS,
         a=ids[0],
         b=ids[1],
     )
@@ -571,7 +724,12 @@ def merge_detail(merge_id: int):
     ).first()
     if record is None:
         abort(404)
-    return _render("speakers/organiser/merge_detail.html", record=record)
+    institution_id = (record.snapshot or {}).get("person", {}).get("institution_id")
+    return _render(
+        "speakers/organiser/merge_detail.html",
+        record=record,
+        institutions=institutions.institutions_by_id(db.session, [institution_id]),
+    )
 
 
 @admin.route("/talks/<int:talk_id>/speaker", methods=["GET", "POST"])
