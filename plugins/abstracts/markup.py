@@ -12,6 +12,8 @@ import markdown as markdown_lib
 import nh3
 from markupsafe import Markup
 
+from portal.markup import sanitised_html
+
 ALLOWED_TAGS = {
     "p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "blockquote", "code", "pre",
     "sup", "sub", "h3", "h4", "h5", "a", "hr",
@@ -25,15 +27,7 @@ CJK = re.compile(
 
 def render_markdown(text: str | None) -> Markup:
     """Markdown to HTML, sanitised: no scripts, no styles, no raw HTML beyond simple tags."""
-    html = markdown_lib.markdown(text or "", extensions=["sane_lists"])
-    clean = nh3.clean(
-        html,
-        tags=ALLOWED_TAGS,
-        attributes={"a": {"href", "title"}},
-        url_schemes={"http", "https", "mailto"},
-        link_rel="nofollow noopener noreferrer",
-    )
-    return Markup(clean)
+    return sanitised_html(text, ALLOWED_TAGS)
 
 
 def plain_text(text: str | None) -> str:

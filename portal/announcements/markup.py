@@ -1,14 +1,15 @@
-"""Announcement texts: Markdown rendered to sanitised HTML (the rules of the abstracts' text,
-``plugins/abstracts/markup.py``, which the core may not import), and plain text for the
+"""Announcement texts: Markdown rendered to sanitised HTML (``portal/markup.py``, shared with
+the abstracts' text; announcements may also use headings and tables), and plain text for the
 text part of the email."""
 
 from __future__ import annotations
 
 import html as html_lib
 
-import markdown as markdown_lib
 import nh3
 from markupsafe import Markup
+
+from portal.markup import sanitised_html
 
 ALLOWED_TAGS = {
     "p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "blockquote", "code", "pre",
@@ -18,15 +19,7 @@ ALLOWED_TAGS = {
 
 def render_markdown(text: str | None) -> Markup:
     """Markdown to HTML, sanitised: no scripts, styles or raw HTML beyond simple tags."""
-    html = markdown_lib.markdown(text or "", extensions=["sane_lists", "tables"])
-    clean = nh3.clean(
-        html,
-        tags=ALLOWED_TAGS,
-        attributes={"a": {"href", "title"}},
-        url_schemes={"http", "https", "mailto"},
-        link_rel="nofollow noopener noreferrer",
-    )
-    return Markup(clean)
+    return sanitised_html(text, ALLOWED_TAGS, ("sane_lists", "tables"))
 
 
 def plain_text(text: str | None) -> str:
