@@ -335,23 +335,35 @@ def plugin_toggle(slug: str, name: str):
     return redirect(url_for(".event_dashboard", slug=slug, _anchor="plugins"))
 
 
-@bp.post("/events/<slug>/plugins/<name>/settings")
-def plugin_settings(slug: str, name: str):
-    event = _event_or_404(slug)
-    module = _event_plugin_or_404(name)
-    form = forms.plugin_settings_form(module, plugins.settings(event, name), request.form)
+def _save_settings(where, name: str, module, current: dict, on_error, done_url: str):
+    """A plugin's settings form sent for an event or a series: saved (and back to the page),
+    or ``on_error({name: form})`` renders the page again with the input kept (400)."""
+    form = forms.plugin_settings_form(module, current, request.form)
     if form is None:
         abort(404)
     if not form.validate():
-        return _render_dashboard(event, settings_forms={name: form}, code=400)
+        return on_error({name: form})
     values = forms.plugin_settings_values(module, form)
-    services.update_plugin_settings(db.session, event, name, values, current_user)
+    services.update_plugin_settings(db.session, where, name, values, current_user)
     db.session.commit()
     flash(
         _("The settings of %(plugin)s were saved.", plugin=str(getattr(module, "label", name))),
         "success",
     )
-    return redirect(url_for(".event_dashboard", slug=slug, _anchor="plugins"))
+    return redirect(done_url)
+
+
+@bp.post("/events/<slug>/plugins/<name>/settings")
+def plugin_settings(slug: str, name: str):
+    event = _event_or_404(slug)
+    return _save_settings(
+        event,
+        name,
+        _event_plugin_or_404(name),
+        plugins.settings(event, name),
+        lambda failed: _render_dashboard(event, settings_forms=failed, code=400),
+        url_for(".event_dashboard", slug=slug, _anchor="plugins"),
+    )
 
 
 # -- plugins of a whole series (membership, archive, attendance) ----------------------------
@@ -406,20 +418,14 @@ def series_plugin_toggle(slug: str, name: str):
 @bp.post("/series/<slug>/plugins/<name>/settings")
 def series_plugin_settings(slug: str, name: str):
     series = _organised_series_or_404(slug)
-    module = _series_plugin_or_404(name)
-    form = forms.plugin_settings_form(module, plugins.series_settings(series, name), request.form)
-    if form is None:
-        abort(404)
-    if not form.validate():
-        return _render_series_plugins(series, settings_forms={name: form}, code=400)
-    values = forms.plugin_settings_values(module, form)
-    services.update_plugin_settings(db.session, series, name, values, current_user)
-    db.session.commit()
-    flash(
-        _("The settings of %(plugin)s were saved.", plugin=str(getattr(module, "label", name))),
-        "success",
+    return _save_settings(
+        series,
+        name,
+        _series_plugin_or_404(name),
+        plugins.series_settings(series, name),
+        lambda failed: _render_series_plugins(series, settings_forms=failed, code=400),
+        url_for(".series_plugins", slug=slug),
     )
-    return redirect(url_for(".series_plugins", slug=slug))
 
 
 # -- talks -----------------------------------------------------------------------------------
