@@ -320,14 +320,18 @@ def _event_plugin_or_404(name: str):
     return module
 
 
+def _switch(where, name: str, module) -> tuple[bool, str]:
+    """Turn the plugin on or off for an event or a series as the form says; (on?, label)."""
+    enabled = request.form.get("enabled") == "1"
+    services.set_plugin_enabled(db.session, where, name, enabled, current_user)
+    db.session.commit()
+    return enabled, str(getattr(module, "label", name))
+
+
 @bp.post("/events/<slug>/plugins/<name>")
 def plugin_toggle(slug: str, name: str):
     event = _event_or_404(slug)
-    module = _event_plugin_or_404(name)
-    enabled = request.form.get("enabled") == "1"
-    services.set_plugin_enabled(db.session, event, name, enabled, current_user)
-    db.session.commit()
-    label = str(getattr(module, "label", name))
+    enabled, label = _switch(event, name, _event_plugin_or_404(name))
     if enabled:
         flash(_("%(plugin)s is now on for this event.", plugin=label), "success")
     else:
@@ -403,11 +407,7 @@ def series_plugins(slug: str):
 @bp.post("/series/<slug>/plugins/<name>")
 def series_plugin_toggle(slug: str, name: str):
     series = _organised_series_or_404(slug)
-    module = _series_plugin_or_404(name)
-    enabled = request.form.get("enabled") == "1"
-    services.set_plugin_enabled(db.session, series, name, enabled, current_user)
-    db.session.commit()
-    label = str(getattr(module, "label", name))
+    enabled, label = _switch(series, name, _series_plugin_or_404(name))
     if enabled:
         flash(_("%(plugin)s is now on for the whole series.", plugin=label), "success")
     else:
