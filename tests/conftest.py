@@ -11,8 +11,10 @@ from email import message_from_bytes, policy
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
+from argon2 import PasswordHasher
 from werkzeug.serving import make_server
 
+from portal.accounts import passwords
 from portal.app import create_app
 from portal.db import make_engine
 from portal.models import load_all_models
@@ -35,6 +37,31 @@ def compiled_translations():
             catalog = read_po(f, locale="ja")
         with mo.open("wb") as f:
             write_mo(f, catalog)
+
+
+# -- test speed: cheap Argon2 parameters (the suite's own setting) ------------------------------
+# Production hashes with argon2-cffi's defaults (RFC 9106 low-memory: 3 passes over 64 MiB,
+# 4 lanes), about 0.1-0.4 s of CPU per hash and per check by design. The suite creates
+# hundreds of accounts and logs in hundreds of times, so in this process the hasher uses the
+# smallest parameters instead (same Argon2id code path). Tests that need the real parameters
+# take the `production_password_hashing` fixture (tests/test_accounts.py checks them). The
+# portal's own processes started by tests (gunicorn, workers, CLI) keep the production ones.
+TEST_PASSWORD_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+PRODUCTION_PASSWORD_HASHER = passwords._hasher
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing():
+    passwords._hasher = TEST_PASSWORD_HASHER
+    yield
+    passwords._hasher = PRODUCTION_PASSWORD_HASHER
+
+
+@pytest.fixture
+def production_password_hashing(monkeypatch):
+    """portal.accounts.passwords' own hasher (production parameters), for this test."""
+    monkeypatch.setattr(passwords, "_hasher", PRODUCTION_PASSWORD_HASHER)
+    return PRODUCTION_PASSWORD_HASHER
 
 
 @pytest.fixture(scope="session")

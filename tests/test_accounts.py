@@ -353,7 +353,14 @@ def test_login_with_wrong_password_or_unknown_email(app, client):
         assert s.scalar(sa.select(sa.func.count(LoginAttempt.id))) == 2
 
 
-def test_login_rehashes_an_outdated_password_hash(app, client):
+def test_login_rehashes_an_outdated_password_hash(app, client, production_password_hashing):
+    # The suite hashes with cheap parameters (tests/conftest.py); this test runs with the
+    # production hasher, whose parameters are argon2-cffi's RFC 9106 low-memory profile.
+    assert (
+        production_password_hashing.time_cost,
+        production_password_hashing.memory_cost,
+        production_password_hashing.parallelism,
+    ) == (3, 65536, 4)
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
     uid, email = make_user(app)
     with db_session(app) as s:
@@ -363,7 +370,7 @@ def test_login_rehashes_an_outdated_password_hash(app, client):
     with db_session(app) as s:
         new_hash = s.get(User, uid).password_hash
     assert not needs_rehash(new_hash)
-    assert new_hash.startswith("$argon2id$")
+    assert new_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
     client.post("/en/account/logout")
     assert log_in(client, email).status_code == 302
 
