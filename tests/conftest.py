@@ -12,6 +12,8 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from argon2 import PasswordHasher
+from flask import Flask
+from jinja2 import BytecodeCache
 from werkzeug.routing.rules import Rule as WerkzeugRule
 from werkzeug.serving import make_server
 
@@ -91,6 +93,55 @@ def _reused_url_builder(self, append_unknown: bool = True):
 
 
 WerkzeugRule._compile_builder = _reused_url_builder
+
+
+# -- test speed: each template compiled once per run ---------------------------------------------
+# Every test's app has its own Jinja environment, which compiled every template it rendered
+# again (a large part of a page test's time). Jinja's bytecode cache (its documented way to
+# keep compiled templates) is shared by the run's apps in memory: the code of a template is
+# reused when its name, file, source and the environment's compile-time settings are the same.
+
+
+def _jinja_signature(env) -> tuple:
+    autoescape = env.autoescape
+    return (
+        type(env),
+        env.code_generator_class,
+        env.block_start_string,
+        env.block_end_string,
+        env.variable_start_string,
+        env.variable_end_string,
+        env.comment_start_string,
+        env.comment_end_string,
+        env.line_statement_prefix,
+        env.line_comment_prefix,
+        env.trim_blocks,
+        env.lstrip_blocks,
+        env.newline_sequence,
+        env.keep_trailing_newline,
+        tuple(sorted(env.extensions)),
+        env.optimized,
+        env.finalize is not None,
+        env.is_async,
+        getattr(autoescape, "__qualname__", autoescape),
+    )
+
+
+class SharedTemplateCode(BytecodeCache):
+    def __init__(self):
+        self.codes: dict = {}
+
+    def _key(self, bucket) -> tuple:
+        return (bucket.key, bucket.checksum, _jinja_signature(bucket.environment))
+
+    def load_bytecode(self, bucket) -> None:
+        bucket.code = self.codes.get(self._key(bucket))
+
+    def dump_bytecode(self, bucket) -> None:
+        self.codes[self._key(bucket)] = bucket.code
+
+
+Flask.jinja_options = {**Flask.jinja_options, "bytecode_cache": SharedTemplateCode()}
 
 
 @pytest.fixture(scope="session")
