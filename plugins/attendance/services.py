@@ -21,7 +21,7 @@ from portal.announcements.counts import list_size_on, list_sizes
 from portal.db import utcnow
 from portal.errors import UserError
 from portal.events.models import Event, EventStatus, Series
-from portal.localtime import local_date, start_of_day
+from portal.localtime import as_utc, local_date, year_start, years_case
 from portal.text import truthy
 
 PLUGIN = "attendance"
@@ -39,20 +39,17 @@ FIGURE_FIELDS = (
 )
 
 
+FISCAL_YEAR_FIRST_MONTH = 4
+
+
 def fiscal_year(day: date) -> int:
     """The Japanese fiscal year (年度) of a day: 2019年度 runs from April 2019 to March 2020."""
-    return day.year if day.month >= 4 else day.year - 1
+    return day.year if day.month >= FISCAL_YEAR_FIRST_MONTH else day.year - 1
 
 
 def event_day(event: Event) -> date:
     """The meeting's date in its own time zone."""
     return local_date(event.starts_at, event.timezone)
-
-
-def _aware(moment):
-    from datetime import UTC
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -219,7 +216,7 @@ def save_figures(
         not figures.cancelled
         and event.status != EventStatus.cancelled
         and event.ends_at is not None
-        and _aware(event.ends_at) > stamp
+        and as_utc(event.ends_at) > stamp
     ):
         raise NotHeld(event.slug)
     row = stored_row(session, event)
@@ -440,25 +437,20 @@ def _zones(session: Session, series: Series) -> dict[str, tuple[int, int]]:
     ).all()
     zones = {}
     for zone, first, last in rows:
-        first, last = _aware(first), _aware(last)
+        first, last = as_utc(first), as_utc(last)
         zones[zone] = (fiscal_year(local_date(first, zone)), fiscal_year(local_date(last, zone)))
     return zones
 
 
 def _fiscal_year_start(year: int, zone: str):
-    return start_of_day(date(year, 4, 1), zone)
+    return year_start(year, zone, FISCAL_YEAR_FIRST_MONTH)
 
 
 def _fiscal_year_expression(zones: dict[str, tuple[int, int]]):
     """A CASE giving a meeting's fiscal year from its start in its own time zone."""
-    whens = []
-    for zone, (first, last) in sorted(zones.items()):
-        for year in range(first, last + 1):
-            condition = sa.and_(
-                Event.timezone == zone, Event.starts_at < _fiscal_year_start(year + 1, zone)
-            )
-            whens.append((condition, year))
-    return sa.case(*whens, else_=None)
+    return years_case(
+        Event.starts_at, zones, zone_column=Event.timezone, first_month=FISCAL_YEAR_FIRST_MONTH
+    )
 
 
 def _in_fiscal_year(zones: dict[str, tuple[int, int]], year: int):
@@ -486,7 +478,7 @@ def _unreported(session: Session, series: Series, now) -> list[MeetingRow]:
             sa.or_(Event.ends_at < now, Event.status == EventStatus.cancelled),
         )
     ).all()
-    ended = [e for e in events if _aware(e.ends_at) < _aware(now)]
+    ended = [e for e in events if as_utc(e.ends_at) < as_utc(now)]
     live = (live_figures(session, ended) if ended else {}) or {}
     rows = []
     for event in events:
@@ -586,7 +578,7 @@ def _meetings_of_year(
         for e, m in pairs
     ]
     rows += [row for row in unreported if row.fiscal_year == year]
-    rows.sort(key=lambda r: (_aware(r.event.starts_at), r.number or 0))
+    rows.sort(key=lambda r: (as_utc(r.event.starts_at), r.number or 0))
     return rows
 
 
@@ -632,7 +624,7 @@ def history_rows(session: Session, series: Series, now=None) -> Iterator[Meeting
     (the CSV of the whole history streams these)."""
     now = now or utcnow()
     unreported = sorted(
-        _unreported(session, series, now), key=lambda r: (_aware(r.event.starts_at), r.number or 0)
+        _unreported(session, series, now), key=lambda r: (as_utc(r.event.starts_at), r.number or 0)
     )
     stmt = (
         sa.select(Event, MeetingAttendance)
@@ -656,8 +648,8 @@ def history_rows(session: Session, series: Series, now=None) -> Iterator[Meeting
 
     for event, figures in session.execute(stmt):
         while waiting is not None and (
-            (_aware(waiting.event.starts_at), waiting.number or 0)
-            <= (_aware(event.starts_at), event.number or 0)
+            (as_utc(waiting.event.starts_at), waiting.number or 0)
+            <= (as_utc(event.starts_at), event.number or 0)
         ):
             chunk.append(waiting)
             waiting = next(pending, None)
