@@ -297,7 +297,9 @@ def test_statistics_page_per_fiscal_year_and_all_years(client, imported):
 
     assert all_years.status_code == 200
     assert "Meeting 86" not in all_years.text  # no meeting rows: a row per fiscal year
-    assert all_years.text.count('<th scope="row"><a href="/en/series/study-group/statistics?fy=') == 6
+    assert (
+        all_years.text.count('<th scope="row"><a href="/en/series/study-group/statistics?fy=') == 6
+    )
     assert '<option value="all" selected>' in all_years.text
     assert "Participants per fiscal year" in all_years.text  # the chart's axis
     assert "FY2018" in all_years.text.split("<svg", 1)[1]  # a bar per fiscal year
