@@ -93,7 +93,8 @@ def test_pay_by_card_and_get_the_receipt(page, live_server, fake):
     assert pdf.body().startswith(b"%PDF")
 
     # "My registrations" → the registration: the receipt is listed for its owner.
-    page.get_by_role("link", name="See your registration").click()
+    with page.expect_navigation():  # count() does not wait for the next page
+        page.get_by_role("link", name="See your registration").click()
     assert page.locator(f'#receipts a[href="{href}"]').count() == 1
     with live_server.app.app_context():
         registration = db.session.scalars(sa.select(Registration)).one()
