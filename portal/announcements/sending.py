@@ -224,22 +224,23 @@ def claim(session: Session, limit: int, now=None) -> list[int]:
 
 def withdraw_left(session: Session) -> None:
     """Deliveries not handed over yet to people who left the series' list (or whose address
-    bounced) since the announcement was prepared are withdrawn. Does not commit."""
-    gone = (
-        sa.select(Subscription.id)
-        .join(Announcement, Announcement.series_id == Subscription.series_id)
-        .where(
-            Announcement.id == D.announcement_id,
-            Subscription.person_id == D.person_id,
-            Subscription.status.in_([SubscriptionStatus.left, SubscriptionStatus.undeliverable]),
-        )
+    bounced) since the announcement was prepared are withdrawn. Does not commit.
+
+    ``UPDATE … FROM announcements``: the subscription is then looked up by both columns of
+    its unique (series, person) index. Joined inside the EXISTS instead, PostgreSQL matched
+    the person only after reading every subscription of the series, for every delivery (0.7 s
+    per claimed batch for 2,500 recipients while the new deliveries had no statistics yet).
+    """
+    gone = sa.select(Subscription.id).where(
+        Subscription.series_id == Announcement.series_id,
+        Subscription.person_id == D.person_id,
+        Subscription.status.in_([SubscriptionStatus.left, SubscriptionStatus.undeliverable]),
     )
     session.execute(
         sa.update(D)
         .where(
-            D.announcement_id.in_(
-                sa.select(Announcement.id).where(Announcement.status == AnnouncementStatus.sending)
-            ),
+            D.announcement_id == Announcement.id,
+            Announcement.status == AnnouncementStatus.sending,
             D.status == DeliveryStatus.queued,
             D.handing_over_at.is_(None),
             sa.or_(D.claimed_until.is_(None), D.claimed_until < utcnow()),
