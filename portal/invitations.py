@@ -75,7 +75,7 @@ class InvitationMixin:
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     @declared_attr
-    def invited_by(cls) -> Mapped[User | None]:  # noqa: N805 (SQLAlchemy's declared_attr)
+    def invited_by(cls) -> Mapped[User | None]:
         return relationship("User")
 
     def closed_reason(self) -> str | None:
