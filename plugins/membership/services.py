@@ -32,13 +32,10 @@ entry, queues emails and does not commit.
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session, aliased
 
 from plugins.membership.models import (
@@ -60,13 +57,16 @@ from portal.documents.services import cancel_document, correct_document, issue_d
 from portal.errors import UserError
 from portal.events.models import Series
 from portal.i18n import BilingualText, format_money
+from portal.invitations import InvitationLinkError, InvitationLinks
 from portal.links import external_url
 from portal.mail.services import queue_email
+from portal.pagination import Page
 from portal.speakers.identity import person_by_email
 
 SUBJECT = "membership_fee"
 INVITATION_DAYS = 14
 INVITATION_SALT = "portal.membership.invitation"
+LINKS = InvitationLinks(INVITATION_SALT, timedelta(days=INVITATION_DAYS))
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -690,26 +690,6 @@ def members_select(series_id: int, year: int, company_id: int | None = None) -> 
     return sa.union_all(linked, by_domain)
 
 
-@dataclass
-class MemberPage:
-    items: list[MemberRow]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-
 def members_page(
     session: Session,
     series: Series,
@@ -718,8 +698,10 @@ def members_page(
     per_page: int = 50,
     company_id: int | None = None,
     query: str = "",
-) -> MemberPage:
-    """Members of the year, a page at a time: three queries whatever the size.
+) -> Page:
+    """Members of the year, a page at a time: three queries whatever the size (a fourth
+    counts the matches of a search). Pages are "next page" pages: one row more than the page
+    tells whether another follows; the whole membership is never counted (issue 19).
 
     ``query`` finds people by name in any script (kana, half-width kana, romaji) or email,
     with the folding of every people search (``portal.accounts.search``)."""
@@ -731,13 +713,21 @@ def members_page(
             .where(person_matches(query))
             .subquery()
         )
-    total = session.scalar(sa.select(sa.func.count()).select_from(sub)) or 0
     stmt = sa.select(sub.c.person_id, sub.c.company_id, sub.c.how, sub.c.since).order_by(
         sub.c.company_id, sub.c.person_id
     )
+    more = False
     if per_page:
-        stmt = stmt.limit(per_page).offset((page - 1) * per_page)
-    rows = session.execute(stmt).all()
+        rows = session.execute(stmt.limit(per_page + 1).offset((page - 1) * per_page)).all()
+        more, rows = len(rows) > per_page, rows[:per_page]
+    else:
+        rows = session.execute(stmt).all()
+    if query.strip():
+        total = session.scalar(sa.select(sa.func.count()).select_from(sub)) or 0
+    elif not per_page or not more:
+        total = (page - 1) * per_page + len(rows)  # the last page: the count is exact
+    else:
+        total = None
     people = {
         p.id: p
         for p in session.scalars(
@@ -756,7 +746,9 @@ def members_page(
         MemberRow(people[r.person_id], companies[r.company_id], MemberHow(r.how), r.since)
         for r in rows
     ]
-    return MemberPage(items=items, page=page, per_page=per_page or max(total, 1), total=total)
+    return Page(
+        items=items, page=page, per_page=per_page or max(len(items), 1), total=total, more=more
+    )
 
 
 def members_export(session: Session, series: Series, year: int):
@@ -783,12 +775,8 @@ def members_export(session: Session, series: Series, year: int):
 # -- invitations -----------------------------------------------------------------------------
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=INVITATION_SALT)
-
-
 def invitation_token(invitation: MemberInvitation) -> str:
-    return _serializer().dumps({"i": invitation.id, "n": invitation.nonce})
+    return LINKS.token(invitation)
 
 
 def contact_companies(session: Session, user, series: Series) -> list[MemberCompany]:
@@ -814,13 +802,8 @@ def invite_member(
     that works for INVITATION_DAYS days and once."""
     email = (email or "").strip().lower()
     language = language or company.language
-    invitation = MemberInvitation(
-        company_id=company.id,
-        email=email,
-        language=language,
-        nonce=secrets.token_urlsafe(24),
-        invited_by_id=getattr(actor, "id", None),
-        expires_at=utcnow() + timedelta(days=INVITATION_DAYS),
+    invitation = LINKS.new(
+        MemberInvitation, actor, company_id=company.id, email=email, language=language
     )
     session.add(invitation)
     session.flush()
@@ -845,21 +828,9 @@ def invite_member(
 def read_invitation(session: Session, token: str) -> MemberInvitation:
     """The invitation of a valid link; MembershipError("expired" / "invalid" / "used")."""
     try:
-        payload = _serializer().loads(token, max_age=INVITATION_DAYS * 86400)
-    except SignatureExpired as exc:
-        raise MembershipError("expired") from exc
-    except BadSignature as exc:
-        raise MembershipError("invalid") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("i"), int):
-        raise MembershipError("invalid")
-    invitation = session.get(MemberInvitation, payload["i"])
-    if invitation is None or invitation.nonce != payload.get("n"):
-        raise MembershipError("invalid")
-    if invitation.accepted_at is not None:
-        raise MembershipError("used")
-    if invitation.expires_at < utcnow():
-        raise MembershipError("expired")
-    return invitation
+        return LINKS.load(session, MemberInvitation, token)
+    except InvitationLinkError as exc:
+        raise MembershipError(exc.reason) from exc
 
 
 def accept_invitation(session: Session, invitation: MemberInvitation, user) -> CompanyMember:
