@@ -15,8 +15,8 @@ flash``. Instead::
   of the error's ``category`` ("error" unless the error class says otherwise).
   Any other exception rolls back and propagates (a 500 the error handler shows, or an
   ``except`` around the ``with`` block, e.g. for an ``IntegrityError`` of a race).
-- ``field="amount"`` puts every refused change on that field of the form, whatever the error
-  names (a form where one input is to blame for everything).
+- ``field="amount"``: the form field for a refused change that names no field of the form
+  (none, or one the form does not have), instead of a flash message.
 - A form with an ``add_error(name, message) -> bool`` method places the message itself (e.g.
   plugin answers whose fields carry a prefix).
 - ``flash_errors=False``: a message that is not placed on a field is not flashed but kept in
@@ -78,7 +78,7 @@ def state_change(
         db.session.rollback()
         change.error = exc
         message = getattr(exc, "message", None) or str(exc)
-        if not _place(form, field or getattr(exc, "field", None), message):
+        if not (_place(form, getattr(exc, "field", None), message) or _place(form, field, message)):
             if flash_errors:
                 flash(str(message), getattr(exc, "category", "error"))
             else:

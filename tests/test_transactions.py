@@ -90,13 +90,18 @@ def test_the_error_class_names_the_flash_category(app):
         ]
 
 
-def test_field_puts_every_refused_change_on_one_field(app):
+def test_field_takes_the_refused_changes_that_name_no_field_of_the_form(app):
     with app.test_request_context("/en/", method="POST"):
         form = AmountForm(meta={"csrf": False})
         with state_change(form, field="amount") as change:
-            raise UserError("Too much.", field="note")
+            raise UserError("Too much.")
+        with state_change(form, field="amount"):
+            raise UserError("Not a number.", field="elsewhere")
+        with state_change(form, field="amount"):
+            raise UserError("Too long.", field="note")
         assert change.status == 400
-        assert (form.amount.errors, list(form.note.errors)) == (["Too much."], [])
+        assert form.amount.errors == ["Too much.", "Not a number."]
+        assert form.note.errors == ["Too long."]
         assert get_flashed_messages() == []
 
 
