@@ -253,6 +253,25 @@ class Gunicorn:
         self.stop()
         raise RuntimeError(f"gunicorn did not answer /healthz in time:\n{self.log_tail()}")
 
+    def worker_rss_mb(self) -> list[float]:
+        """Resident memory of each worker process (children of the master), from /proc."""
+        if self.proc is None:
+            return []
+        sizes = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) != self.proc.pid:  # the parent's pid
+                continue
+            status = (stat.parent / "status").read_text()
+            rss_kb = next(
+                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+            )
+            sizes.append(round(rss_kb / 1024, 1))
+        return sorted(sizes)
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])

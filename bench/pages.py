@@ -49,6 +49,7 @@ TARGETS = {
     "speaker directory": 0.60,
     "event, logged in": 0.25,
 }
+MAX_WORKER_RSS_MB = 80  # issue 14: resident memory of one gunicorn worker
 
 WRK_SCRIPT = """
 done = function(summary, latency, requests)
@@ -270,6 +271,7 @@ class PagesResult:
     queries: dict[str, int]
     flat: list
     page_cache_seconds: str = "5"
+    worker_rss: list[float] = field(default_factory=list)  # MB, after every page was served
 
     def ratio(self, name: str) -> float:
         ceiling = self.stats["ceiling"].rps
@@ -286,7 +288,12 @@ class PagesResult:
             all(self.ratio(name) >= target for name, target in TARGETS.items())
             and self.flat_ok
             and all(s.errors == 0 for s in self.stats.values())
+            and self.memory_ok
         )
+
+    @property
+    def memory_ok(self) -> bool:
+        return bool(self.worker_rss) and max(self.worker_rss) <= MAX_WORKER_RSS_MB
 
 
 def run(seconds: float = 10, connections: int = 4, rounds: int = 2, warmup: float = 2):
@@ -332,11 +339,12 @@ def run(seconds: float = 10, connections: int = 4, rounds: int = 2, warmup: floa
                 for page in pages:
                     stats[page.name].add(measure(page, seconds / rounds))
             describe = server.describe()
+            worker_rss = server.worker_rss_mb()
         print("pages: counting SQL queries ...", flush=True)
         queries = count_queries(url, data, tmp)
         flat = flatness(tmp)
         cache = os.environ.get("PORTAL_PAGE_CACHE_SECONDS") or "300 (default)"
-        return PagesResult(generator, describe, data, stats, queries, flat, cache)
+        return PagesResult(generator, describe, data, stats, queries, flat, cache, worker_rss)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -384,6 +392,12 @@ def print_table(result: PagesResult) -> None:
     for name in result.flat[0][2]:
         print(f"{name:<19}" + "".join(f"{q[name]:>22}" for _r, _p, q in result.flat))
     print(f"target: equal counts -> {'ok' if result.flat_ok else 'NOT FLAT'}")
+    print()
+    sizes = ", ".join(f"{mb:.1f}" for mb in result.worker_rss) or "not measured"
+    print(
+        f"worker memory (RSS after serving every page, MB): {sizes}; target <= "
+        f"{MAX_WORKER_RSS_MB} -> {'ok' if result.memory_ok else 'ABOVE TARGET'}"
+    )
 
 
 def main(argv=None) -> int:

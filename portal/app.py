@@ -42,9 +42,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     pm = plugins.make_plugin_manager(tuple(app.config.get("EXTRA_PLUGINS", ())))
     app.extensions["portal_plugins"] = pm
-    from portal.tasks.worker import init_app as init_tasks
-
-    init_tasks(app)  # Celery: broker, beat schedule with the plugins' jobs (portal/tasks)
+    # Celery (portal/tasks) is set up on first use: portal.tasks.celery_for(app).
 
     from portal import templating
     from portal.accounts.views import bp as accounts_bp

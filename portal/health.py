@@ -38,7 +38,9 @@ def _check_broker(app) -> None:
         finally:
             client.close()
         return
-    celery = app.extensions["celery"]
+    from portal.tasks import celery_for
+
+    celery = celery_for(app)
     with celery.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=0.5)
 

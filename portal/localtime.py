@@ -18,6 +18,14 @@ from portal.db import utcnow
 OFFICE_ZONE = "Asia/Tokyo"
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """An instant read back from the database as aware UTC (SQLite returns naive UTC for
+    aggregates such as ``min()``), None as None."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 def valid_zone(name: str) -> bool:
     try:
         ZoneInfo(name)
@@ -77,3 +85,26 @@ def start_of_day(day: date, zone: str) -> datetime:
 def at(day: date, hour: int, minute: int, zone: str) -> datetime:
     """The aware datetime of a wall-clock time on a local date in ``zone``."""
     return datetime.combine(day, time(hour, minute), tzinfo=ZoneInfo(zone))
+
+
+def year_start(year: int, zone: str, first_month: int = 1) -> datetime:
+    """The first instant of a year in ``zone``: a calendar year, or a fiscal year starting in
+    ``first_month`` (4 for the Japanese 年度), as aware UTC."""
+    return start_of_day(date(year, first_month, 1), zone)
+
+
+def years_case(column, spans: dict[str, tuple[int, int]], *, zone_column=None, first_month=1):
+    """A SQL CASE giving the (calendar or fiscal) year of the instant in ``column``, read in
+    its own zone: ``spans`` maps each zone to its first and last year; with several zones,
+    ``zone_column`` names each row's zone. Lets the database group and filter by local year
+    (an index on ``column`` serves the comparisons) in any dialect."""
+    import sqlalchemy as sa
+
+    whens = []
+    for zone, (first, last) in sorted(spans.items()):
+        for year in range(first, last + 1):
+            condition = column < year_start(year + 1, zone, first_month)
+            if zone_column is not None:
+                condition = sa.and_(zone_column == zone, condition)
+            whens.append((condition, year))
+    return sa.case(*whens, else_=None)

@@ -86,12 +86,14 @@ def test_fiscal_year_runs_from_april_to_march():
 def test_statistics_of_the_real_file(app, session):
     series = _import_real_file(session)
 
-    stats = services.series_statistics(session, series)
+    stats = services.series_statistics(session, series, latest=False)  # all years
+    rows = list(services.history_rows(session, series))
 
-    assert len(stats.rows) == 23
-    assert [r.number for r in stats.rows][:3] == [1, 2, 3]
-    assert [r.number for r in stats.rows][-3:] == [91, 92, 93]
-    by_number = {r.number: r for r in stats.rows}
+    assert stats.selected_year is None and stats.rows == []
+    assert len(rows) == 23
+    assert [r.number for r in rows][:3] == [1, 2, 3]
+    assert [r.number for r in rows][-3:] == [91, 92, 93]
+    by_number = {r.number: r for r in rows}
     assert by_number[10].cumulative == 359
     assert by_number[89].cumulative == 2116
     assert by_number[90].cumulative == 2116  # cancelled: nothing added
@@ -114,7 +116,16 @@ def test_statistics_of_the_real_file(app, session):
         (2019, 4, 1, 817, 0, 2116),
         (2020, 3, 0, 838, 838, 2954),
     ]
-    assert [r.number for r in stats.rows if not r.figures.adds_up] == [92]
+    assert [r.number for r in rows if not r.figures.adds_up] == [92]
+    # By default: the latest fiscal year, its meetings with the history's cumulative figure.
+    latest = services.series_statistics(session, series)
+    assert latest.selected_year == 2020
+    assert [(r.number, r.cumulative) for r in latest.rows] == [
+        (r.number, r.cumulative) for r in rows[-3:]
+    ]
+    assert latest.rows[-1].cumulative == 2954
+    assert (latest.totals.meetings, latest.totals.participants) == (3, 838)
+    assert latest.missing == [(11, 80)] and len(latest.fiscal_years) == 6
 
 
 def test_statistics_of_one_fiscal_year(app, session):
@@ -129,9 +140,10 @@ def test_statistics_of_one_fiscal_year(app, session):
         817,
         2116,
     )
-    assert stats.missing == []
+    assert stats.missing == [(11, 80)]  # of the whole history
     assert len(stats.fiscal_years) == 6
-    assert services.series_statistics(session, series, year=1990).selected_year is None
+    assert services.series_statistics(session, series, year=1990).selected_year == 2020
+    assert services.series_statistics(session, series, 1990, latest=False).selected_year is None
 
 
 def test_statistics_leave_out_drafts_and_meetings_without_figures(app, session):
@@ -244,17 +256,24 @@ def test_hook_blueprints_attendance_statistics_page_in_english(client, imported)
     assert page.status_code == 200
     text = page.text
     assert "<h1>Attendance statistics</h1>" in text
+    # The latest fiscal year, meeting by meeting.
+    assert "Participants per meeting · FY2020" in text
     assert "Meeting 93" in text and "6 November 2020" in text
+    assert "Meeting 89" not in text  # FY2019
     assert "2,502" in text  # on the mailing list at meeting 93
-    assert "Cancelled" in text
+    assert "3 meetings held" in text
+    assert "The sectors add up to 304." in text  # meeting 92, kept as reported
+    # Every fiscal year, with the whole history's totals.
     assert "FY2019 (April 2019 – March 2020)" in text
     assert "2,954" in text and "1,966" in text and "2,116" in text
-    assert "22 meetings held" in text and "1 cancelled" in text
+    assert '<td class="num">22 (1 cancelled)</td>' in text
     assert "No figures are recorded for meetings 11–80." in text
-    assert "The sectors add up to 304." in text  # meeting 92, kept as reported
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in text
     assert "Cumulative participants" in text
     assert "<script" not in text.split("<svg", 1)[1].split("</svg>", 1)[0]
+    cancelled = client.get("/en/series/study-group/statistics?fy=2019").text
+    assert "Meeting 90" in cancelled and "Cancelled" in cancelled
+    assert "4 meetings held" in cancelled and "1 cancelled" in cancelled
 
 
 def test_statistics_page_in_japanese(client, imported):
@@ -268,18 +287,25 @@ def test_statistics_page_in_japanese(client, imported):
     assert "2,954" in page.text
 
 
-def test_statistics_page_grouped_and_filtered_by_fiscal_year(client, imported):
+def test_statistics_page_per_fiscal_year_and_all_years(client, imported):
     _log_in(client, imported["organiser"])
 
-    grouped = client.get("/en/series/study-group/statistics?group=fy")
+    all_years = client.get("/en/series/study-group/statistics?fy=all")
     one_year = client.get("/en/series/study-group/statistics?fy=2019")
+    unknown = client.get("/en/series/study-group/statistics?fy=1990")
     nonsense = client.get("/en/series/study-group/statistics?fy=abc")
 
-    assert grouped.text.count('<tr class="subtotal">') == 6
-    assert "4 meetings held" in grouped.text
+    assert all_years.status_code == 200
+    assert "Meeting 86" not in all_years.text  # no meeting rows: a row per fiscal year
+    assert all_years.text.count('<th scope="row"><a href="/en/series/study-group/statistics?fy=') == 6
+    assert '<option value="all" selected>' in all_years.text
+    assert "Participants per fiscal year" in all_years.text  # the chart's axis
+    assert "FY2018" in all_years.text.split("<svg", 1)[1]  # a bar per fiscal year
     assert one_year.status_code == 200
     assert "Meeting 86" in one_year.text and "Meeting 85" not in one_year.text
     assert "Participants per meeting · FY2019" in one_year.text
+    assert '<option value="2019" selected>' in one_year.text
+    assert "Participants per meeting · FY2020" in unknown.text  # the latest instead
     assert nonsense.status_code == 400  # a clear "bad argument" page, not the whole history
 
 
@@ -376,19 +402,26 @@ def test_statistics_csv_has_a_bom_and_headers_in_the_reader_language(app, client
 def test_chart_svg_has_bars_and_a_cumulative_line_on_a_second_axis(client, imported):
     _log_in(client, imported["organiser"])
 
-    response = client.get("/en/series/study-group/statistics/chart.svg")
+    response = client.get("/en/series/study-group/statistics/chart.svg?fy=2019")
 
     assert response.status_code == 200
     assert response.mimetype == "image/svg+xml"
     svg = response.text
     assert svg.startswith('<?xml version="1.0" encoding="utf-8"?>')
     assert 'class="axis y2' in svg  # the right-hand axis
-    # the cumulative line and the list's (登録人数), broken where meetings 11–80 have no figures
-    assert svg.count('class="line reactive nofill"') == 4
+    # the cumulative line and the list's (登録人数)
+    assert svg.count('class="line reactive nofill"') == 2
     assert "On site" in svg and "Online" in svg and "Cumulative participants" in svg
-    # one bar per meeting and one (empty) for the gap 11–80 in each of the two stacked series
-    assert svg.count('class="rect reactive tooltip-trigger"') == 24 + 24
-    assert "2,954" in svg  # the last cumulative value in the tooltips
+    assert "90 (cancelled)" in svg
+    # one bar per meeting of FY2019 (86–90) in each of the two stacked series
+    assert svg.count('class="rect reactive tooltip-trigger"') == 5 + 5
+    assert "2,116" in svg  # the last cumulative value in the tooltips
+
+    history = client.get("/en/series/study-group/statistics/chart.svg?fy=all").text
+    assert "Participants per fiscal year" in history and "Fiscal year" in history
+    assert history.count('class="line reactive nofill"') == 1  # cumulative (no list per year)
+    assert history.count('class="rect reactive tooltip-trigger"') == 6 + 6  # six fiscal years
+    assert "FY2002" in history and "FY2020" in history and "2,954" in history
 
 
 def test_statistics_page_queries_stay_constant(app, client):

@@ -22,7 +22,7 @@ def rows(app, session):
     series = f.series(session, slug="study-group")
     import_attendance(session, read_text(HISTORY), series)
     session.flush()
-    return series, services.series_statistics(session, series).rows
+    return series, list(services.history_rows(session, series))
 
 
 def _svg(app, rows, lang="en", title="T"):
@@ -82,9 +82,9 @@ def test_svg_is_drawn_once_until_the_figures_change(app, session, rows, monkeypa
     drawn = []
     real = chart_module._chart
 
-    def counting(slots, title):
+    def counting(slots, title, *args):
         drawn.append(title)
-        return real(slots, title)
+        return real(slots, title, *args)
 
     monkeypatch.setattr(chart_module, "_chart", counting)
     first = _svg(app, meeting_rows)
@@ -93,7 +93,7 @@ def test_svg_is_drawn_once_until_the_figures_change(app, session, rows, monkeypa
 
     event = meeting_rows[-1].event
     services.save_figures(session, event, services.Figures(participants=191, company=138, university=30, government_other=23, online_participants=191, onsite_participants=0))  # fmt: skip
-    changed = services.series_statistics(session, series).rows
+    changed = list(services.history_rows(session, series))
     _svg(app, changed)
     assert len(drawn) == 2
     _svg(app, meeting_rows, "ja")

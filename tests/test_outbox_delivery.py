@@ -198,6 +198,8 @@ def test_a_commit_that_queues_mail_asks_a_worker_to_send_it_at_once(
         assert message["To"] == "kick@example.org"
         assert message["Subject"] == "Your password has been changed"
     finally:
-        app.extensions["celery"].conf.task_always_eager = False
+        from portal.tasks import celery_for
+
+        celery_for(app).conf.task_always_eager = False
         app.extensions["portal_db"]["engine"].dispose()
         _empty_all_tables(database_url)  # its own app: the next test starts from nothing

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from portal.db import db, utcnow
 from portal.mail.models import OutboxEmail
-from portal.tasks import jobs
+from portal.tasks import celery_for, jobs
 from portal.tasks.jobs import JOBS, Job, JobSkipped, run_job
 from portal.tasks.models import JobRun
 from portal.tasks.worker import beat_schedule
@@ -205,7 +205,7 @@ def test_a_worker_on_a_sqlite_file_broker_sends_queued_mail(
             db.session.commit()
         publisher = create_app({"DATABASE_URL": database_url, "BROKER_URL": broker})
         with publisher.app_context():
-            publisher.extensions["celery"].send_task("portal.send_outbox_now")
+            celery_for(publisher).send_task("portal.send_outbox_now")
         deadline = time.monotonic() + 30
         while not smtp_server.messages and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -226,3 +226,26 @@ def test_reconcile_payments_job_runs_the_payments_reconciliation(app, runner):
     result = runner.invoke(args=["jobs", "run", "reconcile-payments"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "nothing to do"
+
+
+def test_a_web_process_imports_celery_only_when_it_publishes(tmp_path):
+    """create_app leaves Celery and kombu unloaded (about 10 MB a web worker serving pages
+    does not need); the first kick sets the shared Celery app up for that Flask app."""
+    code = """
+import sys
+from portal.app import create_app
+app = create_app({"DATABASE_URL": "sqlite:///%s", "SECRET_KEY": "s" * 40})
+assert "celery" not in sys.modules and "kombu" not in sys.modules, "loaded at start"
+from portal.tasks import celery_for
+celery = celery_for(app)
+assert celery.flask_app is app and celery.conf.broker_url == app.config["BROKER_URL"]
+assert "portal.run_job" in celery.tasks and "portal.send_outbox_now" in celery.tasks
+assert celery_for(app) is celery
+print("ok")
+""" % (tmp_path / "db.sqlite")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"

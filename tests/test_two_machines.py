@@ -210,7 +210,9 @@ def test_two_instances_share_registrations_mail_jobs_and_files(
         # A scheduled job: a tick from each machine's scheduler runs the job once.
         publisher = create_app(dict(app_config, SECRET_KEY=SECRET, BROKER_URL=redis_url))
         with publisher.app_context():
-            celery = publisher.extensions["celery"]
+            from portal.tasks import celery_for
+
+            celery = celery_for(publisher)
             for _ in range(2):
                 celery.send_task("portal.run_job", args=("expire-unpaid",))
         import redis

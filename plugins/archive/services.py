@@ -37,6 +37,7 @@ from portal.accounts.models import Person, Role
 from portal.errors import UserError
 from portal.events.models import Event, EventStatus, Series, Talk
 from portal.i18n import BilingualText
+from portal.localtime import as_utc, years_case
 from portal.text import LIKE_ESCAPE, like_pattern
 
 PLUGIN = "archive"
@@ -370,20 +371,27 @@ def items_by_talk(session: Session, talk_ids) -> dict[int, list[ArchiveItem]]:
 
 def archive_years(session: Session, series: Series) -> list[int]:
     """Calendar years (in the series' zone) of meetings with material, newest first."""
-    starts = session.scalars(
-        sa.select(Event.starts_at)
-        .where(
-            Event.series_id == series.id,
-            Event.id.in_(archive_events()),
-            sa.select(ArchiveItem.id)
-            .join(Talk, Talk.id == ArchiveItem.talk_id)
-            .where(Talk.event_id == Event.id)
-            .exists(),
-        )
-        .distinct()
+    with_material = (
+        Event.series_id == series.id,
+        Event.id.in_(archive_events()),
+        sa.select(ArchiveItem.id)
+        .join(Talk, Talk.id == ArchiveItem.talk_id)
+        .where(Talk.event_id == Event.id)
+        .exists(),
     )
+    first, last = session.execute(
+        sa.select(sa.func.min(Event.starts_at), sa.func.max(Event.starts_at)).where(*with_material)
+    ).one()
+    if first is None:
+        return []
     zone = ZoneInfo(series.timezone)
-    return sorted({s.astimezone(zone).year for s in starts}, reverse=True)
+    span = {
+        series.timezone: (as_utc(first).astimezone(zone).year, as_utc(last).astimezone(zone).year)
+    }
+    year = years_case(Event.starts_at, span)
+    years = session.scalars(sa.select(year).where(*with_material).distinct())
+    # The years with material: one statement grouped by the database (not every meeting).
+    return sorted((y for y in years if y is not None), reverse=True)
 
 
 def archive_speakers(series: Series) -> sa.Select:

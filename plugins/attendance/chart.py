@@ -256,7 +256,22 @@ def participants_chart(rows, title: str = "") -> BarsAndLine:
     return _chart(chart_slots(rows), title)
 
 
-def _chart(slots: list[Slot], title: str) -> BarsAndLine:
+def fiscal_year_slots(years) -> list[Slot]:
+    """The x axis of the chart of the whole history: a place per fiscal year
+    (``plugins.attendance.services.FiscalYearTotals``)."""
+    return [
+        Slot(
+            _("FY%(year)s", year=fy.year),
+            fy.onsite_participants or 0,
+            fy.online_participants or 0,
+            fy.unsplit,
+            fy.cumulative,
+        )
+        for fy in years
+    ]
+
+
+def _chart(slots: list[Slot], title: str, per_year: bool = False) -> BarsAndLine:
     locale = "ja_JP" if current_language() == "ja" else "en_US"
     with_unsplit = any(s.unsplit for s in slots)
     with_list = any(s.on_list is not None for s in slots)
@@ -271,8 +286,8 @@ def _chart(slots: list[Slot], title: str) -> BarsAndLine:
         disable_xml_declaration=True,
         legend_at_bottom=True,
         legend_at_bottom_columns=2,
-        x_title=_("Meeting (number)"),
-        y_title=_("Participants per meeting"),
+        x_title=_("Fiscal year") if per_year else _("Meeting (number)"),
+        y_title=_("Participants per fiscal year") if per_year else _("Participants per meeting"),
         x_label_rotation=0 if count <= 20 else 90,
         show_minor_x_labels=count <= 40,
         x_labels_major_every=max(1, count // 20) if count > 40 else None,
@@ -327,23 +342,32 @@ _CACHE_SIZE = 64
 _LOCK = threading.Lock()
 
 
-def cache_key(slots: list[Slot], title: str) -> str:
-    raw = repr((current_language(), title, slots)).encode()
+def cache_key(slots: list[Slot], title: str, per_year: bool = False) -> str:
+    raw = repr((current_language(), title, per_year, slots)).encode()
     return hashlib.sha256(raw).hexdigest()
 
 
-def participants_svg(rows, title: str = "") -> str:
+def _svg(slots: list[Slot], title: str, per_year: bool = False) -> str:
     """The chart as an SVG document (text), drawn once per language, title and figures."""
-    slots = chart_slots(rows)
-    key = cache_key(slots, title)
+    key = cache_key(slots, title, per_year)
     with _LOCK:
         svg = _CACHE.get(key)
         if svg is not None:
             _CACHE.move_to_end(key)
             return svg
-    svg = _chart(slots, title).render(is_unicode=True)
+    svg = _chart(slots, title, per_year).render(is_unicode=True)
     with _LOCK:
         _CACHE[key] = svg
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return svg
+
+
+def participants_svg(rows, title: str = "") -> str:
+    """The chart of meetings (statistics rows), as an SVG document (text)."""
+    return _svg(chart_slots(rows), title)
+
+
+def fiscal_years_svg(years, title: str = "") -> str:
+    """The chart of the whole history, a bar per fiscal year, as an SVG document (text)."""
+    return _svg(fiscal_year_slots(years), title, per_year=True)

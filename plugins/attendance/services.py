@@ -8,6 +8,7 @@ series take a constant number of queries however many meetings it has.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
@@ -20,7 +21,7 @@ from portal.announcements.counts import list_size_on, list_sizes
 from portal.db import utcnow
 from portal.errors import UserError
 from portal.events.models import Event, EventStatus, Series
-from portal.localtime import local_date
+from portal.localtime import as_utc, local_date, year_start, years_case
 from portal.text import truthy
 
 PLUGIN = "attendance"
@@ -38,20 +39,17 @@ FIGURE_FIELDS = (
 )
 
 
+FISCAL_YEAR_FIRST_MONTH = 4
+
+
 def fiscal_year(day: date) -> int:
     """The Japanese fiscal year (年度) of a day: 2019年度 runs from April 2019 to March 2020."""
-    return day.year if day.month >= 4 else day.year - 1
+    return day.year if day.month >= FISCAL_YEAR_FIRST_MONTH else day.year - 1
 
 
 def event_day(event: Event) -> date:
     """The meeting's date in its own time zone."""
     return local_date(event.starts_at, event.timezone)
-
-
-def _aware(moment):
-    from datetime import UTC
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -218,7 +216,7 @@ def save_figures(
         not figures.cancelled
         and event.status != EventStatus.cancelled
         and event.ends_at is not None
-        and _aware(event.ends_at) > stamp
+        and as_utc(event.ends_at) > stamp
     ):
         raise NotHeld(event.slug)
     row = stored_row(session, event)
@@ -323,6 +321,13 @@ def can_see_statistics(session: Session, series: Series, user, defaults: dict | 
 
 
 # -- the statistics of a series ---------------------------------------------------------------
+#
+# The page shows one fiscal year at a time (the latest by default) and a table with a row per
+# fiscal year; the CSV streams the whole history. Both cost the same few statements however
+# long the history: the totals per fiscal year are summed by the database (a CASE turns each
+# meeting's start into its fiscal year in its own time zone), and only the meetings of the
+# year shown are loaded. Meetings without saved figures (the last few: the daily job
+# ``attendance-figures`` saves them two weeks after the meeting) are counted live.
 
 
 @dataclass
@@ -350,10 +355,11 @@ class Totals:
     government_other: int = 0
     onsite_participants: int | None = None
     online_participants: int | None = None
+    unsplit: int = 0  # participants of meetings where on site / online is not known
     cumulative: int = 0
 
-    def add(self, row: MeetingRow) -> None:
-        f = row.figures
+    def add(self, figures: Figures, cumulative: int | None = None) -> None:
+        f = figures
         if f.cancelled:
             self.cancelled += 1
         else:
@@ -366,7 +372,24 @@ class Totals:
             value = getattr(f, name)
             if value is not None:
                 setattr(self, name, (getattr(self, name) or 0) + value)
-        self.cumulative = row.cumulative
+        if f.onsite_participants is None and f.online_participants is None:
+            self.unsplit += f.participants
+        if cumulative is not None:
+            self.cumulative = cumulative
+
+    def add_totals(self, other: Totals) -> None:
+        self.meetings += other.meetings
+        self.cancelled += other.cancelled
+        self.participants += other.participants
+        self.company += other.company
+        self.university += other.university
+        self.government_other += other.government_other
+        self.unsplit += other.unsplit
+        for name in ("onsite_participants", "online_participants"):
+            value = getattr(other, name)
+            if value is not None:
+                setattr(self, name, (getattr(self, name) or 0) + value)
+        self.cumulative = other.cumulative
 
     @property
     def average(self) -> int | None:
@@ -382,56 +405,84 @@ class FiscalYearTotals(Totals):
 @dataclass
 class Statistics:
     series: Series
-    rows: list[MeetingRow]  # the meetings shown (all, or one fiscal year)
-    totals: Totals
-    fiscal_years: list[FiscalYearTotals]  # every fiscal year with figures
-    selected_year: int | None = None
+    rows: list[MeetingRow]  # the meetings of the fiscal year shown (none for all years)
+    totals: Totals  # of the year shown, or of the whole history
+    fiscal_years: list[FiscalYearTotals]  # every fiscal year with figures, in order
+    selected_year: int | None = None  # None: all years, a row per fiscal year
     missing: list[tuple[int, int]] = field(default_factory=list)  # number ranges not recorded
 
     @property
     def years(self) -> list[int]:
         return [fy.year for fy in self.fiscal_years]
 
-    def by_fiscal_year(self) -> list[tuple[FiscalYearTotals, list[MeetingRow]]]:
-        groups = {fy.year: (fy, []) for fy in self.fiscal_years}
-        for row in self.rows:
-            groups[row.fiscal_year][1].append(row)
-        return [group for group in groups.values() if group[1]]
+    @property
+    def overall(self) -> Totals:
+        """The whole history."""
+        total = Totals()
+        for fy in self.fiscal_years:
+            total.add_totals(fy)
+        return total
 
 
-def _missing_ranges(numbers: list[int]) -> list[tuple[int, int]]:
-    ranges = []
-    for before, after in zip(numbers, numbers[1:], strict=False):
-        if after - before > 1:
-            ranges.append((before + 1, after - 1))
-    return ranges
+def _of_series(series: Series) -> list:
+    return [Event.series_id == series.id, Event.status != EventStatus.draft]
 
 
-def series_statistics(
-    session: Session, series: Series, year: int | None = None, now=None
-) -> Statistics:
-    """Every meeting of the series with figures, in order, with cumulative participants.
-
-    A meeting is in the table when it has saved figures (imported or saved from the portal),
-    when it is cancelled, or when it is over and has registrations (counted live). Drafts
-    never are. Three queries whatever the number of meetings.
-    """
-    now = now or utcnow()
-    pairs = session.execute(
-        sa.select(Event, MeetingAttendance)
-        .outerjoin(MeetingAttendance, MeetingAttendance.event_id == Event.id)
-        .where(Event.series_id == series.id, Event.status != EventStatus.draft)
-        .order_by(Event.starts_at, Event.number)
+def _zones(session: Session, series: Series) -> dict[str, tuple[int, int]]:
+    """The time zones of the series' meetings, each with its first and last fiscal year."""
+    rows = session.execute(
+        sa.select(Event.timezone, sa.func.min(Event.starts_at), sa.func.max(Event.starts_at))
+        .where(*_of_series(series))
+        .group_by(Event.timezone)
     ).all()
-    unreported = [e for e, row in pairs if row is None and e.ends_at < now]
-    live = live_figures(session, unreported) if unreported else {}
-    live = live or {}
+    zones = {}
+    for zone, first, last in rows:
+        first, last = as_utc(first), as_utc(last)
+        zones[zone] = (fiscal_year(local_date(first, zone)), fiscal_year(local_date(last, zone)))
+    return zones
 
-    rows: list[MeetingRow] = []
-    for event, row in pairs:
-        if row is not None:
-            figures = Figures.of(row)
-        elif live.get(event.id) is not None:
+
+def _fiscal_year_start(year: int, zone: str):
+    return year_start(year, zone, FISCAL_YEAR_FIRST_MONTH)
+
+
+def _fiscal_year_expression(zones: dict[str, tuple[int, int]]):
+    """A CASE giving a meeting's fiscal year from its start in its own time zone."""
+    return years_case(
+        Event.starts_at, zones, zone_column=Event.timezone, first_month=FISCAL_YEAR_FIRST_MONTH
+    )
+
+
+def _in_fiscal_year(zones: dict[str, tuple[int, int]], year: int):
+    return sa.or_(
+        *(
+            sa.and_(
+                Event.timezone == zone,
+                Event.starts_at >= _fiscal_year_start(year, zone),
+                Event.starts_at < _fiscal_year_start(year + 1, zone),
+            )
+            for zone in sorted(zones)
+        )
+    )
+
+
+def _unreported(session: Session, series: Series, now) -> list[MeetingRow]:
+    """Meetings without saved figures that belong in the table: over (counted live from their
+    registrations) or cancelled. Few: the daily job saves the figures of settled meetings."""
+    events = session.scalars(
+        sa.select(Event)
+        .outerjoin(MeetingAttendance, MeetingAttendance.event_id == Event.id)
+        .where(
+            *_of_series(series),
+            MeetingAttendance.id.is_(None),
+            sa.or_(Event.ends_at < now, Event.status == EventStatus.cancelled),
+        )
+    ).all()
+    ended = [e for e in events if as_utc(e.ends_at) < as_utc(now)]
+    live = (live_figures(session, ended) if ended else {}) or {}
+    rows = []
+    for event in events:
+        if live.get(event.id) is not None:
             figures = live[event.id]
         elif event.status == EventStatus.cancelled:
             figures = Figures(cancelled=True, source=AttendanceSource.portal.value)
@@ -439,27 +490,179 @@ def series_statistics(
             continue
         day = event_day(event)
         rows.append(MeetingRow(event=event, figures=figures, day=day, fiscal_year=fiscal_year(day)))
+    return rows
 
-    _list_sizes(session, series, rows)
-    cumulative = 0
+
+_SUMMED = ("participants", "company", "university", "government_other")
+
+
+def _fiscal_year_totals(
+    session: Session, zones: dict, unreported: list[MeetingRow], series: Series
+) -> list[FiscalYearTotals]:
+    """Totals per fiscal year, summed by the database, plus the meetings counted live."""
+    M = MeetingAttendance
+    year = _fiscal_year_expression(zones).label("year")
+    unsplit = sa.and_(M.onsite_participants.is_(None), M.online_participants.is_(None))
+    stmt = (
+        sa.select(
+            year,
+            sa.func.sum(sa.case((M.cancelled.is_(True), 0), else_=1)),
+            sa.func.sum(sa.case((M.cancelled.is_(True), 1), else_=0)),
+            *(sa.func.sum(getattr(M, name)) for name in _SUMMED),
+            sa.func.sum(M.onsite_participants),
+            sa.func.sum(M.online_participants),
+            sa.func.sum(sa.case((unsplit, M.participants), else_=0)),
+        )
+        .select_from(Event)
+        .join(M, M.event_id == Event.id)
+        .where(*_of_series(series))
+        .group_by(year)
+    )
     years: dict[int, FiscalYearTotals] = {}
+    for y, held, cancelled, *sums, onsite, online, unsplit_sum in session.execute(stmt):
+        if y is None:
+            continue
+        fy = years[y] = FiscalYearTotals(year=y, meetings=int(held or 0))
+        fy.cancelled = int(cancelled or 0)
+        for name, value in zip(_SUMMED, sums, strict=True):
+            setattr(fy, name, int(value or 0))
+        fy.onsite_participants = None if onsite is None else int(onsite)
+        fy.online_participants = None if online is None else int(online)
+        fy.unsplit = int(unsplit_sum or 0)
+    for row in unreported:
+        years.setdefault(row.fiscal_year, FiscalYearTotals(year=row.fiscal_year)).add(row.figures)
+    cumulative = 0
+    ordered = [years[y] for y in sorted(years)]
+    for fy in ordered:
+        cumulative += fy.participants
+        fy.cumulative = cumulative
+    return ordered
+
+
+def _missing(session: Session, series: Series, unreported: list[MeetingRow]):
+    """Runs of meeting numbers without figures (e.g. 11–80), found by the database."""
+    M = MeetingAttendance
+    extra = [row.event.id for row in unreported]
+    numbered = (
+        sa.select(
+            Event.number.label("number"),
+            sa.func.lag(Event.number).over(order_by=Event.number).label("previous"),
+        )
+        .select_from(Event)
+        .outerjoin(M, M.event_id == Event.id)
+        .where(
+            *_of_series(series),
+            Event.number.is_not(None),
+            sa.or_(M.id.is_not(None), Event.id.in_(extra)),
+        )
+        .subquery()
+    )
+    gaps = session.execute(
+        sa.select(numbered.c.previous + 1, numbered.c.number - 1)
+        .where(numbered.c.number - numbered.c.previous > 1)
+        .order_by(numbered.c.number)
+    ).all()
+    return [(int(a), int(b)) for a, b in gaps]
+
+
+def _meetings_of_year(
+    session: Session, series: Series, zones: dict, year: int, unreported: list[MeetingRow]
+) -> list[MeetingRow]:
+    pairs = session.execute(
+        sa.select(Event, MeetingAttendance)
+        .join(MeetingAttendance, MeetingAttendance.event_id == Event.id)
+        .where(*_of_series(series), _in_fiscal_year(zones, year))
+    ).all()
+    rows = [
+        MeetingRow(event=e, figures=Figures.of(m), day=event_day(e), fiscal_year=year)
+        for e, m in pairs
+    ]
+    rows += [row for row in unreported if row.fiscal_year == year]
+    rows.sort(key=lambda r: (as_utc(r.event.starts_at), r.number or 0))
+    return rows
+
+
+def series_statistics(
+    session: Session, series: Series, year: int | None = None, now=None, *, latest=True
+) -> Statistics:
+    """The totals of every fiscal year and the meetings of one: ``year``, or the latest with
+    figures when ``year`` is None and ``latest`` (``latest=False``: all years, no meetings).
+
+    A meeting is counted when it has saved figures (imported or saved from the portal), when
+    it is cancelled, or when it is over and has registrations (counted live). Drafts never
+    are. The same few statements however long the history.
+    """
+    now = now or utcnow()
+    zones = _zones(session, series)
+    unreported = _unreported(session, series, now)
+    fiscal_years = _fiscal_year_totals(session, zones, unreported, series) if zones else []
+    known = {fy.year: fy for fy in fiscal_years}
+    if year not in known:
+        year = fiscal_years[-1].year if (latest and fiscal_years) else None
+    missing = _missing(session, series, unreported) if fiscal_years else []
+    stats = Statistics(
+        series=series, rows=[], totals=Totals(), fiscal_years=fiscal_years, missing=missing
+    )
+    if year is None:
+        stats.totals = stats.overall
+        return stats
+    before = sum(fy.participants for fy in fiscal_years if fy.year < year)
+    rows = _meetings_of_year(session, series, zones, year, unreported)
+    _list_sizes(session, series, rows)
+    cumulative = before
     for row in rows:
         cumulative += row.figures.participants
         row.cumulative = cumulative
-        years.setdefault(row.fiscal_year, FiscalYearTotals(year=row.fiscal_year)).add(row)
+        stats.totals.add(row.figures, cumulative)
+    stats.rows = rows
+    stats.selected_year = year
+    return stats
 
-    if year not in years:
-        year = None
-    shown = [r for r in rows if year is None or r.fiscal_year == year]
-    totals = Totals()
-    for row in shown:
-        totals.add(row)
-    numbers = sorted(r.number for r in rows if r.number is not None)
-    return Statistics(
-        series=series,
-        rows=shown,
-        totals=totals,
-        fiscal_years=[years[y] for y in sorted(years)],
-        selected_year=year,
-        missing=_missing_ranges(numbers) if year is None else [],
+
+def history_rows(session: Session, series: Series, now=None) -> Iterator[MeetingRow]:
+    """Every meeting with figures, in order, with cumulative participants, read in chunks
+    (the CSV of the whole history streams these)."""
+    now = now or utcnow()
+    unreported = sorted(
+        _unreported(session, series, now), key=lambda r: (as_utc(r.event.starts_at), r.number or 0)
     )
+    stmt = (
+        sa.select(Event, MeetingAttendance)
+        .join(MeetingAttendance, MeetingAttendance.event_id == Event.id)
+        .where(*_of_series(series))
+        .order_by(Event.starts_at, Event.number)
+        .execution_options(yield_per=500)
+    )
+    cumulative = 0
+    pending = iter(unreported)
+    waiting = next(pending, None)
+    chunk: list[MeetingRow] = []
+
+    def flush(rows: list[MeetingRow]):
+        nonlocal cumulative
+        _list_sizes(session, series, rows)
+        for row in rows:
+            cumulative += row.figures.participants
+            row.cumulative = cumulative
+        return rows
+
+    for event, figures in session.execute(stmt):
+        while waiting is not None and (
+            (as_utc(waiting.event.starts_at), waiting.number or 0)
+            <= (as_utc(event.starts_at), event.number or 0)
+        ):
+            chunk.append(waiting)
+            waiting = next(pending, None)
+        day = event_day(event)
+        chunk.append(
+            MeetingRow(
+                event=event, figures=Figures.of(figures), day=day, fiscal_year=fiscal_year(day)
+            )
+        )
+        if len(chunk) >= 500:
+            yield from flush(chunk)
+            chunk = []
+    while waiting is not None:
+        chunk.append(waiting)
+        waiting = next(pending, None)
+    yield from flush(chunk)

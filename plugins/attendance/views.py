@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 import sqlalchemy as sa
 from babel.numbers import format_decimal
 from flask import (
@@ -24,6 +21,7 @@ from markupsafe import Markup
 
 from plugins.attendance import default_settings, services
 from portal import plugins
+from portal.csvexport import csv_response, csv_stream_response
 from portal.db import db
 from portal.events.models import Event, Series
 from portal.i18n import current_language
@@ -59,35 +57,41 @@ def _series_or_404(slug: str) -> Series:
     return series
 
 
-def _year_arg() -> int | None:
-    return int_arg("fy", minimum=1900, maximum=2200)
+ALL_YEARS = "all"
+
+
+def _year_arg() -> tuple[int | None, bool]:
+    """``fy``: a fiscal year, ``all`` (a row per fiscal year), or nothing (the latest year)."""
+    if request.args.get("fy", "").strip() == ALL_YEARS:
+        return None, False
+    return int_arg("fy", minimum=1900, maximum=2200), True
 
 
 def _statistics(slug: str):
     series = _series_or_404(slug)
-    return series, services.series_statistics(db.session, series, year=_year_arg())
+    year, latest = _year_arg()
+    return series, services.series_statistics(db.session, series, year=year, latest=latest)
 
 
-def _chart_title(stats) -> str:
+def _chart_svg(stats) -> str:
+    from plugins.attendance import chart  # pygal loads on first chart
+
     if stats.selected_year is not None:
-        return _("Participants per meeting, %(year)s", year=fiscal_year_label(stats.selected_year))
-    return _("Participants per meeting")
+        title = _("Participants per meeting, %(year)s", year=fiscal_year_label(stats.selected_year))
+        return chart.participants_svg(stats.rows, title)
+    return chart.fiscal_years_svg(stats.fiscal_years, _("Participants per fiscal year"))
 
 
 @bp.get("/series/<slug>/statistics")
 def statistics(slug: str):
     series, stats = _statistics(slug)
-    grouped = request.args.get("group") == "fy"
     organiser = services.is_organiser(current_user, series)
-    from plugins.attendance.chart import participants_svg  # pygal loads on first chart
-
-    svg = participants_svg(stats.rows, _chart_title(stats)) if stats.rows else ""
     return render_template(
         "attendance/statistics.html",
         series=series,
         stats=stats,
-        grouped=grouped,
-        chart=Markup(svg),
+        all_years=ALL_YEARS,
+        chart=Markup(_chart_svg(stats)) if stats.fiscal_years else "",
         num=format_number,
         fiscal_year_label=fiscal_year_label,
         meeting_label=meeting_label,
@@ -98,101 +102,93 @@ def statistics(slug: str):
 
 @bp.get("/series/<slug>/statistics/chart.svg")
 def chart_svg(slug: str):
-    from plugins.attendance.chart import participants_svg  # pygal loads on first chart
-
     series, stats = _statistics(slug)
-    svg = '<?xml version="1.0" encoding="utf-8"?>\n' + participants_svg(
-        stats.rows, _chart_title(stats)
-    )
+    svg = '<?xml version="1.0" encoding="utf-8"?>\n' + _chart_svg(stats)
     return Response(svg, mimetype="image/svg+xml")
 
 
-def csv_table(stats) -> str:
-    """The table as CSV text in the reader's language (the view adds the BOM)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        [
-            _("Meeting"),
-            _("Date"),
-            _("Fiscal year"),
-            _("Registered"),
-            _("On the mailing list"),
-            _("Participants"),
-            _("Company"),
-            _("University"),
-            _("Government & other"),
-            _("On site"),
-            _("Online"),
-            _("Cumulative participants"),
-            _("Cancelled"),
-            _("Note"),
-        ]
-    )
+def csv_header() -> list[str]:
+    return [
+        _("Meeting"),
+        _("Date"),
+        _("Fiscal year"),
+        _("Registered"),
+        _("On the mailing list"),
+        _("Participants"),
+        _("Company"),
+        _("University"),
+        _("Government & other"),
+        _("On site"),
+        _("Online"),
+        _("Cumulative participants"),
+        _("Cancelled"),
+        _("Note"),
+    ]
 
-    def cell(value):
-        return "" if value is None else value
 
-    def text(value: str) -> str:
-        # A note starting like a formula is kept as text by spreadsheets.
-        return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+def csv_row(row) -> list:
+    f = row.figures
+    return [
+        row.number,
+        row.day.isoformat(),
+        fiscal_year_label(row.fiscal_year),
+        f.registered,
+        f.mailing_list,
+        f.participants,
+        f.company,
+        f.university,
+        f.government_other,
+        f.onsite_participants,
+        f.online_participants,
+        row.cumulative,
+        _("Cancelled") if f.cancelled else "",
+        f.note,
+    ]
 
-    for row in stats.rows:
-        f = row.figures
-        writer.writerow(
-            [
-                cell(row.number),
-                row.day.isoformat(),
-                fiscal_year_label(row.fiscal_year),
-                cell(f.registered),
-                cell(f.mailing_list),
-                f.participants,
-                f.company,
-                f.university,
-                f.government_other,
-                cell(f.onsite_participants),
-                cell(f.online_participants),
-                row.cumulative,
-                _("Cancelled") if f.cancelled else "",
-                text(f.note),
-            ]
-        )
-    t = stats.totals
-    writer.writerow(
-        [
-            _("Total"),
-            "",
-            "",
-            "",
-            "",
-            t.participants,
-            t.company,
-            t.university,
-            t.government_other,
-            cell(t.onsite_participants),
-            cell(t.online_participants),
-            t.cumulative,
-            t.cancelled or "",
-            "",
-        ]
-    )
-    return out.getvalue()
+
+def csv_total(t) -> list:
+    return [
+        _("Total"),
+        "",
+        "",
+        "",
+        "",
+        t.participants,
+        t.company,
+        t.university,
+        t.government_other,
+        t.onsite_participants,
+        t.online_participants,
+        t.cumulative,
+        t.cancelled or "",
+        "",
+    ]
 
 
 @bp.get("/series/<slug>/statistics.csv")
 def statistics_csv(slug: str):
-    series, stats = _statistics(slug)
-    suffix = f"-fy{stats.selected_year}" if stats.selected_year is not None else ""
-    body = "\ufeff" + csv_table(stats)
-    return Response(
-        body.encode("utf-8"),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": (
-                f'attachment; filename="attendance-{series.slug}{suffix}-{current_language()}.csv"'
-            )
-        },
-    )
+    """One fiscal year (``fy``), or the whole history, meeting by meeting, streamed."""
+    series = _series_or_404(slug)
+    year, _latest = _year_arg()
+    language = current_language()
+    if year is not None:
+        stats = services.series_statistics(db.session, series, year=year)
+        if stats.selected_year == year:
+            rows = [csv_header(), *map(csv_row, stats.rows), csv_total(stats.totals)]
+            return csv_response(rows, f"attendance-{series.slug}-fy{year}-{language}.csv")
+    series_id = series.id
+
+    def rows():
+        session = db.session
+        series = session.get(Series, series_id)
+        yield csv_header()
+        total = services.Totals()
+        for row in services.history_rows(session, series):
+            total.add(row.figures, row.cumulative)
+            yield csv_row(row)
+        yield csv_total(total)
+
+    return csv_stream_response(rows(), f"attendance-{series.slug}-{language}.csv")
 
 
 @bp.post("/events/<slug>/attendance/record")

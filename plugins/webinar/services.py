@@ -43,6 +43,7 @@ from portal.db import utcnow
 from portal.errors import UserError
 from portal.events.models import AttendanceMode, Event, EventStatus
 from portal.i18n import LANGUAGES
+from portal.localtime import as_utc
 from portal.mail.services import queue_email
 from portal.registration import services as registrations
 from portal.registration.models import Registration, RegistrationState
@@ -550,7 +551,7 @@ def import_report(
                 )
             )
             out.recorded += 1
-        elif (row.minutes, row.sessions, _aware(row.first_joined_at), _aware(row.last_left_at)) != (
+        elif (row.minutes, row.sessions, as_utc(row.first_joined_at), as_utc(row.last_left_at)) != (
             attendee.minutes,
             attendee.sessions,
             joined_at,
@@ -590,18 +591,12 @@ def _during(event: Event, moment: datetime | None, now: datetime) -> bool:
     than now (a report of another day keeps the time of the import)."""
     if moment is None:
         return False
-    start = _aware(event.starts_at)
+    start = as_utc(event.starts_at)
     return (
         start - timedelta(hours=12)
         <= moment
-        <= min(now, _aware(event.ends_at) + timedelta(hours=12))
+        <= min(now, as_utc(event.ends_at) + timedelta(hours=12))
     )
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def _unmatched(attendee: Attendee, reason: str, state=None) -> Unmatched:

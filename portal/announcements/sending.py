@@ -597,11 +597,11 @@ def kick() -> None:
 
     if not has_app_context() or not current_app.config.get("TASKS_KICK_OUTBOX"):
         return
-    from portal.tasks.worker import celery_app, run_job_task
+    from portal.tasks import celery_for
+    from portal.tasks.worker import run_job_task
 
-    if current_app.extensions.get("celery") is not celery_app:
-        return
     try:
+        celery_for(current_app)
         run_job_task.apply_async(args=("send-announcements",))
     except Exception:  # the broker is down
         current_app.logger.warning("could not ask a worker to send announcements now")

@@ -63,7 +63,9 @@ def tasks_group():
 
 
 def _celery():
-    return current_app.extensions["celery"]
+    from portal.tasks import celery_for
+
+    return celery_for(current_app)
 
 
 @tasks_group.command(

@@ -19,6 +19,7 @@ import logging
 from celery import Celery, Task
 from flask import Flask
 
+from portal.tasks import celery_for
 from portal.tasks.jobs import JobSkipped, jobs
 
 log = logging.getLogger("portal.tasks")
@@ -38,7 +39,7 @@ def flask_app() -> Flask:
     if celery_app.flask_app is None:
         from portal.app import create_app
 
-        create_app()  # calls init_app below
+        init_app(create_app())
     return celery_app.flask_app
 
 
@@ -129,9 +130,8 @@ def kick_outbox() -> None:
 
     if not has_app_context() or not current_app.config.get("TASKS_KICK_OUTBOX"):
         return
-    if current_app.extensions.get("celery") is not celery_app:
-        return
     try:
+        celery_for(current_app)
         send_outbox_now.apply_async()
     except Exception:  # the broker is down: the scheduled run will send it
         log.warning("could not ask a worker to send email now", exc_info=True)
