@@ -58,8 +58,9 @@ def signup():
                 if user is not None and form.announcement_lists.data:
                     _join_lists(user, form.announcement_lists.data)
         except IntegrityError:
-            pass  # Someone signed up with the same address at the same moment (rolled back):
+            # Someone signed up with the same address at the same moment (rolled back above):
             # say the same thing.
+            pass
         return render_template(SIGNUP_SENT_TEMPLATE, email=email)
     return render_template("accounts/signup.html", form=form), 400 if form.errors else 200
 
