@@ -297,7 +297,9 @@ def test_statistics_page_per_fiscal_year_and_all_years(client, imported):
 
     assert all_years.status_code == 200
     assert "Meeting 86" not in all_years.text  # no meeting rows: a row per fiscal year
-    assert all_years.text.count('<th scope="row"><a href="/en/series/study-group/statistics?fy=') == 6
+    assert (
+        all_years.text.count('<th scope="row"><a href="/en/series/study-group/statistics?fy=') == 6
+    )
     assert '<option value="all" selected>' in all_years.text
     assert "Participants per fiscal year" in all_years.text  # the chart's axis
     assert "FY2018" in all_years.text.split("<svg", 1)[1]  # a bar per fiscal year
@@ -424,7 +426,7 @@ def test_chart_svg_has_bars_and_a_cumulative_line_on_a_second_axis(client, impor
     assert "FY2002" in history and "FY2020" in history and "2,954" in history
 
 
-def test_statistics_page_queries_stay_constant(app, client):
+def test_statistics_page_queries_stay_constant(app, client, monkeypatch):
     with _context(app) as session:
         series = f.series(session, slug="study-group")
         f.enable_for_series(session, series, "attendance")
@@ -461,14 +463,21 @@ def test_statistics_page_queries_stay_constant(app, client):
                 )
 
     _log_in(client, user_id)
+    monkeypatch.setattr(services, "HISTORY_CHUNK", 4)  # the CSV is read 4 meetings at a time
     counts = {}
     for start, stop in ((1, 11), (11, 41)):
         add_meetings(start, stop)
         with count_queries(app) as statements:
             page = client.get("/en/series/study-group/statistics")
         assert page.status_code == 200
-        counts[stop - 1] = len(statements)
+        with count_queries(app) as csv_statements:
+            whole = client.get("/en/series/study-group/statistics.csv")
+            rows = list(csv.reader(io.StringIO(whole.get_data(as_text=True).lstrip("\ufeff"))))
+        counts[stop - 1] = (len(statements), len(csv_statements))
+        assert len(rows) == 1 + (stop - 1) + 1  # header, meetings 1…stop-1, total
     assert "Meeting 40" in page.text
+    assert [r[0] for r in rows[1:-1]] == [str(n) for n in range(1, 41)]  # none left out
+    assert rows[-1][0] == "Total" and rows[-1][5] == str(sum(n * 2 for n in range(1, 41)))
     assert counts[10] == counts[40]
 
 

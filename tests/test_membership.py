@@ -434,6 +434,41 @@ def test_year_page_members_and_csv(app, client, world):
     assert f"I-{ISSUED_IN}-000001" in unpaid
 
 
+def test_members_page_pages_without_counting_the_membership(app, client, world, monkeypatch):
+    """Next-page paging: one row more than the page says whether another follows; the
+    whole membership is counted only on the last page (exactly) or for a search."""
+    from plugins.membership import views as membership_views
+
+    monkeypatch.setattr(membership_views, "PER_PAGE", 2)
+    with database(app) as s:
+        comp = s.get(MemberCompany, world["company"])
+        m = membership(s, comp)
+        for n in range(3):  # with the employee and the contact at the domain: five members
+            f.user(s, email=f"extra{n}@example.org")
+            services.add_member(s, comp, f"extra{n}@example.org", None)
+        s.commit()
+        year = m.fiscal_year
+    login(client, app, world["organiser"])
+    url = f"/en/organiser/membership/study/members?fy={year}"
+    first, third = client.get(url).text, client.get(url + "&page=3").text
+
+    def pager(text):
+        return text.split('<nav class="pager"', 1)[1].split("</nav>", 1)[0]
+
+    assert "Page 1<" in pager(first) and 'rel="next"' in pager(first)
+    assert "Page 3 of 3" in pager(third) and 'rel="prev"' in pager(third)
+    assert 'rel="next"' not in pager(third)
+    shown = [
+        address
+        for text in (first, client.get(url + "&page=2").text, third)
+        for address in re.findall(r"[\w.]+@[\w.-]+", text.split("<table", 1)[-1])
+        if "example.org" in address or "kakuu-metal" in address
+    ]
+    assert len(set(shown)) == 5  # every member once, none lost between pages
+    found = client.get(url + "&q=extra").text
+    assert "3 members found." in found
+
+
 def test_members_page_finds_people_in_any_script(app, client, world):
     """「タカハシ」, 「たかはし」, 「ﾀｶﾊｼ」, "takahashi" and the email all find 高橋 (issue #15)."""
     with database(app) as s:

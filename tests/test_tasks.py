@@ -241,11 +241,44 @@ celery = celery_for(app)
 assert celery.flask_app is app and celery.conf.broker_url == app.config["BROKER_URL"]
 assert "portal.run_job" in celery.tasks and "portal.send_outbox_now" in celery.tasks
 assert celery_for(app) is celery
+other = create_app({"DATABASE_URL": "sqlite:///%s", "SECRET_KEY": "t" * 40, "TASKS_EAGER": True})
+from flask import current_app
+with other.app_context():  # current_app is a proxy: the app behind it is the one set up
+    assert celery_for(current_app).flask_app is other and celery.conf.task_always_eager
 print("ok")
-""" % (tmp_path / "db.sqlite")
+""" % ((tmp_path / "db.sqlite",) * 2)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "ok"
+
+
+def test_a_burst_of_commits_kicks_the_worker_once_now_and_once_after_the_burst(app, monkeypatch):
+    """Every kick makes a worker send all due mail, so a rush of registrations publishes one
+    kick at once and one at the end of the second (which reaches the mail queued meanwhile),
+    not one per registration."""
+    from portal.tasks import worker
+
+    published = []
+    monkeypatch.setattr(
+        worker.send_outbox_now, "apply_async", lambda countdown=None: published.append(countdown)
+    )
+    clock = [1000.0]
+    monkeypatch.setattr(worker.time, "monotonic", lambda: clock[0])
+    monkeypatch.setitem(worker._kicks, "window_end", 0.0)
+    monkeypatch.setitem(worker._kicks, "trailing", False)
+    app.config["TASKS_KICK_OUTBOX"] = True
+    with app.app_context():
+        for step in (0.0, 0.25, 0.25, 0.25):  # four commits within the second
+            clock[0] += step
+            worker.kick_outbox()
+        assert published == [None, 0.75]  # now, and at the window's end
+        clock[0] += 0.3  # the window is over: the next commit kicks at once again
+        worker.kick_outbox()
+        assert published == [None, 0.75, None]
+        app.config["TASKS_KICK_OUTBOX"] = False
+        clock[0] += 5
+        worker.kick_outbox()
+        assert published == [None, 0.75, None]  # switched off: nothing

@@ -122,15 +122,26 @@ def test_confirmation_email_carries_the_ticket(app, day, tmp_path, smtp_server):
         # The outbox keeps references, rendered by the sender (not under the event lock).
         assert sorted(a.generator for a in email.attachments) == ["ticket_pdf", "ticket_qr_png"]
         assert all(a.content is None for a in email.attachments)
-        assert "<svg" in email.body_html
+        assert '<img src="cid:ticket-qr.png" width="180" height="180"' in email.body_html
+        assert "<svg" not in email.body_html  # no QR code encoded in the request
         assert "受付で" in email.body_text
         app.config["MAIL_PORT"] = smtp_server.port
         assert send_due(db.session)[1] == 0
     [message] = [m for m in smtp_server.messages if m["To"] == "hanako@example.org"]
     parts = {p.get_filename(): p for p in message.iter_attachments()}
-    assert sorted(parts) == [f"ticket-{day['slug']}.pdf", "ticket-qr.png"]
-    assert parts["ticket-qr.png"].get_content_type() == "image/png"
-    assert parts["ticket-qr.png"].get_content().startswith(b"\x89PNG")
+    assert sorted(parts) == [f"ticket-{day['slug']}.pdf"]
+    # The QR code is the image the HTML shows: a related part with the Content-ID it names.
+    [related] = [p for p in message.walk() if p.get_content_type() == "multipart/related"]
+    html, qr_image = related.get_payload()
+    assert html.get_content_type() == "text/html"
+    assert 'src="cid:ticket-qr.png"' in html.get_content()
+    assert qr_image["Content-ID"] == "<ticket-qr.png>"
+    assert qr_image.get_filename() == "ticket-qr.png"
+    assert qr_image.get_content_type() == "image/png"
+    assert qr_image.get_content().startswith(b"\x89PNG")
+    from portal.tickets.pdf import qr_png
+
+    assert qr_image.get_content() == qr_png(day["token"])  # the ticket's own code
     pdf = parts[f"ticket-{day['slug']}.pdf"]
     assert pdf.get_content_type() == "application/pdf"
     assert pdf.get_content().startswith(b"%PDF")

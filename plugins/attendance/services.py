@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from plugins.attendance.models import AttendanceSource, MeetingAttendance
 from portal import audit, plugins
-from portal.announcements.counts import list_size_on, list_sizes
+from portal.announcements.counts import list_history, list_size_on
 from portal.db import utcnow
 from portal.errors import UserError
 from portal.events.models import Event, EventStatus, Series
@@ -192,10 +192,11 @@ def event_figures(session: Session, event: Event) -> Figures | None:
     return figures if size is None else replace(figures, mailing_list=size)
 
 
-def _list_sizes(session: Session, series: Series, rows: list) -> None:
-    """People on the series' list on each meeting's day, from the list's history (one query);
-    meetings before the list was kept in the portal keep their imported figure."""
-    sizes = list_sizes(session, series, [row.day for row in rows])
+def _list_sizes(session: Session, series: Series, rows: list, history=None) -> None:
+    """People on the series' list on each meeting's day, from the list's history (one query,
+    or none with ``history`` from ``list_history``); meetings before the list was kept in
+    the portal keep their imported figure."""
+    sizes = (history or list_history(session, series))([row.day for row in rows])
     for row in rows:
         size = sizes.get(row.day)
         if size is not None:
@@ -619,6 +620,9 @@ def series_statistics(
     return stats
 
 
+HISTORY_CHUNK = 500  # meetings read (and their list sizes looked up) at a time
+
+
 def history_rows(session: Session, series: Series, now=None) -> Iterator[MeetingRow]:
     """Every meeting with figures, in order, with cumulative participants, read in chunks
     (the CSV of the whole history streams these)."""
@@ -631,16 +635,17 @@ def history_rows(session: Session, series: Series, now=None) -> Iterator[Meeting
         .join(MeetingAttendance, MeetingAttendance.event_id == Event.id)
         .where(*_of_series(series))
         .order_by(Event.starts_at, Event.number)
-        .execution_options(yield_per=500)
+        .execution_options(yield_per=HISTORY_CHUNK)
     )
     cumulative = 0
     pending = iter(unreported)
     waiting = next(pending, None)
     chunk: list[MeetingRow] = []
+    history = list_history(session, series)
 
     def flush(rows: list[MeetingRow]):
         nonlocal cumulative
-        _list_sizes(session, series, rows)
+        _list_sizes(session, series, rows, history)
         for row in rows:
             cumulative += row.figures.participants
             row.cumulative = cumulative
@@ -659,7 +664,7 @@ def history_rows(session: Session, series: Series, now=None) -> Iterator[Meeting
                 event=event, figures=Figures.of(figures), day=day, fiscal_year=fiscal_year(day)
             )
         )
-        if len(chunk) >= 500:
+        if len(chunk) >= HISTORY_CHUNK:
             yield from flush(chunk)
             chunk = []
     while waiting is not None:

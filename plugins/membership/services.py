@@ -63,6 +63,7 @@ from portal.events.models import Series
 from portal.i18n import BilingualText, format_money
 from portal.links import external_url
 from portal.mail.services import queue_email
+from portal.pagination import Page
 from portal.speakers.identity import person_by_email
 
 SUBJECT = "membership_fee"
@@ -716,26 +717,6 @@ def members_select(series_id: int, year: int, company_id: int | None = None) -> 
     return sa.union_all(linked, by_domain)
 
 
-@dataclass
-class MemberPage:
-    items: list[MemberRow]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-
 def members_page(
     session: Session,
     series: Series,
@@ -744,8 +725,10 @@ def members_page(
     per_page: int = 50,
     company_id: int | None = None,
     query: str = "",
-) -> MemberPage:
-    """Members of the year, a page at a time: three queries whatever the size.
+) -> Page:
+    """Members of the year, a page at a time: three queries whatever the size (a fourth
+    counts the matches of a search). Pages are "next page" pages: one row more than the page
+    tells whether another follows; the whole membership is never counted (issue 19).
 
     ``query`` finds people by name in any script (kana, half-width kana, romaji) or email,
     with the folding of every people search (``portal.accounts.search``)."""
@@ -757,13 +740,21 @@ def members_page(
             .where(person_matches(query))
             .subquery()
         )
-    total = session.scalar(sa.select(sa.func.count()).select_from(sub)) or 0
     stmt = sa.select(sub.c.person_id, sub.c.company_id, sub.c.how, sub.c.since).order_by(
         sub.c.company_id, sub.c.person_id
     )
+    more = False
     if per_page:
-        stmt = stmt.limit(per_page).offset((page - 1) * per_page)
-    rows = session.execute(stmt).all()
+        rows = session.execute(stmt.limit(per_page + 1).offset((page - 1) * per_page)).all()
+        more, rows = len(rows) > per_page, rows[:per_page]
+    else:
+        rows = session.execute(stmt).all()
+    if query.strip():
+        total = session.scalar(sa.select(sa.func.count()).select_from(sub)) or 0
+    elif not per_page or not more:
+        total = (page - 1) * per_page + len(rows)  # the last page: the count is exact
+    else:
+        total = None
     people = {
         p.id: p
         for p in session.scalars(
@@ -782,7 +773,9 @@ def members_page(
         MemberRow(people[r.person_id], companies[r.company_id], MemberHow(r.how), r.since)
         for r in rows
     ]
-    return MemberPage(items=items, page=page, per_page=per_page or max(total, 1), total=total)
+    return Page(
+        items=items, page=page, per_page=per_page or max(len(items), 1), total=total, more=more
+    )
 
 
 def members_export(session: Session, series: Series, year: int):

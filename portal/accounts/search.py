@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from portal.text import compact, fold
+from portal.text import compact, fold, like_pattern
 
 SEARCH_KEY_LENGTH = 500
 SEPARATOR = "|"
@@ -119,11 +119,6 @@ def search_key(person) -> str:
 def query_terms(query: str | None) -> list[str]:
     """The pieces of a search query, folded; every one must match (at most eight)."""
     return [t for t in fold(query).replace(SEPARATOR, " ").split() if t][:8]
-
-
-def like_pattern(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def person_matches(query: str | None):

@@ -8,6 +8,7 @@ time zone. Before the list was kept in the portal (its first history entry) ther
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable
 from datetime import date, timedelta
 
@@ -19,32 +20,37 @@ from portal.events.models import Series
 from portal.localtime import local_date, start_of_day
 
 
-def list_sizes(session: Session, series: Series, days: Iterable[date]) -> dict[date, int | None]:
-    """People on the list at the end of each day (None before the list was kept). One query."""
+def list_history(session: Session, series: Series):
+    """The list's history read once (one query): a function giving, for some days, the people
+    on the list at the end of each day (None before the list was kept). For a long table
+    read in pieces (the attendance CSV of the whole history)."""
     rows = session.execute(
         sa.select(SubscriptionEvent.at, SubscriptionEvent.delta)
         .where(SubscriptionEvent.series_id == series.id)
         .order_by(SubscriptionEvent.at, SubscriptionEvent.id)
     ).all()
-    days = list(days)
-    if not rows:
-        return dict.fromkeys(days, None)
-    first_day = local_date(rows[0][0], series.timezone)
+    zone = series.timezone
+    first_day = local_date(rows[0][0], zone) if rows else None
     moments = [at for at, _ in rows]
-    running = []
-    total = 0
-    for _, delta in rows:
-        total += delta
-        running.append(total)
-    result: dict[date, int | None] = {}
-    for day in days:
-        if day < first_day:
-            result[day] = None
-            continue
-        end = start_of_day(day + timedelta(days=1), series.timezone)
-        index = bisect.bisect_left(moments, end)
-        result[day] = running[index - 1] if index else 0
-    return result
+    running = list(itertools.accumulate(delta for _, delta in rows))
+
+    def sizes(days: Iterable[date]) -> dict[date, int | None]:
+        result: dict[date, int | None] = {}
+        for day in days:
+            if first_day is None or day < first_day:
+                result[day] = None
+                continue
+            end = start_of_day(day + timedelta(days=1), zone)
+            index = bisect.bisect_left(moments, end)
+            result[day] = running[index - 1] if index else 0
+        return result
+
+    return sizes
+
+
+def list_sizes(session: Session, series: Series, days: Iterable[date]) -> dict[date, int | None]:
+    """People on the list at the end of each day (None before the list was kept). One query."""
+    return list_history(session, series)(days)
 
 
 def list_size_on(session: Session, series: Series, day: date) -> int | None:

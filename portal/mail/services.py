@@ -163,8 +163,21 @@ def _message(email: OutboxEmail, session: Session) -> EmailMessage:
         msg[name] = value
     msg.set_content(email.body_text)
     msg.add_alternative(email.body_html, subtype="html")
+    html_part = msg.get_payload()[-1]
     for attachment in email.attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
+        if maintype == "image" and f'src="cid:{attachment.filename}"' in email.body_html:
+            # An image the HTML shows (<img src="cid:…">): a related part of the HTML, named
+            # too so that a program without HTML offers it as a file.
+            html_part.add_related(
+                attachment_content(session, attachment),
+                maintype=maintype,
+                subtype=subtype,
+                cid=f"<{attachment.filename}>",
+                filename=attachment.filename,
+                disposition="inline",
+            )
+            continue
         msg.add_attachment(
             attachment_content(session, attachment),
             maintype=maintype,

@@ -17,6 +17,8 @@ def celery_for(app):
     configured on first use; one Celery app per process follows the Flask app that uses it."""
     from portal.tasks.worker import celery_app, init_app
 
+    if hasattr(app, "_get_current_object"):
+        app = app._get_current_object()  # current_app: the app itself, not the proxy
     if celery_app.flask_app is not app:
         init_app(app)
     return celery_app

@@ -15,6 +15,8 @@ inside ``portal tasks dev``).
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from celery import Celery, Task
 from flask import Flask
@@ -124,14 +126,37 @@ def send_outbox_now() -> str:
     return f"sent {sent}"
 
 
+KICK_WINDOW = 1.0  # seconds: at most one kick now and one at the window's end per process
+_kicks = {"window_end": 0.0, "trailing": False}
+_kicks_lock = threading.Lock()
+
+
+def _kick_delay(now: float) -> float | None:
+    """0 to kick now, a delay for one kick at the end of the current window, None when that
+    kick is already on its way. A kick makes a worker send every due mail, so in a burst
+    (a registration rush) one kick now and one after the burst's second reach them all."""
+    with _kicks_lock:
+        if now >= _kicks["window_end"]:
+            _kicks["window_end"] = now + KICK_WINDOW
+            _kicks["trailing"] = False
+            return 0.0
+        if _kicks["trailing"]:
+            return None
+        _kicks["trailing"] = True
+        return _kicks["window_end"] - now
+
+
 def kick_outbox() -> None:
     """Ask a worker to send now; never fails the caller (the schedule sends it anyway)."""
     from flask import current_app, has_app_context
 
     if not has_app_context() or not current_app.config.get("TASKS_KICK_OUTBOX"):
         return
+    delay = _kick_delay(time.monotonic())
+    if delay is None:
+        return
     try:
         celery_for(current_app)
-        send_outbox_now.apply_async()
+        send_outbox_now.apply_async(countdown=delay or None)
     except Exception:  # the broker is down: the scheduled run will send it
         log.warning("could not ask a worker to send email now", exc_info=True)

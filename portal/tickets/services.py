@@ -47,17 +47,16 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+QR_FILENAME = "ticket-qr.png"  # attached to the confirmation email, shown by its HTML
+
+
 def prepare_token() -> None:
-    """Draw the next ticket's token and encode its QR code now, before a registration takes
-    the event lock: encoding is the costly part of the confirmation email, and the lock
-    (SQLite's write lock) is then held only to use them (the rush: docs/performance.md)."""
+    """Draw the next ticket's token before a registration takes the event lock. Its QR code
+    is encoded only by the outbox sender (the attached PNG and PDF), never in the request
+    (the rush: docs/performance.md)."""
     from flask import g
 
-    from portal.tickets.pdf import qr
-
-    token = new_token()
-    qr(token)  # kept by qr's cache for the email's HTML, PNG and PDF
-    g.prepared_ticket_token = token
+    g.prepared_ticket_token = new_token()
 
 
 def _next_token() -> str:
@@ -125,13 +124,16 @@ def ticket_email_parts(session: Session, registration: Registration, template: s
     pdf_args = {"registration_id": registration.id, "token": ticket.token, "language": lang}
     return {
         "ticket": ticket,
+        # The HTML shows the QR code as the PNG attached (``cid:``): mail programs show an
+        # attached image where many do not draw inline SVG, and the request encodes nothing.
+        "ticket_qr_file": QR_FILENAME,
         "attachments": [
             (
                 f"{name}-{registration.event.slug}.pdf",
                 "application/pdf",
                 Generated("ticket_pdf", pdf_args),
             ),
-            (f"{name}-qr.png", "image/png", Generated("ticket_qr_png", {"token": ticket.token})),
+            (QR_FILENAME, "image/png", Generated("ticket_qr_png", {"token": ticket.token})),
         ],
     }
 
