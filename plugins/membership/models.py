@@ -20,10 +20,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.accounts.models import Person, User
+from portal.accounts.models import Person
 from portal.db import Base, UTCDateTime, utcnow
 from portal.events.models import Series
 from portal.i18n import Bilingual, BilingualText
+from portal.invitations import InvitationMixin
 
 
 class MembershipState(enum.StrEnum):
@@ -132,28 +133,24 @@ class CompanyMember(Base):
         return self.removed_at is None
 
 
-class MemberInvitation(Base):
+class MemberInvitation(InvitationMixin, Base):
+    """A colleague invited to join a member company: the link works once."""
+
     __tablename__ = "member_invitations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(
         sa.ForeignKey("member_companies.id", ondelete="CASCADE"), index=True
     )
-    email: Mapped[str] = mapped_column(sa.String(254))
-    language: Mapped[str] = mapped_column(sa.String(2), default="ja")
-    nonce: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    invited_by_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="SET NULL")
-    )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     accepted_person_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("people.id", ondelete="SET NULL")
     )
 
     company: Mapped[MemberCompany] = relationship(lazy="joined")
-    invited_by: Mapped[User | None] = relationship()
+
+    def closed_reason(self) -> str | None:
+        return "used" if self.accepted_at is not None else None
 
 
 class RenewalReminder(Base):

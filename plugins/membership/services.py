@@ -32,14 +32,11 @@ entry, queues emails and does not commit.
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import lazy_gettext as _l
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session, aliased
 
 from plugins.membership.models import (
@@ -61,6 +58,7 @@ from portal.documents.services import cancel_document, correct_document, issue_d
 from portal.errors import UserError
 from portal.events.models import Series
 from portal.i18n import BilingualText, format_money
+from portal.invitations import InvitationLinkError, InvitationLinks
 from portal.links import external_url
 from portal.mail.services import queue_email
 from portal.pagination import Page
@@ -69,6 +67,7 @@ from portal.speakers.identity import person_by_email
 SUBJECT = "membership_fee"
 INVITATION_DAYS = 14
 INVITATION_SALT = "portal.membership.invitation"
+LINKS = InvitationLinks(INVITATION_SALT, timedelta(days=INVITATION_DAYS))
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -802,12 +801,8 @@ def members_export(session: Session, series: Series, year: int):
 # -- invitations -----------------------------------------------------------------------------
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=INVITATION_SALT)
-
-
 def invitation_token(invitation: MemberInvitation) -> str:
-    return _serializer().dumps({"i": invitation.id, "n": invitation.nonce})
+    return LINKS.token(invitation)
 
 
 def contact_companies(session: Session, user, series: Series) -> list[MemberCompany]:
@@ -833,13 +828,8 @@ def invite_member(
     that works for INVITATION_DAYS days and once."""
     email = (email or "").strip().lower()
     language = language or company.language
-    invitation = MemberInvitation(
-        company_id=company.id,
-        email=email,
-        language=language,
-        nonce=secrets.token_urlsafe(24),
-        invited_by_id=getattr(actor, "id", None),
-        expires_at=utcnow() + timedelta(days=INVITATION_DAYS),
+    invitation = LINKS.new(
+        MemberInvitation, actor, company_id=company.id, email=email, language=language
     )
     session.add(invitation)
     session.flush()
@@ -864,21 +854,9 @@ def invite_member(
 def read_invitation(session: Session, token: str) -> MemberInvitation:
     """The invitation of a valid link; MembershipError("expired" / "invalid" / "used")."""
     try:
-        payload = _serializer().loads(token, max_age=INVITATION_DAYS * 86400)
-    except SignatureExpired as exc:
-        raise MembershipError("expired") from exc
-    except BadSignature as exc:
-        raise MembershipError("invalid") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("i"), int):
-        raise MembershipError("invalid")
-    invitation = session.get(MemberInvitation, payload["i"])
-    if invitation is None or invitation.nonce != payload.get("n"):
-        raise MembershipError("invalid")
-    if invitation.accepted_at is not None:
-        raise MembershipError("used")
-    if invitation.expires_at < utcnow():
-        raise MembershipError("expired")
-    return invitation
+        return LINKS.load(session, MemberInvitation, token)
+    except InvitationLinkError as exc:
+        raise MembershipError(exc.reason) from exc
 
 
 def accept_invitation(session: Session, invitation: MemberInvitation, user) -> CompanyMember:

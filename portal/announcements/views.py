@@ -19,6 +19,7 @@ from flask import (
     flash,
     g,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -73,6 +74,20 @@ def _link_problem(error: tokens.LinkError):
     return render_template("announcements/link_problem.html", message=message), 400
 
 
+def _opened_link(read, token: str, find):
+    """The values a signed link carries (``read(token)``) and the row ``find(*values)`` looks
+    up; a link that is not valid, has expired or whose row is gone ends the request with the
+    link-problem page (400)."""
+    try:
+        values = read(token)
+    except tokens.LinkError as error:
+        abort(make_response(_link_problem(error)))
+    found = find(*values)
+    if found is None:
+        abort(make_response(_link_problem(tokens.LinkError())))
+    return values, found
+
+
 # -- public: join, confirm ----------------------------------------------------------------------
 
 
@@ -118,13 +133,9 @@ def join(slug: str):
 
 @bp.route("/announcements/confirm/<token>", methods=["GET", "POST"])
 def confirm(token: str):
-    try:
-        sub_id, _email = tokens.read_confirm(token)
-    except tokens.LinkError as error:
-        return _link_problem(error)
-    sub = db.session.get(Subscription, sub_id)
-    if sub is None:
-        return _link_problem(tokens.LinkError())
+    _values, sub = _opened_link(
+        tokens.read_confirm, token, lambda sub_id, _email: db.session.get(Subscription, sub_id)
+    )
     form = forms.EmptyForm()
     if form.validate_on_submit():
         with state_change(errors=(tokens.LinkError,), flash_errors=False) as change:
@@ -142,13 +153,13 @@ def confirm(token: str):
 def leave(token: str):
     """GET: the page with the leave button and the language choice. POST (the button, or a
     mail program's one-click request, ``List-Unsubscribe=One-Click``): leave; idempotent."""
-    try:
-        series_id, person_id, announcement_id = tokens.read_leave(token)
-    except tokens.LinkError as error:
-        return _link_problem(error)
-    series = db.session.get(Series, series_id)
-    if series is None or db.session.get(Person, person_id) is None:
-        return _link_problem(tokens.LinkError())
+    (series_id, person_id, announcement_id), series = _opened_link(
+        tokens.read_leave,
+        token,
+        lambda series_id, person_id, _announcement: (
+            db.session.get(Series, series_id) if db.session.get(Person, person_id) else None
+        ),
+    )
     if request.method == "POST":
         note = f"announcement:{announcement_id}" if announcement_id else "link"
         subscriptions.leave(db.session, series_id, person_id, source=note)
@@ -168,13 +179,9 @@ csrf.exempt(leave)
 
 @bp.post("/announcements/language/<token>")
 def set_language(token: str):
-    try:
-        series_id, person_id, _announcement = tokens.read_leave(token)
-    except tokens.LinkError as error:
-        return _link_problem(error)
-    series = db.session.get(Series, series_id)
-    if series is None:
-        return _link_problem(tokens.LinkError())
+    (series_id, person_id, _announcement), series = _opened_link(
+        tokens.read_leave, token, lambda series_id, *_rest: db.session.get(Series, series_id)
+    )
     form = forms.LanguageForm()
     if form.validate_on_submit():
         with state_change(form, success=_("Your choice of language has been saved.")) as change:
@@ -350,7 +357,7 @@ def new(slug: str):
             db.session.flush()
             audit.record(db.session, current_user, "announcement", announcement.id, "created")
         if change.ok:
-            return redirect(url_for(".detail", slug=series.slug, announcement_id=announcement.id))
+            return _to_detail(announcement)
     return render_template(
         "announcements/admin_form.html",
         series=series,
@@ -404,55 +411,68 @@ def _audience_size(announcement: Announcement) -> int:
     return audience.count(db.session, announcement)
 
 
+def _to_detail(announcement: Announcement):
+    return redirect(url_for(".detail", slug=g.series.slug, announcement_id=announcement.id))
+
+
+def _detail_form(announcement: Announcement, form, form_name: str, success: str, change):
+    """A form of an announcement's page: if it is valid, ``change()`` as one state change
+    (flashing ``success``) and back to the page; else the page again with the form's errors
+    (400). ``form_name`` is the form's name in ``_detail``."""
+    if form.validate_on_submit():
+        with state_change(form, success=success) as done:
+            change()
+        if done.ok:
+            return _to_detail(announcement)
+    return _detail(announcement, code=400, **{form_name: form})
+
+
 @admin.route("/<int:announcement_id>/", methods=["GET", "POST"])
 def detail(slug: str, announcement_id: int):
     announcement = _announcement_or_404(g.series, announcement_id)
-    if request.method == "POST":
-        if not announcement.editable:
-            flash(_("This announcement has already been sent."), "error")
-            return redirect(url_for(".detail", slug=slug, announcement_id=announcement.id))
-        form = forms.AnnouncementForm()
-        _fill_form(form, g.series)
-        if form.validate_on_submit():
-            with state_change(form, success=_("The announcement has been saved.")) as change:
-                _apply(form, announcement, g.series)
-                audit.record(db.session, current_user, "announcement", announcement.id, "edited")
-            if change.ok:
-                return redirect(url_for(".detail", slug=slug, announcement_id=announcement.id))
-        return _detail(announcement, form=form, code=400)
-    return _detail(announcement)
+    if request.method == "GET":
+        return _detail(announcement)
+    if not announcement.editable:
+        flash(_("This announcement has already been sent."), "error")
+        return _to_detail(announcement)
+    form = forms.AnnouncementForm()
+    _fill_form(form, g.series)
+
+    def edit():
+        _apply(form, announcement, g.series)
+        audit.record(db.session, current_user, "announcement", announcement.id, "edited")
+
+    return _detail_form(announcement, form, "form", _("The announcement has been saved."), edit)
 
 
 @admin.post("/<int:announcement_id>/test")
 def send_test(slug: str, announcement_id: int):
     announcement = _announcement_or_404(g.series, announcement_id)
     form = forms.TestForm()
-    if form.validate_on_submit():
-        with state_change(
-            form, success=_("A test has been sent to %(email)s.", email=current_user.email)
-        ) as change:
-            sending.send_test(db.session, announcement, current_user, form.language.data)
-        if change.ok:
-            return redirect(url_for(".detail", slug=slug, announcement_id=announcement.id))
-    return _detail(announcement, test_form=form, code=400)
+    return _detail_form(
+        announcement,
+        form,
+        "test_form",
+        _("A test has been sent to %(email)s.", email=current_user.email),
+        lambda: sending.send_test(db.session, announcement, current_user, form.language.data),
+    )
 
 
 @admin.post("/<int:announcement_id>/send")
 def send(slug: str, announcement_id: int):
     announcement = _announcement_or_404(g.series, announcement_id)
     form = forms.ScheduleForm()
-    if form.validate_on_submit():
+
+    def queue():
         send_at = to_utc(form.send_at.data, g.series.timezone) if form.send_at.data else None
-        message = (
-            _("The announcement will be sent at the time set.")
-            if send_at
-            else _("The announcement is being sent. This page shows the progress.")
-        )
-        with state_change(form, success=message) as change:
-            sending.queue(db.session, announcement, current_user, send_at)
-        if change.ok:
-            return redirect(url_for(".detail", slug=slug, announcement_id=announcement.id))
-    return _detail(announcement, schedule_form=form, code=400)
+        sending.queue(db.session, announcement, current_user, send_at)
+
+    success = (
+        _("The announcement will be sent at the time set.")
+        if form.send_at.data
+        else _("The announcement is being sent. This page shows the progress.")
+    )
+    return _detail_form(announcement, form, "schedule_form", success, queue)
 
 
 @admin.post("/<int:announcement_id>/unschedule")
@@ -462,7 +482,7 @@ def unschedule(slug: str, announcement_id: int):
     if form.validate_on_submit():
         with state_change(form, success=_("The announcement is a draft again.")):
             sending.unschedule(db.session, announcement, current_user)
-    return redirect(url_for(".detail", slug=slug, announcement_id=announcement.id))
+    return _to_detail(announcement)
 
 
 @admin.get("/list")

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-from flask import current_app
 from flask_babel import lazy_gettext as _l
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.accounts.models import Person, User
-from portal.db import utcnow
 from portal.i18n import LANGUAGES, format_person_name
+from portal.invitations import InvitationLinkError, InvitationLinks
 from portal.links import external_url
 from portal.mail.services import queue_email
 from portal.speakers.merge import merge_speakers
@@ -25,24 +21,19 @@ from portal.speakers.records import SpeakerError, ensure_profile, has_speaker_da
 
 INVITATION_MAX_AGE = timedelta(days=14)
 INVITATION_SALT = "portal.speakers.invitation"
+# Speakers' links carry only the nonce, as the links already emailed do.
+LINKS = InvitationLinks(INVITATION_SALT, INVITATION_MAX_AGE, signs_id=False)
+
+# A link that does not open (forged, another kind's, revoked, expired: ``exc.expired``).
+InvitationError = InvitationLinkError
 
 
 class LinkError(SpeakerError):
     pass
 
 
-class InvitationError(SpeakerError):
-    def __init__(self, message, expired: bool = False):
-        super().__init__(message)
-        self.expired = expired
-
-
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=INVITATION_SALT)
-
-
 def invitation_token(invitation: SpeakerInvitation) -> str:
-    return _serializer().dumps({"n": invitation.nonce})
+    return LINKS.token(invitation)
 
 
 def invitation_url(invitation: SpeakerInvitation, token: str) -> str:
@@ -60,15 +51,8 @@ def invite_speaker(
     if profile.is_merged:
         raise SpeakerError(_l("This record has been merged into another one."))
     language = language if language in LANGUAGES else person.preferred_language
-    now = utcnow()
-    invitation = SpeakerInvitation(
-        person_id=person.id,
-        email=email,
-        language=language,
-        nonce=secrets.token_urlsafe(24),
-        invited_by_id=getattr(actor, "id", None),
-        created_at=now,
-        expires_at=now + INVITATION_MAX_AGE,
+    invitation = LINKS.new(
+        SpeakerInvitation, actor, person_id=person.id, email=email, language=language
     )
     session.add(invitation)
     session.flush()
@@ -99,26 +83,7 @@ def load_invitation(
     max_age: timedelta = INVITATION_MAX_AGE,
 ) -> SpeakerInvitation:
     """The invitation a link stands for; InvitationError if forged, revoked or expired."""
-    invalid = InvitationError(
-        _l("This link is not valid. Please ask the organisers for a new one.")
-    )
-    try:
-        payload, signed_at = _serializer().loads(token, return_timestamp=True)
-    except BadSignature as exc:
-        raise invalid from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("n"), str):
-        raise invalid
-    now = now or utcnow()
-    if now - signed_at > max_age:
-        raise InvitationError(
-            _l("This link has expired. Please ask the organisers for a new one."), expired=True
-        )
-    invitation = session.scalar(
-        sa.select(SpeakerInvitation).where(SpeakerInvitation.nonce == payload["n"])
-    )
-    if invitation is None or invitation.revoked_at is not None:
-        raise invalid
-    return invitation
+    return LINKS.load(session, SpeakerInvitation, token, now=now, max_age=max_age)
 
 
 def link_speaker_to_account(session: Session, invitation: SpeakerInvitation, user: User) -> Person:

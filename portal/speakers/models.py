@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from portal.accounts.models import Person, User
 from portal.db import Base, UTCDateTime, utcnow
 from portal.i18n import Bilingual, BilingualText
+from portal.invitations import InvitationMixin
 from portal.localtime import office_today
 
 # An index entry (sort key + search key) stays under PostgreSQL's b-tree limit of about 2,700
@@ -141,8 +142,9 @@ def current_affiliation(affiliations) -> Affiliation | None:
     return max(current, key=lambda a: (a.started_on or date.min, a.id or 0))
 
 
-class SpeakerInvitation(Base):
-    """An emailed, signed, expiring link for a speaker to complete their own record."""
+class SpeakerInvitation(InvitationMixin, Base):
+    """An emailed, signed, expiring link for a speaker to complete their own record; it
+    works again after use (``used_at``: the first save) until it expires or is revoked."""
 
     __tablename__ = "speaker_invitations"
 
@@ -150,19 +152,13 @@ class SpeakerInvitation(Base):
     person_id: Mapped[int] = mapped_column(
         sa.ForeignKey("people.id", ondelete="CASCADE"), index=True
     )
-    email: Mapped[str] = mapped_column(sa.String(254))
-    language: Mapped[str] = mapped_column(sa.String(2), default="ja")
-    nonce: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    invited_by_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="SET NULL")
-    )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     person: Mapped[Person] = relationship(lazy="joined")
-    invited_by: Mapped[User | None] = relationship()
+
+    def closed_reason(self) -> str | None:
+        return "invalid" if self.revoked_at is not None else None
 
 
 class SpeakerMerge(Base):

@@ -399,44 +399,66 @@ def institution_edit(institution_id: int):
     )
 
 
+class _MergePage:
+    """The two records of a merge page (speakers, institutions): ``a`` and ``b`` in the query
+    or the form (404 unless both are records), and the form's choice of the one to keep (the
+    first, until the organiser chooses)."""
+
+    def __init__(self, load, form, key, label):
+        self.ids = [int_or_none(request.values.get(name, "")) for name in ("a", "b")]
+        if None in self.ids:
+            abort(404)
+        self.load, self.form, self.key = load, form, key
+        self.reload()
+        form.survivor_id.choices = [
+            forms.choice(key(record), f"#{key(record)} {label(record)}")
+            for record in (self.first, self.second)
+        ]
+        if request.method != "POST" and form.survivor_id.data is None:
+            form.survivor_id.data = key(self.first)
+
+    def reload(self) -> None:
+        """Read the two records again (after a refused merge rolled back)."""
+        self.first, self.second = (self.load(i) for i in self.ids)
+
+    def survivor_and_merged(self) -> tuple:
+        if self.form.survivor_id.data == self.key(self.first):
+            return self.first, self.second
+        return self.second, self.first
+
+    def render(self, template: str, status: int, **context):
+        return _render(
+            template,
+            status,
+            form=self.form,
+            first=self.first,
+            second=self.second,
+            a=self.ids[0],
+            b=self.ids[1],
+            **context,
+        )
+
+
 @admin.route("/institutions/merge", methods=["GET", "POST"])
 def institution_merge():
-    ids = [int_or_none(request.values.get(name, "")) for name in ("a", "b")]
-    if None in ids:
-        abort(404)
-    first, second = (_institution(i) for i in ids)
-    form = forms.InstitutionMergeForm()
-    form.survivor_id.choices = [
-        forms.choice(i.id, f"#{i.id} {i.name.get()}") for i in (first, second)
-    ]
+    page = _MergePage(
+        _institution, forms.InstitutionMergeForm(), lambda i: i.id, lambda i: i.name.get()
+    )
     status = 200
     if request.method == "POST":
         status = 400
-        if form.validate_on_submit():
-            survivor, merged = (
-                (first, second) if form.survivor_id.data == first.id else (second, first)
-            )
+        if page.form.validate_on_submit():
+            survivor, merged = page.survivor_and_merged()
             done = _("The institutions have been merged.")
-            with state_change(form, success=done) as change:
+            with state_change(page.form, success=done) as change:
                 institutions.merge_institutions(db.session, survivor, merged, current_user)
             if change.ok:
                 return redirect(
                     url_for("speaker_admin.institution_edit", institution_id=survivor.id)
                 )
-            first, second = (_institution(i) for i in ids)
-    elif form.survivor_id.data is None:
-        form.survivor_id.data = first.id
-    counts = institutions.people_counts(db.session, [first.id, second.id])
-    return _render(
-        "speakers/organiser/institution_merge.html",
-        status,
-        form=form,
-        first=first,
-        second=second,
-        counts=counts,
-        a=ids[0],
-        b=ids[1],
-    )
+            page.reload()
+    counts = institutions.people_counts(db.session, page.ids)
+    return page.render("speakers/organiser/institution_merge.html", status, counts=counts)
 
 
 @bp.cli.command("reindex")
@@ -641,24 +663,16 @@ def speaker_duplicates():
 
 @admin.route("/speakers/merge", methods=["GET", "POST"])
 def speaker_merge():
-    ids = []
-    for name in ("a", "b"):
-        raw = int_or_none(request.values.get(name, ""))
-        if raw is None:
-            abort(404)
-        ids.append(raw)
-    first, second = (_person(i) for i in ids)
-    form = forms.MergeForm()
-    form.survivor_id.choices = [
-        forms.choice(p.person_id, f"#{p.person_id} {p.person.display_name}")
-        for p in (first, second)
-    ]
-    clashes = services.registration_clashes(db.session, first.person_id, second.person_id)
+    page = _MergePage(
+        _person, forms.MergeForm(), lambda p: p.person_id, lambda p: p.person.display_name
+    )
+    first_id, second_id = page.ids
+    clashes = services.registration_clashes(db.session, first_id, second_id)
     chosen = {c.event.id: c.default.id for c in clashes}
     status = 200
     if request.method == "POST":
         status = 400
-        valid = form.validate_on_submit()
+        valid = page.form.validate_on_submit()
         for clash in clashes:
             raw = int_or_none(request.form.get(f"keep_{clash.event.id}", ""))
             if raw not in {r.id for r in clash.registrations}:
@@ -673,9 +687,7 @@ def speaker_merge():
             else:
                 chosen[clash.event.id] = raw
         if valid:
-            survivor, merged = (
-                (first, second) if form.survivor_id.data == first.person_id else (second, first)
-            )
+            survivor, merged = page.survivor_and_merged()
             with state_change(success=_("The records have been merged.")) as change:
                 record = services.merge_speakers(
                     db.session,
@@ -686,28 +698,21 @@ def speaker_merge():
                 )
             if change.ok:
                 return redirect(url_for("speaker_admin.merge_detail", merge_id=record.id))
-            first, second = (_person(i) for i in ids)
-            clashes = services.registration_clashes(db.session, first.person_id, second.person_id)
-    elif form.survivor_id.data is None:
-        form.survivor_id.data = first.person_id
+            page.reload()
+            clashes = services.registration_clashes(db.session, first_id, second_id)
     counts = {
-        p.person_id: db.session.scalar(
-            sa.select(sa.func.count()).select_from(Talk).where(Talk.speaker_id == p.person_id)
+        person_id: db.session.scalar(
+            sa.select(sa.func.count()).select_from(Talk).where(Talk.speaker_id == person_id)
         )
-        for p in (first, second)
+        for person_id in page.ids
     }
-    return _render(
+    return page.render(
         "speakers/organiser/merge.html",
         status,
-        form=form,
-        first=first,
-        second=second,
         talk_counts=counts,
         clashes=clashes,
         chosen=chosen,
         state_labels=STATE_LABELS,
-        a=ids[0],
-        b=ids[1],
     )
 
 
