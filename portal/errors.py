@@ -2,8 +2,10 @@
 refused change.
 
 A service refuses a change by raising a subclass of ``UserError`` with a translated
-``message`` (a lazy string) and, when one input is to blame, the form ``field`` to show it on.
-Views catch the area's subclass and show ``str(error.message)``.
+``message`` (a lazy string) and, when one input is to blame, the form ``field`` to show it on;
+``category`` is the flash category when it is shown as a flash message ("error", or "info" for
+a refusal that is no failure, such as "you are already registered"). Views call services inside
+``portal.transactions.state_change``, which rolls back and shows the message.
 
 When the database is unavailable (refused, restarting, timed out, pool exhausted) the answer
 is a static bilingual 503 page with ``Retry-After``: it needs neither the database nor a
@@ -26,6 +28,7 @@ class UserError(ValueError):
 
     default_message = _l("This change is not possible.")
     default_field: str | None = None
+    category = "error"
 
     def __init__(self, message=None, field: str | None = None):
         self.message = message if message is not None else self.default_message

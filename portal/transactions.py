@@ -11,8 +11,16 @@ flash``. Instead::
 
 - On success the session is committed and ``success`` (if given) is flashed.
 - A ``UserError`` (or the classes in ``errors``) rolls the session back; its message goes on
-  the form field the error names (``field``) when the form has it, else into a flash message.
-  Any other exception rolls back and propagates (a 500 the error handler shows).
+  the form field the error names (``field``) when the form has it, else into a flash message
+  of the error's ``category`` ("error" unless the error class says otherwise).
+  Any other exception rolls back and propagates (a 500 the error handler shows, or an
+  ``except`` around the ``with`` block, e.g. for an ``IntegrityError`` of a race).
+- ``field="amount"``: the form field for a refused change that names no field of the form
+  (none, or one the form does not have), instead of a flash message.
+- A form with an ``add_error(name, message) -> bool`` method places the message itself (e.g.
+  plugin answers whose fields carry a prefix).
+- ``flash_errors=False``: a message that is not placed on a field is not flashed but kept in
+  ``change.message`` for the page to show (e.g. above the form).
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ from portal.errors import UserError
 @dataclass
 class Change:
     ok: bool = False
-    error: UserError | None = None
+    error: Exception | None = None
+    # The refused change's message when it is on no form field (with flash_errors=False).
+    message: object = None
 
     @property
     def status(self) -> int:
@@ -38,9 +48,28 @@ class Change:
         return 400 if self.error is not None else 200
 
 
+def _place(form, name: str | None, message) -> bool:
+    """Put ``message`` on the form field ``name``; False if the form has no such field."""
+    if form is None or not name:
+        return False
+    add_error = getattr(form, "add_error", None)
+    if callable(add_error):
+        return bool(add_error(name, message))
+    target = getattr(form, name, None)
+    if target is None or not hasattr(target, "errors"):
+        return False
+    target.errors = [*(target.errors or ()), message]
+    return True
+
+
 @contextmanager
 def state_change(
-    form=None, *, success=None, errors: tuple[type[Exception], ...] = (UserError,)
+    form=None,
+    *,
+    success=None,
+    errors: tuple[type[Exception], ...] = (UserError,),
+    field: str | None = None,
+    flash_errors: bool = True,
 ) -> Iterator[Change]:
     change = Change()
     try:
@@ -49,12 +78,11 @@ def state_change(
         db.session.rollback()
         change.error = exc
         message = getattr(exc, "message", None) or str(exc)
-        field = getattr(exc, "field", None)
-        target = getattr(form, field, None) if form is not None and field else None
-        if target is not None and hasattr(target, "errors"):
-            target.errors = [*target.errors, message]
-        else:
-            flash(str(message), "error")
+        if not (_place(form, getattr(exc, "field", None), message) or _place(form, field, message)):
+            if flash_errors:
+                flash(str(message), getattr(exc, "category", "error"))
+            else:
+                change.message = message
     except BaseException:
         db.session.rollback()
         raise

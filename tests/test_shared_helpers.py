@@ -95,7 +95,11 @@ def test_every_area_error_is_a_user_error():
     from plugins.exchange_meeting.services import ExchangeMeetingError
     from plugins.membership.services import MembershipError
     from plugins.webinar.services import ReportError
-    from portal.accounts.services import AccountError
+    from portal.accounts.services import AccountError, RateLimited
+    from portal.accounts.tokens import TokenError
+    from portal.events.services import StatusChangeError
+    from portal.payments.services import PaymentError
+    from portal.programme.services import ProgrammeError
     from portal.registration.services import RegistrationError
     from portal.speakers.services import SpeakerError
 
@@ -108,10 +112,28 @@ def test_every_area_error_is_a_user_error():
         AccountError,
         RegistrationError,
         SpeakerError,
+        PaymentError,
+        ProgrammeError,
+        StatusChangeError,
+        TokenError,
+        RateLimited,
     ):
         assert issubclass(cls, UserError), cls
     error = AccountError("email_taken", field="email")
     assert (error.code, error.field) == ("email_taken", "email")
+    assert str(error.message) == "This email address already belongs to another account."
+    taken = MembershipError("domain_taken:a.jp, b.jp", field="domains")
+    assert (taken.code, str(taken.message)) == (
+        "domain_taken:a.jp, b.jp",
+        "Another company of this series already has these domains: a.jp, b.jp.",
+    )
+    from portal.events.models import EventStatus
+
+    moved = StatusChangeError(EventStatus.cancelled, EventStatus.open)
+    assert (str(moved.message), moved.field) == (
+        "An event cannot move from “Cancelled” to “Open for registration”.",
+        "status",
+    )
 
 
 def test_person_by_email_prefers_the_account_and_skips_anonymised(session):

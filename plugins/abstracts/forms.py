@@ -144,6 +144,11 @@ class AbstractForm(FlaskForm):
             field.errors = list(field.errors)
         return field.errors
 
+    def add_error(self, name: str, message) -> bool:
+        """Where ``state_change`` puts a refused change that names a field."""
+        self.error_on(name).append(message)
+        return True
+
 
 def abstract_form_data(abstract) -> dict:
     presenting = next((i for i, a in enumerate(abstract.authors) if a.presenting), None)

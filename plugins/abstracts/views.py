@@ -28,7 +28,7 @@ from flask_login import current_user
 
 from plugins.abstracts import files, forms, services
 from plugins.abstracts.models import Abstract, AbstractState, ReviewAssignment
-from plugins.abstracts.services import AbstractError, NotFound
+from plugins.abstracts.services import NotFound
 from portal import plugins
 from portal.accounts.models import Person, User
 from portal.db import db
@@ -37,6 +37,7 @@ from portal.events.models import Event
 from portal.i18n import BilingualText, current_language
 from portal.pagination import page_number, paginate
 from portal.params import int_or_none
+from portal.transactions import state_change
 
 bp = Blueprint(
     "abstracts",
@@ -171,19 +172,14 @@ def _form_page(event: Event, abstract: Abstract | None):
         else:
             submitting = action == "submit"
             if form.check(settings, submitting):
-                change = services.submit if submitting else services.save_draft
+                save = services.submit if submitting else services.save_draft
                 try:
-                    abstract = change(db.session, event, current_user, form.to_input(), abstract)
+                    with state_change(form, flash_errors=False) as change:
+                        abstract = save(db.session, event, current_user, form.to_input(), abstract)
                 except NotFound:
                     abort(404)
-                except AbstractError as error:
-                    db.session.rollback()
-                    if error.field:
-                        form.error_on(error.field).append(error.message)
-                    else:
-                        form_error = error.message
-                else:
-                    db.session.commit()
+                form_error = change.message
+                if change.ok:
                     if submitting:
                         flash(
                             _("Your abstract was submitted. We sent you a confirmation."), "success"
@@ -261,14 +257,10 @@ def edit(slug: str, abstract_id: int):
 def withdraw(slug: str, abstract_id: int):
     event = _event(slug)
     abstract = _own_abstract(event, abstract_id)
-    try:
+    with state_change(success=_("Your abstract was withdrawn.")) as change:
         services.withdraw(db.session, abstract, current_user)
-    except AbstractError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
+    if not change.ok:
         return redirect(url_for(".view", slug=slug, abstract_id=abstract_id))
-    db.session.commit()
-    flash(_("Your abstract was withdrawn."), "success")
     return redirect(url_for(".mine", slug=slug))
 
 
@@ -357,25 +349,20 @@ def review(slug: str, assignment_id: int):
     if request.method == "POST":
         form = forms.review_form(settings, lang, formdata=request.form)
         if form.validate():
+            saved = _("Your review was saved. You can change it until the decision.")
             try:
-                services.save_review(
-                    db.session,
-                    assignment,
-                    current_user,
-                    forms.scores_of(form, settings),
-                    form.comment.data,
-                )
+                with state_change(form, success=saved, flash_errors=False) as change:
+                    services.save_review(
+                        db.session,
+                        assignment,
+                        current_user,
+                        forms.scores_of(form, settings),
+                        form.comment.data,
+                    )
             except NotFound:
                 abort(404)
-            except AbstractError as error:
-                db.session.rollback()
-                if error.field and error.field in form:
-                    form[error.field].errors = [*form[error.field].errors, error.message]
-                else:
-                    form_error = error.message
-            else:
-                db.session.commit()
-                flash(_("Your review was saved. You can change it until the decision."), "success")
+            form_error = change.message
+            if change.ok:
                 return redirect(url_for(".reviews", slug=slug))
         code = 400
     else:
@@ -498,15 +485,12 @@ def assign(slug: str, abstract_id: int):
         form.reviewer.errors = [_("Please choose a reviewer.")]
         return _detail(event, abstract, code=400, assign_form=form)
     reviewer = db.session.get(Person, form.reviewer.data)
-    try:
+    assigned = _("%(name)s was assigned.", name=reviewer.display_name)
+    with state_change(form, field="reviewer", success=assigned) as change:
         services.assign_reviewer(db.session, abstract, reviewer, current_user)
-    except AbstractError as error:
-        db.session.rollback()
+    if not change.ok:
         abstract = _managed_abstract(event, abstract_id)
-        form.reviewer.errors = [error.message]
         return _detail(event, abstract, code=400, assign_form=form)
-    db.session.commit()
-    flash(_("%(name)s was assigned.", name=reviewer.display_name), "success")
     return redirect(url_for(".detail", slug=slug, abstract_id=abstract_id, _anchor="reviews"))
 
 
@@ -517,14 +501,8 @@ def unassign(slug: str, abstract_id: int, assignment_id: int):
     assignment = next((a for a in abstract.assignments if a.id == assignment_id), None)
     if assignment is None:
         abort(404)
-    try:
+    with state_change(success=_("The reviewer was taken off this abstract.")):
         services.unassign(db.session, assignment, current_user)
-    except AbstractError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
-    else:
-        db.session.commit()
-        flash(_("The reviewer was taken off this abstract."), "success")
     return redirect(url_for(".detail", slug=slug, abstract_id=abstract_id, _anchor="reviews"))
 
 
@@ -557,16 +535,13 @@ def decide(slug: str, abstract_id: int):
     form = forms.DecisionForm.build()
     if not form.validate() or form.decision.data not in services.DECISIONS:
         return _detail(event, abstract, code=400, decision_form=form)
-    try:
+    with state_change(form, field="decision") as change:
         services.DECISIONS[form.decision.data](
             db.session, abstract, current_user, form.note.data or ""
         )
-    except AbstractError as error:
-        db.session.rollback()
+    if not change.ok:
         abstract = _managed_abstract(event, abstract_id)
-        form.decision.errors = [*form.decision.errors, error.message]
         return _detail(event, abstract, code=400, decision_form=form)
-    db.session.commit()
     flash(
         _("Decision saved: %(decision)s.", decision=services.STATE_LABELS[abstract.state]),
         "success",
@@ -578,16 +553,12 @@ def decide(slug: str, abstract_id: int):
 def reopen(slug: str, abstract_id: int):
     event = _organiser_event(slug)
     abstract = _managed_abstract(event, abstract_id)
+    reopened = _("The abstract is open for changes by the submitter until the decision.")
     try:
-        services.reopen(db.session, abstract, current_user)
-    except NotFound:
+        with state_change(success=reopened):
+            services.reopen(db.session, abstract, current_user)
+    except NotFound:  # rolled back above
         abort(404)
-    except AbstractError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
-    else:
-        db.session.commit()
-        flash(_("The abstract is open for changes by the submitter until the decision."), "success")
     return redirect(url_for(".detail", slug=slug, abstract_id=abstract_id))
 
 

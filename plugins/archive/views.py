@@ -26,7 +26,6 @@ from flask_login import current_user
 
 from plugins.archive import files, forms, services
 from plugins.archive.models import ArchiveItem, FileType, ItemKind
-from plugins.archive.services import ArchiveError
 from portal import plugins
 from portal.db import db
 from portal.events import services as event_services
@@ -34,6 +33,7 @@ from portal.events.models import Event, Series, Talk
 from portal.extensions import csrf
 from portal.pagination import page_number, paginate_next
 from portal.params import int_arg, int_or_none
+from portal.transactions import state_change
 
 bp = Blueprint("archive", __name__, url_prefix="/<lang_code>", template_folder="templates")
 
@@ -197,7 +197,8 @@ def upload(slug: str, talk_id: int):
     form = forms.FileForm()
     if form.validate_on_submit():
         storage = form.file.data
-        try:
+        added = _("The file was added to the archive.")
+        with state_change(form, field="file", success=added) as change:
             data = files.read_upload(storage, limit, services.max_file_mb(event))
             services.add_file(
                 db.session,
@@ -208,12 +209,7 @@ def upload(slug: str, talk_id: int):
                 title=form.title(),
                 max_bytes=limit,
             )
-        except (ArchiveError, files.FileCheckError) as exc:
-            db.session.rollback()
-            form.file.errors = [*form.file.errors, exc.message]
-        else:
-            db.session.commit()
-            flash(_("The file was added to the archive."), "success")
+        if change.ok:
             return redirect(url_for(".event_archive", slug=slug))
     code = 400 if form.is_submitted() else 200
     return render_template(
@@ -230,14 +226,10 @@ def add_link(slug: str, talk_id: int):
     event, talk = _uploadable_talk(slug, talk_id)
     form = forms.LinkForm()
     if form.validate_on_submit():
-        try:
+        added = _("The video link was added to the archive.")
+        with state_change(form, field="url", success=added) as change:
             services.add_link(db.session, talk, form.url.data, current_user, title=form.title())
-        except ArchiveError as exc:
-            db.session.rollback()
-            form.url.errors = [*form.url.errors, exc.message]
-        else:
-            db.session.commit()
-            flash(_("The video link was added to the archive."), "success")
+        if change.ok:
             return redirect(url_for(".event_archive", slug=slug))
     code = 400 if form.is_submitted() else 200
     return render_template("archive/link_form.html", event=event, talk=talk, form=form), code

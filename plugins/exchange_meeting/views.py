@@ -24,6 +24,7 @@ from portal.pagination import page_number, paginate
 from portal.registration import services as registrations
 from portal.registration.services import MODE_LABELS, SECTOR_LABELS
 from portal.registration.services import STATE_LABELS as REGISTRATION_STATE_LABELS
+from portal.transactions import state_change
 
 bp = Blueprint("exchange_meeting", __name__, template_folder="templates")
 PER_PAGE = 50
@@ -50,16 +51,13 @@ def change(reg_id: int):
     if not form.validate() or action not in ("join", "leave"):
         flash(_("The form had expired. Please check your entries and send it again."), "error")
         return redirect(back)
-    try:
+    with state_change() as change:
         if action == "join":
             signup = services.join(db.session, registration, actor=current_user)
         else:
             services.leave(db.session, registration, actor=current_user)
             signup = None
-        db.session.commit()
-    except services.ExchangeMeetingError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
+    if not change.ok:
         return redirect(back)
     if action == "leave":
         flash(_("You have left the exchange meeting."), "success")

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session, aliased
 
 from plugins.membership.models import (
@@ -70,13 +71,38 @@ LINKS = InvitationLinks(INVITATION_SALT, timedelta(days=INVITATION_DAYS))
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
-class MembershipError(UserError):
-    """A state change that is not allowed; ``code`` (the message) names the reason for the
-    view, ``field`` the form field to show it on."""
+ERROR_MESSAGES = {
+    "exists": _l("This company already has a membership for that fiscal year."),
+    "negative_amount": _l("The amount cannot be negative."),
+    "not_unpaid": _l("Only an unpaid membership can be changed or cancelled."),
+    "already_paid": _l("The payment of this membership has already been recorded."),
+    "future_date": _l("The date of the transfer cannot be in the future."),
+    "unknown_person": _l(
+        "No one with this email address is known to the portal. Send an invitation instead."
+    ),
+    "already_member": _l("This person is already a member through this company."),
+    "not_member": _l("This person is not a member through this company."),
+    "expired": _l("This invitation link has expired. Please ask for a new one."),
+    "invalid": _l("This invitation link is not valid. Please check that you copied all of it."),
+    "used": _l("This invitation has already been accepted."),
+}
 
-    @property
-    def code(self) -> str:
-        return self.message
+
+class MembershipError(UserError):
+    """A state change that is not allowed: ``code`` names the reason (``"domain_taken:a.jp"``,
+    ``"exists"``, ...), ``message`` says it in the reader's language, ``field`` is the form
+    field to show it on."""
+
+    def __init__(self, code: str, field: str | None = None):
+        self.code = code
+        if code.startswith("domain_taken:"):
+            message = _l(
+                "Another company of this series already has these domains: %(domains)s.",
+                domains=code.partition(":")[2],
+            )
+        else:
+            message = ERROR_MESSAGES.get(code, _l("This action is not possible."))
+        super().__init__(message, field)
 
 
 # -- fiscal years ----------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from portal.i18n import LANGUAGES, current_language, format_person_name, from_mi
 from portal.pagination import page_number, paginate
 from portal.params import int_or_none
 from portal.security import limit_email_form
+from portal.transactions import state_change
 
 PLUGIN = "membership"
 bp = Blueprint("membership", __name__, url_prefix="/<lang_code>", template_folder="templates")
@@ -68,33 +69,6 @@ HOW_LABELS = {
 
 def fy_label(year: int) -> str:
     return _("FY%(year)s", year=year)
-
-
-def error_message(error: MembershipError) -> str:
-    code = error.code
-    if code.startswith("domain_taken:"):
-        return _(
-            "Another company of this series already has these domains: %(domains)s.",
-            domains=code.partition(":")[2],
-        )
-    messages = {
-        "exists": lambda: _("This company already has a membership for that fiscal year."),
-        "negative_amount": lambda: _("The amount cannot be negative."),
-        "not_unpaid": lambda: _("Only an unpaid membership can be changed or cancelled."),
-        "already_paid": lambda: _("The payment of this membership has already been recorded."),
-        "future_date": lambda: _("The date of the transfer cannot be in the future."),
-        "unknown_person": lambda: _(
-            "No one with this email address is known to the portal. Send an invitation instead."
-        ),
-        "already_member": lambda: _("This person is already a member through this company."),
-        "not_member": lambda: _("This person is not a member through this company."),
-        "expired": lambda: _("This invitation link has expired. Please ask for a new one."),
-        "invalid": lambda: _(
-            "This invitation link is not valid. Please check that you copied all of it."
-        ),
-        "used": lambda: _("This invitation has already been accepted."),
-    }
-    return messages.get(code, lambda: _("This action is not possible."))()
 
 
 @bp.app_context_processor
@@ -366,13 +340,9 @@ def company_new(slug: str):
     series = _series_or_404(slug)
     form = forms.CompanyForm()
     if form.validate_on_submit():
-        try:
+        with state_change(form, field="domains") as change:
             company = services.create_company(db.session, series, current_user, **form.values())
-        except MembershipError as exc:
-            db.session.rollback()
-            form.domains.errors.append(error_message(exc))
-        else:
-            db.session.commit()
+        if change.ok:
             flash(_("The company “%(name)s” was added.", name=company.name.get()), "success")
             return redirect(url_for(".company_page", slug=slug, company_id=company.id))
     code = 400 if form.is_submitted() else 200
@@ -387,13 +357,9 @@ def company_edit(slug: str, company_id: int):
     company = _company_or_404(series, company_id)
     form = forms.CompanyForm(company=company)
     if form.validate_on_submit():
-        try:
+        with state_change(form, field="domains") as change:
             services.update_company(db.session, company, current_user, **form.values())
-        except MembershipError as exc:
-            db.session.rollback()
-            form.domains.errors.append(error_message(exc))
-        else:
-            db.session.commit()
+        if change.ok:
             flash(_("The company “%(name)s” was saved.", name=company.name.get()), "success")
             return redirect(url_for(".company_page", slug=slug, company_id=company.id))
     code = 400 if form.is_submitted() else 200
@@ -461,13 +427,9 @@ def member_add(slug: str, company_id: int):
     company = _company_or_404(series, company_id)
     form = forms.EmailForm(prefix="member")
     if form.validate_on_submit():
-        try:
+        with state_change(form, field="email") as change:
             row = services.add_member(db.session, company, form.email.data, current_user)
-        except MembershipError as exc:
-            db.session.rollback()
-            form.email.errors.append(error_message(exc))
-        else:
-            db.session.commit()
+        if change.ok:
             flash(_("%(name)s was added to the company.", name=row.person.display_name), "success")
             return redirect(url_for(".company_page", slug=slug, company_id=company.id))
     return _render_company(series, company, 400, member_form=form)
@@ -480,14 +442,9 @@ def member_remove(slug: str, company_id: int, person_id: int):
     person = db.session.get(Person, person_id)
     if person is None or not forms.ConfirmForm().validate_on_submit():
         abort(404 if person is None else 400)
-    try:
+    removed = _("%(name)s was removed from the company.", name=person.display_name)
+    with state_change(success=removed):
         services.remove_member(db.session, company, person, current_user)
-    except MembershipError as exc:
-        db.session.rollback()
-        flash(error_message(exc), "error")
-    else:
-        db.session.commit()
-        flash(_("%(name)s was removed from the company.", name=person.display_name), "success")
     return redirect(url_for(".company_page", slug=slug, company_id=company.id))
 
 
@@ -523,7 +480,7 @@ def membership_new(slug: str, company_id: int):
         else {"fiscal_year": services.fiscal_year(today), "due_date": today + timedelta(days=30)},
     )
     if form.validate_on_submit():
-        try:
+        with state_change(form, field="fiscal_year") as change:
             membership = services.record_membership(
                 db.session,
                 company,
@@ -533,12 +490,7 @@ def membership_new(slug: str, company_id: int):
                 due_date=form.due_date.data,
                 actor=current_user,
             )
-        except MembershipError as exc:
-            db.session.rollback()
-            field = getattr(form, exc.field or "fiscal_year", form.fiscal_year)
-            field.errors.append(error_message(exc))
-        else:
-            db.session.commit()
+        if change.ok:
             flash(
                 _(
                     "The membership for %(year)s was recorded and its invoice issued.",
@@ -565,7 +517,7 @@ def membership_correct(slug: str, membership_id: int):
     membership = _membership_or_404(series, membership_id)
     company = membership.company
     if membership.state != MembershipState.unpaid:
-        flash(error_message(MembershipError("not_unpaid")), "error")
+        flash(str(MembershipError("not_unpaid").message), "error")
         return redirect(url_for(".company_page", slug=slug, company_id=company.id))
     data = None
     if request.method != "POST":
@@ -584,7 +536,7 @@ def membership_correct(slug: str, membership_id: int):
         }
     form = forms.MembershipForm(currency=membership.currency, data=data)
     if form.validate_on_submit():
-        try:
+        with state_change(form, field="amount") as change:
             services.correct_invoice(
                 db.session,
                 membership,
@@ -593,11 +545,7 @@ def membership_correct(slug: str, membership_id: int):
                 due_date=form.due_date.data,
                 actor=current_user,
             )
-        except MembershipError as exc:
-            db.session.rollback()
-            form.amount.errors.append(error_message(exc))
-        else:
-            db.session.commit()
+        if change.ok:
             flash(_("A corrected invoice was issued."), "success")
             return redirect(url_for(".company_page", slug=slug, company_id=company.id))
     code = 400 if form.is_submitted() else 200
@@ -620,15 +568,11 @@ def payment(slug: str, membership_id: int):
         data=None if request.method == "POST" else {"paid_on": services.local_today(series)}
     )
     if form.validate_on_submit():
-        try:
+        with state_change(form, field="paid_on") as change:
             receipt = services.record_payment(
                 db.session, membership, form.paid_on.data, current_user
             )
-        except MembershipError as exc:
-            db.session.rollback()
-            form.paid_on.errors.append(error_message(exc))
-        else:
-            db.session.commit()
+        if change.ok:
             flash(
                 _(
                     "The payment was recorded and receipt %(number)s issued.",
@@ -649,14 +593,8 @@ def membership_cancel(slug: str, membership_id: int):
     membership = _membership_or_404(series, membership_id)
     if not forms.ConfirmForm().validate_on_submit():
         abort(400)
-    try:
+    with state_change(success=_("The membership was cancelled and a credit note issued.")):
         services.cancel_membership(db.session, membership, current_user)
-    except MembershipError as exc:
-        db.session.rollback()
-        flash(error_message(exc), "error")
-    else:
-        db.session.commit()
-        flash(_("The membership was cancelled and a credit note issued."), "success")
     return redirect(url_for(".company_page", slug=slug, company_id=membership.company_id))
 
 
@@ -755,20 +693,16 @@ def accept_invitation(token: str):
     try:
         invitation = services.read_invitation(db.session, token)
     except MembershipError as exc:
-        return render_template(
-            "membership/invitation_problem.html", message=error_message(exc)
-        ), 400
+        return render_template("membership/invitation_problem.html", message=str(exc.message)), 400
     _login_first()  # accepting needs an account: log in (or sign up) and come back
     form = forms.ConfirmForm()
     if request.method == "POST" and form.validate_on_submit():
-        try:
+        with state_change(flash_errors=False) as change:
             services.accept_invitation(db.session, invitation, current_user)
-        except MembershipError as exc:
-            db.session.rollback()
+        if not change.ok:
             return render_template(
-                "membership/invitation_problem.html", message=error_message(exc)
+                "membership/invitation_problem.html", message=str(change.message)
             ), 400
-        db.session.commit()
         flash(
             _(
                 "You are now a member through %(company)s.",

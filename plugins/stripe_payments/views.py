@@ -28,6 +28,7 @@ from portal.payments import services as ledger
 from portal.payments.models import Payment, PaymentState, ProcessedWebhookEvent
 from portal.registration import services as registrations
 from portal.registration.models import RegistrationState
+from portal.transactions import state_change
 
 bp = Blueprint("stripe_payments", __name__, template_folder="templates")
 
@@ -81,14 +82,11 @@ def card_pay(reg_id: int):
     form = forms.PayForm()
     if not form.validate_on_submit():
         return _render_pay(registration, form, status=400 if form.is_submitted() else 200)
-    try:
+    with state_change() as change:
         payment = services.begin_card_payment(
             db.session, registration, language=current_language(), actor=current_user
         )
-        db.session.commit()
-    except ledger.PaymentError as exc:
-        db.session.rollback()
-        flash(str(exc.message), "error")
+    if not change.ok:
         return redirect(url_for("registration.my_registration", reg_id=registration.id))
     if payment.state == PaymentState.pending:
         try:

@@ -15,6 +15,7 @@ from portal.events.models import Event
 from portal.pagination import page_number, paginate
 from portal.registration.services import SECTOR_LABELS
 from portal.registration.services import STATE_LABELS as REGISTRATION_STATE_LABELS
+from portal.transactions import state_change
 
 bp = Blueprint(
     "webinar",
@@ -53,14 +54,10 @@ def attendance(slug: str):
         status = 400
         if form.validate():
             data = form.report.data.read(services.MAX_REPORT_BYTES + 1)
-            try:
+            with state_change(form, field="report") as change:
                 report = services.parse_report(data)
                 result = services.import_report(db.session, event, report, actor=current_user)
-                db.session.commit()
-                status = 200
-            except services.ReportError as error:
-                db.session.rollback()
-                form.report.errors = [*list(form.report.errors or []), str(error.message)]
+            status = change.status
     page = paginate(db.session, services.attendance_list(event), page_number(), PER_PAGE)
     return (
         render_template(

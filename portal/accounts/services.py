@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from portal import audit, plugins, security
@@ -47,23 +48,43 @@ PERSON_FIELDS = (
 )
 
 
+ERROR_MESSAGES = {
+    "wrong_password": _l("The password is not correct."),
+    "same_email": _l("This is already your email address."),
+    "email_taken": _l("This email address already belongs to another account."),
+    "password_length": _l(
+        "The password must be at least %(min)d characters long.", min=MIN_PASSWORD_LENGTH
+    ),
+    "already_verified": _l("Your email address is already confirmed."),
+}
+
+
 class AccountError(UserError):
-    """A state change that is not allowed; ``code`` (the message) names the reason for the
-    view, ``field`` the form field to show it on."""
+    """A state change that is not allowed: ``code`` names the reason (``"wrong_password"``,
+    ...), ``message`` says it in the reader's language, ``field`` is the form field to show it
+    on."""
 
-    @property
-    def code(self) -> str:
-        return self.message
+    def __init__(self, code: str, field: str | None = None):
+        self.code = code
+        message = ERROR_MESSAGES.get(code, _l("The request could not be understood."))
+        super().__init__(message, field)
 
 
-class RateLimited(Exception):
+class RateLimited(UserError):
     """Too many log-in attempts: from this client address (``reason="address"``: slow down)
     or for this account (``reason="account"``: its password alone does not log in for now;
     the emailed password-reset link does, see ``portal/security.py``)."""
 
     def __init__(self, reason: str = "address"):
-        super().__init__(reason)
         self.reason = reason
+        if reason == "account":
+            # Never a lock-out by strangers: the emailed reset link always logs in.
+            message = _l(
+                "This account had too many failed log-in attempts, so its password alone does not log in for now. Use “Forgot your password?” to get a link by email: it works at once."
+            )
+        else:
+            message = _l("Too many attempts from your network. Please wait a minute and try again.")
+        super().__init__(message)
 
 
 def normalise_email(email: str | None) -> str:

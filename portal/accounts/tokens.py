@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from portal.errors import UserError
@@ -27,10 +28,14 @@ MAX_AGE = {
 
 
 class TokenError(UserError):
-    """The link is not valid; ``expired`` tells the two cases apart for the message."""
+    """The link is not valid; ``expired`` tells the two cases apart (and the message)."""
 
     def __init__(self, expired: bool = False):
-        super().__init__("expired" if expired else "invalid")
+        if expired:
+            message = _l("This link has expired. Please ask for a new one.")
+        else:
+            message = _l("This link is not valid any more. Please ask for a new one.")
+        super().__init__(message)
         self.expired = expired
 
 

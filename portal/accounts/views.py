@@ -27,6 +27,7 @@ from portal.accounts import forms, services
 from portal.accounts.tokens import TokenError
 from portal.db import db
 from portal.security import limit_email_form
+from portal.transactions import state_change
 
 bp = Blueprint("accounts", __name__, url_prefix="/<lang_code>/account")
 
@@ -36,34 +37,6 @@ SIGNUP_SENT_TEMPLATE = "accounts/check_email.html"
 @bp.context_processor
 def _accounts_globals():
     return {"min_password_length": services.MIN_PASSWORD_LENGTH}
-
-
-def _error_messages() -> dict[str, str]:
-    return {
-        "wrong_password": _("The password is not correct."),
-        "same_email": _("This is already your email address."),
-        "email_taken": _("This email address already belongs to another account."),
-        "password_length": _(
-            "The password must be at least %(min)d characters long.",
-            min=services.MIN_PASSWORD_LENGTH,
-        ),
-        "already_verified": _("Your email address is already confirmed."),
-    }
-
-
-def _show_error(form, error: services.AccountError) -> None:
-    message = _error_messages().get(error.code, _("The request could not be understood."))
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
-        field.errors = [*field.errors, message]
-    else:
-        flash(message, "error")
-
-
-def _token_message(error: TokenError) -> str:
-    if error.expired:
-        return _("This link has expired. Please ask for a new one.")
-    return _("This link is not valid any more. Please ask for a new one.")
 
 
 # -- sign up and verification ----------------------------------------------------------------
@@ -78,15 +51,16 @@ def signup():
     if form.validate_on_submit():
         email = services.normalise_email(form.email.data)
         try:
-            user = services.sign_up(
-                db.session, email=email, password=form.password.data, **form.person_data()
-            )
-            if user is not None and form.announcement_lists.data:
-                _join_lists(user, form.announcement_lists.data)
-            db.session.commit()
+            with state_change(errors=()):
+                user = services.sign_up(
+                    db.session, email=email, password=form.password.data, **form.person_data()
+                )
+                if user is not None and form.announcement_lists.data:
+                    _join_lists(user, form.announcement_lists.data)
         except IntegrityError:
-            # Someone signed up with the same address at the same moment: say the same thing.
-            db.session.rollback()
+            # Someone signed up with the same address at the same moment (rolled back above):
+            # say the same thing.
+            pass
         return render_template(SIGNUP_SENT_TEMPLATE, email=email)
     return render_template("accounts/signup.html", form=form), 400 if form.errors else 200
 
@@ -110,13 +84,11 @@ def _join_lists(user, series_ids) -> None:
 
 @bp.get("/verify/<token>")
 def verify_email(token: str):
-    try:
+    confirmed = _("Thank you. Your email address is confirmed.")
+    with state_change(errors=(TokenError,), success=confirmed, flash_errors=False) as change:
         services.verify_email(db.session, token)
-    except TokenError as error:
-        db.session.rollback()
-        return render_template("accounts/link_problem.html", message=_token_message(error)), 400
-    db.session.commit()
-    flash(_("Thank you. Your email address is confirmed."), "success")
+    if not change.ok:
+        return render_template("accounts/link_problem.html", message=change.message), 400
     if current_user.is_authenticated:
         return redirect(url_for("accounts.profile"))
     return redirect(url_for("accounts.login"))
@@ -153,27 +125,13 @@ def login():
     if current_user.is_authenticated and request.method == "GET":
         return redirect(_next_or_home(form.next.data))
     if form.validate_on_submit():
-        try:
+        # A failed attempt is recorded (committed) too; too many refuse (RateLimited, flashed).
+        with state_change(errors=(services.RateLimited,)) as change:
             user = services.authenticate(
                 db.session, form.email.data, form.password.data, request.remote_addr or ""
             )
-        except services.RateLimited as limited:
-            db.session.rollback()
-            if limited.reason == "account":
-                # Never a lock-out by strangers: the emailed reset link always logs in.
-                flash(
-                    _(
-                        "This account had too many failed log-in attempts, so its password alone does not log in for now. Use “Forgot your password?” to get a link by email: it works at once."
-                    ),
-                    "error",
-                )
-            else:
-                flash(
-                    _("Too many attempts from your network. Please wait a minute and try again."),
-                    "error",
-                )
+        if not change.ok:
             return render_template("accounts/login.html", form=form), 429
-        db.session.commit()
         if user is None:
             form.password.errors = [_("The email address or the password is not correct.")]
             return render_template("accounts/login.html", form=form), 400
@@ -230,18 +188,14 @@ def reset_password(token: str):
     try:
         services.user_for_reset(db.session, token)
     except TokenError as error:
-        return render_template(
-            "accounts/link_problem.html", message=_token_message(error), reset=True
-        ), 400
+        return render_template("accounts/link_problem.html", message=error.message, reset=True), 400
     if form.validate_on_submit():
-        try:
+        with state_change(errors=(TokenError,), flash_errors=False) as change:
             services.reset_password(db.session, token, form.password.data)
-        except TokenError as error:
-            db.session.rollback()
+        if not change.ok:
             return render_template(
-                "accounts/link_problem.html", message=_token_message(error), reset=True
+                "accounts/link_problem.html", message=change.message, reset=True
             ), 400
-        db.session.commit()
         logout_user()
         flash(_("Your password has been changed. Please log in with the new one."), "success")
         return redirect(url_for("accounts.login"))
@@ -295,15 +249,11 @@ def update_profile():
 def change_email():
     form = forms.ChangeEmailForm(prefix="email")
     if form.validate_on_submit():
-        try:
+        with state_change(form, errors=(services.AccountError,)) as change:
             services.request_email_change(
                 db.session, current_user, form.email.data, form.password.data
             )
-        except services.AccountError as error:
-            db.session.rollback()
-            _show_error(form, error)
-        else:
-            db.session.commit()
+        if change.ok:
             flash(
                 _(
                     "We sent a link to %(email)s. Your address changes when you follow it.",
@@ -318,20 +268,16 @@ def change_email():
 @bp.get("/profile/email/<token>")
 @login_required
 def confirm_email_change(token: str):
+    changed = _("Your email address has been changed.")
     try:
-        services.confirm_email_change(db.session, current_user, token)
-    except TokenError as error:
-        db.session.rollback()
+        # AccountError("email_taken"): another account took the address meanwhile (flashed).
+        with state_change(errors=(services.AccountError,), success=changed):
+            services.confirm_email_change(db.session, current_user, token)
+    except TokenError as error:  # rolled back above
         if not error.expired:
             # Another account's link, or a used one: nothing to see here.
             abort(404)
-        return render_template("accounts/link_problem.html", message=_token_message(error)), 400
-    except services.AccountError:
-        db.session.rollback()
-        flash(_("This email address already belongs to another account."), "error")
-        return redirect(url_for("accounts.profile"))
-    db.session.commit()
-    flash(_("Your email address has been changed."), "success")
+        return render_template("accounts/link_problem.html", message=error.message), 400
     return redirect(url_for("accounts.profile"))
 
 
@@ -341,15 +287,11 @@ def change_password():
     form = forms.ChangePasswordForm(prefix="password")
     if form.validate_on_submit():
         user = current_user._get_current_object()
-        try:
+        with state_change(form, errors=(services.AccountError,)) as change:
             services.change_password(
                 db.session, user, form.current_password.data, form.password.data
             )
-        except services.AccountError as error:
-            db.session.rollback()
-            _show_error(form, error)
-        else:
-            db.session.commit()
+        if change.ok:
             # This session stays logged in under the new password version; others end.
             remembered = request.cookies.get(
                 current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")

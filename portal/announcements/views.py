@@ -138,12 +138,10 @@ def confirm(token: str):
     )
     form = forms.EmptyForm()
     if form.validate_on_submit():
-        try:
+        with state_change(errors=(tokens.LinkError,), flash_errors=False) as change:
             sub = subscriptions.confirm(db.session, token)
-        except tokens.LinkError as error:
-            db.session.rollback()
-            return _link_problem(error)
-        db.session.commit()
+        if not change.ok:
+            return _link_problem(change.error)
         return render_template("announcements/confirmed.html", series=sub.series, sub=sub)
     return render_template("announcements/confirm.html", series=sub.series, form=form, sub=sub)
 

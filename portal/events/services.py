@@ -34,7 +34,20 @@ STATUS_MOVES = {
 
 
 class StatusChangeError(UserError):
-    """An event status change that is not allowed."""
+    """An event status change that is not allowed (``old`` → ``new``), said on the form's
+    ``status`` field."""
+
+    default_field = "status"
+
+    def __init__(self, old: EventStatus, new: EventStatus):
+        self.old, self.new = old, new
+        super().__init__(
+            _l(
+                "An event cannot move from “%(old)s” to “%(new)s”.",
+                old=STATUS_LABELS[old],
+                new=STATUS_LABELS[new],
+            )
+        )
 
 
 def visible_events(user=None) -> sa.Select:
@@ -95,7 +108,7 @@ def change_status(
     if new == old:
         return
     if new not in STATUS_MOVES[old]:
-        raise StatusChangeError(f"{old} → {new}")
+        raise StatusChangeError(old, new)
     event.status = new
     audit.record(
         session, actor, "event", event.id, "status", old=old.value, new=new.value, reason=reason

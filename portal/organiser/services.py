@@ -188,7 +188,7 @@ def create_event(
 
 def _check_move(old: EventStatus, new: EventStatus) -> None:
     if new != old and new not in STATUS_MOVES[old]:
-        raise StatusChangeError(f"{old} → {new}")
+        raise StatusChangeError(old, new)
 
 
 def update_event(

@@ -26,7 +26,7 @@ from portal.accounts.models import Person, User, UserRole
 from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event, EventStatus, Series, Talk
-from portal.events.services import STATUS_LABELS, STATUS_MOVES, StatusChangeError
+from portal.events.services import STATUS_LABELS, STATUS_MOVES
 from portal.localtime import to_local
 from portal.organiser import forms, services
 from portal.pagination import page_number, paginate
@@ -73,14 +73,6 @@ def _talk_or_404(event: Event, talk_id: int) -> Talk:
         if talk.id == talk_id:
             return talk
     abort(404)
-
-
-def _status_message(old: EventStatus, new: EventStatus) -> str:
-    return _(
-        "An event cannot move from “%(old)s” to “%(new)s”.",
-        old=STATUS_LABELS[old],
-        new=STATUS_LABELS[new],
-    )
 
 
 # -- index -----------------------------------------------------------------------------------
@@ -152,7 +144,7 @@ def event_new():
         },
     )
     if form.validate_on_submit():
-        try:
+        with state_change(form, success=_("The event was created.")) as change:
             event = services.create_event(
                 db.session,
                 current_user,
@@ -160,14 +152,7 @@ def event_new():
                 reason=form.reason.data,
                 **form.values(),
             )
-        except StatusChangeError:
-            db.session.rollback()
-            form.status.errors.append(
-                _status_message(EventStatus.draft, EventStatus(form.status.data))
-            )
-        else:
-            db.session.commit()
-            flash(_("The event was created."), "success")
+        if change.ok:
             return redirect(url_for(".event_dashboard", slug=event.slug))
     code = 400 if form.is_submitted() else 200
     return render_template("organiser/event_form.html", form=form, event=None), code
@@ -179,8 +164,7 @@ def event_edit(slug: str):
     series = services.organised_series(db.session, current_user)
     form = forms.EventForm(series=series, event=event)
     if form.validate_on_submit():
-        old_status = event.status
-        try:
+        with state_change(form, success=_("The event was saved.")) as change:
             services.update_event(
                 db.session,
                 event,
@@ -189,12 +173,7 @@ def event_edit(slug: str):
                 reason=form.reason.data,
                 **form.values(),
             )
-        except StatusChangeError:
-            db.session.rollback()
-            form.status.errors.append(_status_message(old_status, EventStatus(form.status.data)))
-        else:
-            db.session.commit()
-            flash(_("The event was saved."), "success")
+        if change.ok:
             return redirect(url_for(".event_dashboard", slug=event.slug))
     code = 400 if form.is_submitted() else 200
     return render_template("organiser/event_form.html", form=form, event=event), code
@@ -290,15 +269,11 @@ def event_status(slug: str):
     if not form.validate():
         return _render_dashboard(event, status_form=form, code=400)
     new = EventStatus(form.status.data)
-    old = event.status
-    try:
+    now = _("The status is now “%(status)s”.", status=STATUS_LABELS[new])
+    with state_change(form, success=now) as change:
         event_services.change_status(db.session, event, new, current_user, form.reason.data)
-    except StatusChangeError:
-        db.session.rollback()
-        form.status.errors.append(_status_message(old, new))
+    if not change.ok:
         return _render_dashboard(event, status_form=form, code=400)
-    db.session.commit()
-    flash(_("The status is now “%(status)s”.", status=STATUS_LABELS[new]), "success")
     return redirect(url_for(".event_dashboard", slug=slug))
 
 

@@ -24,6 +24,7 @@ from portal.pagination import Page, page_number, paginate
 from portal.payments import services as payments
 from portal.payments.models import Payment
 from portal.registration.models import Registration, RegistrationState
+from portal.transactions import state_change
 
 
 def awaiting(event: Event, *, by_deadline: bool = False) -> sa.Select:
@@ -78,15 +79,10 @@ def rows(
 def record(form, registration: Registration, record_fn: Callable[[int], Payment]):
     """Parse the form's amount and record it with ``record_fn(amount_minor)``; commits. A
     refused amount rolls back and goes on the form's amount field (returns None)."""
-    try:
+    with state_change(form, field="amount") as change:
         amount = payments.parse_amount(form.amount.data, registration.currency)
         payment = record_fn(amount)
-    except payments.PaymentError as exc:
-        db.session.rollback()
-        form.amount.errors = [*form.amount.errors, str(exc.message)]
-        return None
-    db.session.commit()
-    return payment
+    return payment if change.ok else None
 
 
 def flash_recorded(payment: Payment, *, attention: Callable[[str], str], done: str) -> None:

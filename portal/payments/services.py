@@ -32,6 +32,7 @@ from portal.accounts.models import Person, Sector
 from portal.db import utcnow
 from portal.documents import services as documents
 from portal.documents.models import Document, DocumentKind
+from portal.errors import UserError
 from portal.events.models import Event
 from portal.i18n import LANGUAGES, BilingualText, format_money, format_person_name, minor_units
 from portal.mail.services import queue_email
@@ -84,15 +85,10 @@ FLAG_LABELS = {
 # -- errors ----------------------------------------------------------------------------------
 
 
-class PaymentError(Exception):
+class PaymentError(UserError):
     """A refused payment action; ``message`` is translated, ``field`` names the form field."""
 
     default_message = _l("This payment action is not possible.")
-
-    def __init__(self, message=None, field: str | None = None):
-        self.message = message if message is not None else self.default_message
-        self.field = field
-        super().__init__(str(self.message))
 
 
 class ProviderUnavailable(PaymentError):

@@ -33,6 +33,7 @@ from portal.payments import forms, providers, services, unmatched
 from portal.payments.models import Payment, RefundState
 from portal.registration import services as registrations
 from portal.registration.models import RegistrationState
+from portal.transactions import state_change
 
 bp = Blueprint("payments", __name__)
 PER_PAGE = 50
@@ -115,7 +116,7 @@ def receipt_name(reg_id: int):
         abort(404)
     form = forms.ReceiptNameForm()
     if form.validate_on_submit():
-        try:
+        with state_change(success=_("The name for your receipt has been saved.")):
             services.set_receipt_addressee(
                 db.session,
                 registration,
@@ -123,11 +124,6 @@ def receipt_name(reg_id: int):
                 name=form.name.data,
                 actor=current_user,
             )
-            db.session.commit()
-            flash(_("The name for your receipt has been saved."), "success")
-        except services.PaymentError as exc:
-            db.session.rollback()
-            flash(str(exc.message), "error")
     else:
         for errors in form.errors.values():
             for error in errors:
@@ -316,15 +312,12 @@ def refund(slug: str, payment_id: int):
         form.amount.data = _major(payment.refundable_minor, payment.currency)
     if not form.validate_on_submit():
         return _render_refund(event, payment, form, 400 if form.is_submitted() else 200)
-    try:
+    with state_change(form, field="amount") as change:
         amount = services.parse_amount(form.amount.data, payment.currency)
         row = services.begin_refund(
             db.session, payment.id, amount, actor=current_user, reason=form.reason.data
         )
-        db.session.commit()
-    except services.PaymentError as exc:
-        db.session.rollback()
-        form.amount.errors = [*form.amount.errors, str(exc.message)]
+    if not change.ok:
         return _render_refund(event, _event_payment(event, payment_id), form, 400)
     return _send(event, payment_id, row)
 

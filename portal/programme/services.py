@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from portal import audit, plugins
 from portal.accounts.models import Person
+from portal.errors import UserError
 from portal.events.models import Event, Talk
 from portal.i18n import BilingualText, format_person_name
 from portal.programme.models import ItemKind, ProgrammeItem, TalkPlacement
@@ -36,13 +37,8 @@ KIND_LABELS = {
 }
 
 
-class ProgrammeError(ValueError):
+class ProgrammeError(UserError):
     """A refused change; ``message`` is translated, ``field`` names the form field."""
-
-    def __init__(self, message, field: str | None = None):
-        super().__init__(str(message))
-        self.message = message
-        self.field = field
 
 
 # -- changes ---------------------------------------------------------------------------------

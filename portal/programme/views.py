@@ -31,6 +31,7 @@ from portal.pagecache import cached_for_visitors, depends_on
 from portal.params import int_or_none
 from portal.programme import services
 from portal.programme.models import ItemKind, ProgrammeItem
+from portal.transactions import state_change
 
 bp = Blueprint("programme", __name__, url_prefix="/<lang_code>/events/<slug>/programme")
 admin = Blueprint(
@@ -192,12 +193,6 @@ def _talk(event: Event, talk_id) -> Talk:
     return talk
 
 
-def _failed(event: Event, error: services.ProgrammeError, values: dict | None = None):
-    db.session.rollback()
-    flash(str(error.message), "error")
-    return _render_builder(event, 400, values)
-
-
 @admin.post("/items/new", defaults={"item_id": None})
 @admin.post("/items/<int:item_id>")
 @login_required
@@ -213,7 +208,7 @@ def save_item(slug: str, item_id: int | None):
         # Only a speaker of the event or a registered participant can chair.
         candidates = services.chair_candidates(db.session, event)
         chair = next((p for p in candidates if p.id == chair_id), None)
-    try:
+    with state_change(success=_("The programme was saved.")) as change:
         services.save_item(
             db.session,
             event,
@@ -228,10 +223,8 @@ def save_item(slug: str, item_id: int | None):
             ends_at=_parse_local(form.get("ends_at"), event.timezone),
             actor=current_user,
         )
-    except services.ProgrammeError as error:
-        return _failed(event, error, {"item": item_id or "new", **form.to_dict()})
-    db.session.commit()
-    flash(_("The programme was saved."), "success")
+    if not change.ok:  # the message is flashed; the builder again with what was entered
+        return _render_builder(event, 400, {"item": item_id or "new", **form.to_dict()})
     return redirect(url_for(".builder", slug=slug))
 
 
@@ -256,7 +249,7 @@ def place_talk(slug: str, talk_id: int):
     if not ButtonForm().validate():
         abort(400)
     form = request.form
-    try:
+    with state_change(success=_("The programme was saved.")) as change:
         if form.get("action") == "unplace":
             services.unplace_talk(db.session, event, talk, actor=current_user)
         else:
@@ -273,10 +266,8 @@ def place_talk(slug: str, talk_id: int):
                 ends_at=_parse_local(form.get("ends_at"), event.timezone),
                 actor=current_user,
             )
-    except services.ProgrammeError as error:
-        return _failed(event, error, {"talk": talk_id, **form.to_dict()})
-    db.session.commit()
-    flash(_("The programme was saved."), "success")
+    if not change.ok:
+        return _render_builder(event, 400, {"talk": talk_id, **form.to_dict()})
     return redirect(url_for(".builder", slug=slug) + f"#talk-{talk.id}")
 
 
@@ -286,12 +277,10 @@ def start(slug: str):
     event = _organiser_event(slug)
     if not ButtonForm().validate():
         abort(400)
-    try:
+    with state_change(success=_("The programme was saved.")) as change:
         services.start_from_talks(db.session, event, actor=current_user)
-    except services.ProgrammeError as error:
-        return _failed(event, error)
-    db.session.commit()
-    flash(_("The programme was saved."), "success")
+    if not change.ok:
+        return _render_builder(event, 400)
     return redirect(url_for(".builder", slug=slug))
 
 

@@ -38,6 +38,7 @@ class MembershipRequired(RegistrationError):
 
 class AlreadyRegistered(RegistrationError):
     default_message = _l("You are already registered for this event.")
+    category = "info"  # no failure: the page of the registration follows
 
     def __init__(self, registration: Registration, message=None):
         super().__init__(message)

@@ -46,6 +46,7 @@ from portal.params import int_or_none
 from portal.registration import forms, services
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from portal.registration.services import MODE_LABELS, SECTOR_LABELS, STATE_LABELS
+from portal.transactions import state_change
 
 bp = Blueprint("registration", __name__, url_prefix="/<lang_code>")
 admin = Blueprint(
@@ -226,36 +227,31 @@ def register(slug: str):
 
     prepare_token()  # the ticket's QR code encoded before the event lock, not under it
     try:
-        registration = services.register(
-            db.session, event, person, privacy_accepted=form.privacy.data, **choices
-        )
-        if form.join_list.data:
-            from portal.announcements.subscriptions import join_on_list
-
-            join_on_list(
-                db.session,
-                event.series,
-                person,
-                person.preferred_language,
-                "registration",
-                verified=current_user.is_verified,
+        with state_change(form) as change:
+            registration = services.register(
+                db.session, event, person, privacy_accepted=form.privacy.data, **choices
             )
-        db.session.commit()
-    except services.AlreadyRegistered as error:
-        db.session.rollback()
-        flash(_("You are already registered for this event."), "info")
-        return redirect(url_for(".my_registration", reg_id=error.registration.id))
+            if form.join_list.data:
+                from portal.announcements.subscriptions import join_on_list
+
+                join_on_list(
+                    db.session,
+                    event.series,
+                    person,
+                    person.preferred_language,
+                    "registration",
+                    verified=current_user.is_verified,
+                )
     except IntegrityError:
-        # Two submits at once: the unique constraint kept one; show it.
-        db.session.rollback()
+        # Two submits at once: the unique constraint kept one (rolled back above); show it.
         existing = services.my_registration(db.session, event, current_user)
         if existing is None:
             raise
         flash(_("You are already registered for this event."), "info")
         return redirect(url_for(".my_registration", reg_id=existing.id))
-    except services.RegistrationError as error:
-        db.session.rollback()
-        _attach_error(form, error)
+    if isinstance(change.error, services.AlreadyRegistered):  # flashed as "info"
+        return redirect(url_for(".my_registration", reg_id=change.error.registration.id))
+    if not change.ok:
         return show_form(400)
     _draft_pop(event)
     messages = {
@@ -339,14 +335,8 @@ def cancel(reg_id: int):
     registration = _own_registration(reg_id)
     form = forms.ConfirmForm()
     if request.method == "POST" and form.validate():
-        try:
+        with state_change(success=_("Your registration has been cancelled.")):
             services.cancel(db.session, registration, actor=current_user)
-            db.session.commit()
-        except services.RegistrationError as error:
-            db.session.rollback()
-            flash(str(error.message), "error")
-            return redirect(url_for(".my_registration", reg_id=reg_id))
-        flash(_("Your registration has been cancelled."), "success")
         return redirect(url_for(".my_registration", reg_id=reg_id))
     if not registration.is_active:
         return redirect(url_for(".my_registration", reg_id=reg_id))
@@ -362,17 +352,13 @@ def switch_mode(reg_id: int):
     form = forms.ModeSwitchForm()
     if not form.validate():
         return _render_my_registration(registration, form, 400)
-    try:
+    changed = _("Your attendance mode has been changed.")
+    with state_change(form, field="attendance_mode", success=changed) as change:
         services.switch_mode(
             db.session, registration, form.attendance_mode.data, actor=current_user
         )
-        db.session.commit()
-    except services.RegistrationError as error:
-        db.session.rollback()
-        registration = _own_registration(reg_id)
-        form.attendance_mode.errors = [str(error.message)]
-        return _render_my_registration(registration, form, 400)
-    flash(_("Your attendance mode has been changed."), "success")
+    if not change.ok:
+        return _render_my_registration(_own_registration(reg_id), form, 400)
     return redirect(url_for(".my_registration", reg_id=reg_id))
 
 
@@ -539,7 +525,7 @@ def add(slug: str):
         return show()
     if not form.validate():
         return show(400)
-    try:
+    with state_change(form) as change:
         if person is None:
             person = services.create_guest_person(
                 db.session,
@@ -565,15 +551,10 @@ def add(slug: str):
             reason=form.reason.data or "",
             force=form.force.data,
         )
-        db.session.commit()
-    except services.AlreadyRegistered as error:
-        db.session.rollback()
-        flash(str(error.message), "info")
-        return redirect(url_for(".detail", slug=slug, reg_id=error.registration.id))
-    except services.RegistrationError as error:
-        db.session.rollback()
+    if isinstance(change.error, services.AlreadyRegistered):  # flashed as "info"
+        return redirect(url_for(".detail", slug=slug, reg_id=change.error.registration.id))
+    if not change.ok:
         person = db.session.get(Person, int(person_id)) if person_id else None
-        _attach_error(form, error)
         return show(400)
     flash(
         _(
@@ -632,7 +613,8 @@ def change_state(slug: str, reg_id: int):
     form = forms.StateChangeForm()
     if not form.validate():
         return _render_detail(event, registration, form, 400)
-    try:
+    updated = _("The registration has been updated.")
+    with state_change(form, field="state", success=updated) as change:
         services.change_state_by_organiser(
             db.session,
             registration,
@@ -641,15 +623,8 @@ def change_state(slug: str, reg_id: int):
             reason=form.reason.data,
             force=form.force.data,
         )
-        db.session.commit()
-    except services.RegistrationError as error:
-        db.session.rollback()
-        registration = _event_registration(event, reg_id)
-        if error.field not in ("state", "reason"):
-            error.field = "state"
-        getattr(form, error.field).errors = [str(error.message)]
-        return _render_detail(event, registration, form, 400)
-    flash(_("The registration has been updated."), "success")
+    if not change.ok:
+        return _render_detail(event, _event_registration(event, reg_id), form, 400)
     return redirect(url_for(".detail", slug=slug, reg_id=reg_id))
 
 
@@ -659,13 +634,9 @@ def mark_paid(slug: str, reg_id: int):
     event = _organiser_event(slug)
     registration = _event_registration(event, reg_id)
     if forms.ConfirmForm().validate():
-        try:
+        paid = _("The payment has been recorded and the registration confirmed.")
+        with state_change(success=paid):
             services.mark_paid(db.session, registration, actor=current_user)
-            db.session.commit()
-            flash(_("The payment has been recorded and the registration confirmed."), "success")
-        except services.RegistrationError as error:
-            db.session.rollback()
-            flash(str(error.message), "error")
     return redirect(url_for(".detail", slug=slug, reg_id=reg_id))
 
 
@@ -774,19 +745,16 @@ def fees(slug: str):
     status = 200
     if request.method == "POST":
         if settings_form.validate():
-            try:
+            saved = _("The settings have been saved.")
+            with state_change(settings_form, field="payment_days", success=saved) as change:
                 services.update_settings(
                     db.session,
                     event,
                     payment_days=settings_form.payment_days.data,
                     actor=current_user,
                 )
-                db.session.commit()
-                flash(_("The settings have been saved."), "success")
+            if change.ok:
                 return redirect(url_for(".fees", slug=slug))
-            except services.RegistrationError as error:
-                db.session.rollback()
-                settings_form.payment_days.errors = [str(error.message)]
         status = 400
     return (
         render_template(
@@ -832,7 +800,7 @@ def fee_form(slug: str, cat_id: int | None):
         status = 400
         if form.validate():
             until = form.early_bird_until.data
-            try:
+            with state_change(form, field="code") as change:
                 saved = services.save_fee_category(
                     db.session,
                     event,
@@ -848,7 +816,7 @@ def fee_form(slug: str, cat_id: int | None):
                     requires_membership=form.requires_membership.data,
                     position=form.position.data or 0,
                 )
-                db.session.commit()
+            if change.ok:
                 flash(
                     _(
                         "The fee category %(name)s has been saved.",
@@ -857,13 +825,6 @@ def fee_form(slug: str, cat_id: int | None):
                     "success",
                 )
                 return redirect(url_for(".fees", slug=slug))
-            except services.RegistrationError as error:
-                db.session.rollback()
-                target = {
-                    "price": form.price,
-                    "early_bird_until": form.early_bird_until,
-                }.get(error.field, form.code)
-                target.errors = [*list(target.errors or []), str(error.message)]
     return (
         render_template(
             "registration/fee_form.html",

@@ -754,17 +754,16 @@ def talk_speaker(talk_id: int):
     action = request.form.get("action")
     if request.method == "POST":
         status = 400
-        try:
+        done = None
+        with state_change() as change:  # a refused change is flashed
             if action == "pick" and pick_form.validate_on_submit():
                 raw = pick_form.speaker_id.data
                 person = db.session.get(Person, raw) if int_or_none(raw) is not None else None
                 if person is None:
                     abort(404)
                 services.attach_speaker(db.session, talk, person, current_user)
-                db.session.commit()
-                flash(_("The speaker has been set."), "success")
-                return redirect(request.path)
-            if action == "create" and new_form.validate_on_submit():
+                done = _("The speaker has been set.")
+            elif action == "create" and new_form.validate_on_submit():
                 duplicates = services.likely_duplicates_of(db.session, new_form.values())
                 if duplicates and not new_form.confirm_new.data:
                     flash(
@@ -777,10 +776,8 @@ def talk_speaker(talk_id: int):
                     services.create_speaker_for_talk(
                         db.session, talk, new_form.values(), current_user
                     )
-                    db.session.commit()
-                    flash(_("The speaker has been set."), "success")
-                    return redirect(request.path)
-            if action == "intro" and intro_form.validate_on_submit():
+                    done = _("The speaker has been set.")
+            elif action == "intro" and intro_form.validate_on_submit():
                 services.set_talk_self_introduction(
                     db.session,
                     talk,
@@ -789,12 +786,10 @@ def talk_speaker(talk_id: int):
                     ),
                     current_user,
                 )
-                db.session.commit()
-                flash(_("The self-introduction for this talk has been saved."), "success")
-                return redirect(request.path)
-        except services.SpeakerError as exc:
-            db.session.rollback()
-            flash(str(exc.message), "error")
+                done = _("The self-introduction for this talk has been saved.")
+        if change.ok and done is not None:
+            flash(done, "success")
+            return redirect(request.path)
     else:
         intro_form.talk_intro_ja.data = talk.self_introduction.ja
         intro_form.talk_intro_en.data = talk.self_introduction.en
