@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     cpu_result = None
     if args.only in (None, "rush"):
         rush_results = rush.run()
-        ok = ok and bool(rush_results) and all(r.ok for r in rush_results)
+        ok = ok and bool(rush_results) and all(r.ok and r.fast for r in rush_results)
     if args.only in (None, "pages"):
         pages_result = pages.run(seconds=args.seconds)
         ok = ok and pages_result.ok
