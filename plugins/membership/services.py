@@ -520,6 +520,58 @@ def cancel_membership(session: Session, membership: Membership, actor) -> Docume
     return credit
 
 
+# -- the year's companies (the organiser's year page and its CSV) -----------------------------
+
+
+def _name_order():
+    return sa.type_coerce(MemberCompany.name, sa.JSON)["ja"].as_string()
+
+
+def companies_page(session: Session, series: Series, year: int, page: int, per_page: int) -> Page:
+    """The series' companies by name, each with its membership of ``year`` (or None)."""
+    stmt = (
+        sa.select(MemberCompany, Membership)
+        .outerjoin(
+            Membership,
+            sa.and_(Membership.company_id == MemberCompany.id, Membership.fiscal_year == year),
+        )
+        .where(MemberCompany.series_id == series.id)
+        .order_by(_name_order(), MemberCompany.id)
+    )
+    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).unique().all()
+    return Page(items=rows, page=page, per_page=per_page, total=total or 0)
+
+
+def memberships_of_year(session: Session, series: Series, year: int) -> list:
+    """(company, membership) of every membership of ``year``, by company name."""
+    return (
+        session.execute(
+            sa.select(MemberCompany, Membership)
+            .join(Membership, Membership.company_id == MemberCompany.id)
+            .where(MemberCompany.series_id == series.id, Membership.fiscal_year == year)
+            .order_by(_name_order(), MemberCompany.id)
+        )
+        .unique()
+        .all()
+    )
+
+
+def year_summary(session: Session, series: Series, year: int) -> dict:
+    """{state: (memberships, amount in minor units)} of ``year``: one grouped query."""
+    totals = session.execute(
+        sa.select(
+            Membership.state,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(Membership.amount_minor), 0),
+        )
+        .join(MemberCompany, MemberCompany.id == Membership.company_id)
+        .where(MemberCompany.series_id == series.id, Membership.fiscal_year == year)
+        .group_by(Membership.state)
+    ).all()
+    return {state: (count, amount) for state, count, amount in totals}
+
+
 def membership_documents(session: Session, membership_ids: list[int]) -> dict[int, list[Document]]:
     """Every document of the given memberships, oldest first, in one query."""
     out: dict[int, list[Document]] = {mid: [] for mid in membership_ids}

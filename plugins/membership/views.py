@@ -129,44 +129,16 @@ def organiser_index():
     return render_template("membership/organiser_index.html", series_list=series)
 
 
-def _name_order():
-    return sa.type_coerce(MemberCompany.name, sa.JSON)["ja"].as_string()
-
-
 @bp.get("/organiser/membership/<slug>/")
 def year_page(slug: str):
     series = _series_or_404(slug)
     year = _year_arg(series)
-    stmt = (
-        sa.select(MemberCompany, Membership)
-        .outerjoin(
-            Membership,
-            sa.and_(Membership.company_id == MemberCompany.id, Membership.fiscal_year == year),
-        )
-        .where(MemberCompany.series_id == series.id)
-        .order_by(_name_order(), MemberCompany.id)
+    page = services.companies_page(db.session, series, year, page_number(), PER_PAGE)
+    documents = services.membership_documents(
+        db.session, [m.id for _c, m in page.items if m is not None]
     )
-    page_no = page_number()
-    total = db.session.scalar(
-        sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
-    )
-    rows = db.session.execute(stmt.limit(PER_PAGE).offset((page_no - 1) * PER_PAGE)).unique().all()
-    from portal.pagination import Page
-
-    page = Page(items=rows, page=page_no, per_page=PER_PAGE, total=total or 0)
-    documents = services.membership_documents(db.session, [m.id for _c, m in rows if m is not None])
     current = {mid: services.current_documents(docs) for mid, docs in documents.items()}
-    totals = db.session.execute(
-        sa.select(
-            Membership.state,
-            sa.func.count(),
-            sa.func.coalesce(sa.func.sum(Membership.amount_minor), 0),
-        )
-        .join(MemberCompany, MemberCompany.id == Membership.company_id)
-        .where(MemberCompany.series_id == series.id, Membership.fiscal_year == year)
-        .group_by(Membership.state)
-    ).all()
-    summary = {state: (count, amount) for state, count, amount in totals}
+    summary = services.year_summary(db.session, series, year)
     return render_template(
         "membership/year.html",
         series=series,
@@ -255,16 +227,7 @@ def companies_csv(slug: str):
     series = _series_or_404(slug)
     year = _year_arg(series)
     lang = current_language()
-    rows = (
-        db.session.execute(
-            sa.select(MemberCompany, Membership)
-            .join(Membership, Membership.company_id == MemberCompany.id)
-            .where(MemberCompany.series_id == series.id, Membership.fiscal_year == year)
-            .order_by(_name_order(), MemberCompany.id)
-        )
-        .unique()
-        .all()
-    )
+    rows = services.memberships_of_year(db.session, series, year)
     documents = services.membership_documents(db.session, [m.id for _c, m in rows])
     table = [
         [
