@@ -50,6 +50,19 @@ class StatusChangeError(UserError):
         )
 
 
+def all_series(session: Session) -> list[Series]:
+    """Every series, oldest first."""
+    return list(session.scalars(sa.select(Series).order_by(Series.id)))
+
+
+def series_by_slug(session: Session, slug: str) -> Series | None:
+    return session.scalar(sa.select(Series).where(Series.slug == slug))
+
+
+def event_by_slug(session: Session, slug: str) -> Event | None:
+    return session.scalar(sa.select(Event).where(Event.slug == slug))
+
+
 def visible_events(user=None) -> sa.Select:
     """Events a visitor may see: everything but drafts (organisers also see their drafts)."""
     stmt = sa.select(Event)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, render_template
 from flask_login import current_user
 from markupsafe import Markup
 
 from portal.db import db
 from portal.events import services
-from portal.events.models import EventStatus, Series
+from portal.events.models import EventStatus
 from portal.i18n import current_language
 from portal.pagecache import (
     cached_for_visitors,
@@ -26,7 +25,7 @@ bp = Blueprint("events", __name__, url_prefix="/<lang_code>")
 @bp.get("/")
 @cached_for_visitors
 def home():
-    series = list(db.session.scalars(sa.select(Series).order_by(Series.id)))
+    series = services.all_series(db.session)
     events = services.upcoming_events(db.session, current_user)
     for event in events:
         fresh_until(event.ends_at)  # then it leaves the list
@@ -36,7 +35,7 @@ def home():
 @bp.get("/series/<slug>/")
 @cached_for_visitors
 def series_page(slug: str):
-    series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
+    series = services.series_by_slug(db.session, slug)
     if series is None:
         abort(404)
     upcoming = list(db.session.scalars(services.series_events(series, current_user)).unique())
