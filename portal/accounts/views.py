@@ -67,19 +67,15 @@ def signup():
 
 def _join_lists(user, series_ids) -> None:
     """The unticked boxes at sign-up: each list asks for its own confirmation by email."""
-    import sqlalchemy as sa
+    from portal.announcements.subscriptions import request_joins
 
-    from portal.announcements.subscriptions import request_join
-    from portal.events.models import Series
-
-    for series in db.session.scalars(sa.select(Series).where(Series.id.in_(series_ids))):
-        request_join(
-            db.session,
-            series,
-            person=user.person,
-            language=user.person.preferred_language,
-            source="signup",
-        )
+    request_joins(
+        db.session,
+        series_ids,
+        person=user.person,
+        language=user.person.preferred_language,
+        source="signup",
+    )
 
 
 @bp.get("/verify/<token>")

@@ -130,6 +130,15 @@ def request_join(
     return sub
 
 
+def request_joins(
+    session: Session, series_ids, *, person: Person, language: str | None, source: str
+) -> None:
+    """Ask to join each of the lists ``series_ids`` (the boxes ticked at sign-up): each list
+    asks for its own confirmation by email."""
+    for series in session.scalars(sa.select(Series).where(Series.id.in_(series_ids))):
+        request_join(session, series, person=person, language=language, source=source)
+
+
 def send_confirmation(session: Session, sub: Subscription, person: Person) -> None:
     token = tokens.confirm_token(sub.id, person.email or "")
     series = sub.series or session.get(Series, sub.series_id)
