@@ -131,6 +131,18 @@ def person_matches(query: str | None):
     return sa.and_(*(Person.search_key.like(like_pattern(term), escape="\\") for term in terms))
 
 
+def find_people(session: Session, query: str | None, limit: int = 20) -> list:
+    """Live people whose name, reading (kana or romaji), romanised name or email contains
+    every word typed, kana and full-/half-width alike (``Person.search_key``), by name."""
+    from portal.accounts.models import Person
+
+    if not (query or "").split():
+        return []
+    stmt = sa.select(Person).where(Person.anonymised_at.is_(None), person_matches(query))
+    stmt = stmt.order_by(Person.family_name, Person.given_name, Person.id).limit(limit)
+    return list(session.scalars(stmt).unique())
+
+
 # -- keeping the key fresh ---------------------------------------------------------------------
 
 

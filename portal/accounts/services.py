@@ -94,6 +94,11 @@ def normalise_email(email: str | None) -> str:
 # -- links -----------------------------------------------------------------------------------
 
 
+def user_by_email(session: Session, email: str) -> User | None:
+    """The account with this (normalised) email address."""
+    return session.scalar(sa.select(User).where(User.email == email))
+
+
 def is_safe_next(url: str | None) -> bool:
     """True only for a path on this site ("/ja/account/profile?x=1"); never another host.
 

@@ -7,7 +7,6 @@ logged in gets 403; visitors are sent to the login page; an organiser of another
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -22,6 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import plugins
+from portal.accounts import services as account_services
 from portal.accounts.models import Person, User, UserRole
 from portal.db import db
 from portal.events import services as event_services
@@ -54,7 +54,7 @@ def _require_admin() -> None:
 
 
 def _series_or_404(slug: str) -> Series:
-    series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
+    series = event_services.series_by_slug(db.session, slug)
     if series is None:
         abort(404)
     return series
@@ -408,15 +408,10 @@ def series_plugin_settings(slug: str, name: str):
 
 def find_people(query: str, limit: int = SPEAKER_RESULTS) -> list[Person]:
     """People whose name, reading (kana or romaji), romanised name or email contains every
-    word typed, kana and full-/half-width alike (``Person.search_key``)."""
-    words = [w for w in (query or "").split() if w]
-    if not words:
-        return []
-    from portal.accounts.search import person_matches
+    word typed (``portal.accounts.search.find_people``)."""
+    from portal.accounts.search import find_people as search_people
 
-    stmt = sa.select(Person).where(Person.anonymised_at.is_(None), person_matches(query))
-    stmt = stmt.order_by(Person.family_name, Person.given_name, Person.id).limit(limit)
-    return list(db.session.scalars(stmt).unique())
+    return search_people(db.session, query, limit)
 
 
 def _speaker_choices(form: forms.TalkForm, found: list[Person], current: Person | None):
@@ -578,7 +573,7 @@ def reviewer_remove(slug: str, role_id: int):
 
 
 def _roles_page(user: User | None, search_form, grant_form, code: int = 200):
-    all_series = list(db.session.scalars(sa.select(Series).order_by(Series.id)))
+    all_series = event_services.all_series(db.session)
     return (
         render_template(
             "organiser/roles.html",
@@ -602,13 +597,13 @@ def _user_or_404(user_id: int) -> User:
 @bp.get("/roles")
 def roles():
     _require_admin()
-    all_series = list(db.session.scalars(sa.select(Series).order_by(Series.id)))
+    all_series = event_services.all_series(db.session)
     search_form = forms.UserSearchForm(request.args if "email" in request.args else None)
     user = None
     code = 200
     if "email" in request.args:
         if search_form.validate():
-            user = db.session.scalar(sa.select(User).where(User.email == search_form.email.data))
+            user = account_services.user_by_email(db.session, search_form.email.data)
             if user is None:
                 search_form.email.errors.append(_("Nobody has an account with this email."))
         else:
@@ -621,7 +616,7 @@ def roles():
 def role_grant(user_id: int):
     _require_admin()
     user = _user_or_404(user_id)
-    all_series = list(db.session.scalars(sa.select(Series).order_by(Series.id)))
+    all_series = event_services.all_series(db.session)
     grant_form = forms.RoleGrantForm(series=all_series)
     if not grant_form.validate():
         search_form = forms.UserSearchForm(formdata=None, data={"email": user.email})
