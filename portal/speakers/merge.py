@@ -485,6 +485,24 @@ def merges(session: Session) -> sa.Select:
     )
 
 
+def merge_record(session: Session, merge_id: int) -> SpeakerMerge | None:
+    """One merge, with its survivor and the organiser who merged."""
+    return session.scalars(merges(session).where(SpeakerMerge.id == merge_id)).first()
+
+
+def talk_counts(session: Session, person_ids) -> dict[int, int]:
+    """How many talks each of the records gives (one query)."""
+    from portal.events.models import Talk
+
+    rows = session.execute(
+        sa.select(Talk.speaker_id, sa.func.count())
+        .where(Talk.speaker_id.in_(list(person_ids)))
+        .group_by(Talk.speaker_id)
+    )
+    found = {speaker_id: count for speaker_id, count in rows}
+    return {person_id: found.get(person_id, 0) for person_id in person_ids}
+
+
 def merges_of(session: Session, person_id: int) -> list[SpeakerMerge]:
     """The merges a record took part in, newest first."""
     return list(

@@ -216,6 +216,13 @@ class TalkEntry:
     links: list = field(default_factory=list)
 
 
+def talk_with_event(session: Session, talk_id: int) -> Talk | None:
+    """The talk with its event (and so the series, for the access check)."""
+    return session.scalars(
+        sa.select(Talk).where(Talk.id == talk_id).options(joinedload(Talk.event))
+    ).first()
+
+
 def speaker_talks(session: Session, person_id: int, user=None) -> list[Talk]:
     """Every talk of the speaker in either series that the viewer may see, newest first."""
     from portal.events.services import can_view

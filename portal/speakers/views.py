@@ -4,7 +4,6 @@ invitation link or their account), and the organisers' pages under /organiser/sp
 from __future__ import annotations
 
 import click
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -17,13 +16,11 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.orm import joinedload
 
 from portal import people
 from portal.accounts.models import Person
 from portal.csvexport import csv_stream_response
 from portal.db import db
-from portal.events.models import Talk
 from portal.extensions import login_manager
 from portal.i18n import LANGUAGES, BilingualText, current_language
 from portal.pagecache import cached_for_visitors
@@ -31,8 +28,8 @@ from portal.pagination import page_number, paginate
 from portal.params import int_or_none
 from portal.registration.labels import STATE_LABELS
 from portal.security import limit_email_form
-from portal.speakers import forms, institutions, photos, services
-from portal.speakers.models import Institution, SpeakerMerge, SpeakerProfile
+from portal.speakers import forms, institutions, merge, photos, records, services
+from portal.speakers.models import Institution, SpeakerProfile
 from portal.transactions import state_change
 
 bp = Blueprint("speakers", __name__, url_prefix="/<lang_code>/speakers", cli_group="speakers")
@@ -700,12 +697,7 @@ def speaker_merge():
                 return redirect(url_for("speaker_admin.merge_detail", merge_id=record.id))
             page.reload()
             clashes = services.registration_clashes(db.session, first_id, second_id)
-    counts = {
-        person_id: db.session.scalar(
-            sa.select(sa.func.count()).select_from(Talk).where(Talk.speaker_id == person_id)
-        )
-        for person_id in page.ids
-    }
+    counts = merge.talk_counts(db.session, page.ids)
     return page.render(
         "speakers/organiser/merge.html",
         status,
@@ -724,9 +716,7 @@ def merge_list():
 
 @admin.get("/speakers/merges/<int:merge_id>")
 def merge_detail(merge_id: int):
-    record = db.session.scalars(
-        services.merges(db.session).where(SpeakerMerge.id == merge_id)
-    ).first()
+    record = merge.merge_record(db.session, merge_id)
     if record is None:
         abort(404)
     institution_id = (record.snapshot or {}).get("person", {}).get("institution_id")
@@ -740,9 +730,7 @@ def merge_detail(merge_id: int):
 @admin.route("/talks/<int:talk_id>/speaker", methods=["GET", "POST"])
 def talk_speaker(talk_id: int):
     """Give a talk its speaker: pick an existing record (search) or create one."""
-    talk = db.session.scalars(
-        sa.select(Talk).where(Talk.id == talk_id).options(joinedload(Talk.event))
-    ).first()
+    talk = records.talk_with_event(db.session, talk_id)
     if talk is None or not current_user.is_organiser_of(talk.event.series):
         abort(404)
     query = (request.args.get("q") or "").strip()[:100]
