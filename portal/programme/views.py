@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Flask,
@@ -43,7 +42,7 @@ admin = Blueprint(
 
 
 def _public_event(slug: str) -> Event:
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    event = event_services.event_by_slug(db.session, slug)
     if event is None or not event_services.can_view(event, current_user):
         abort(404)
     return event
@@ -125,7 +124,7 @@ class ButtonForm(FlaskForm):
 
 
 def _organiser_event(slug: str) -> Event:
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    event = event_services.event_by_slug(db.session, slug)
     if event is None or not current_user.is_organiser_of(event.series):
         abort(404)
     return event
