@@ -8,7 +8,6 @@ endpoints, the live counts, ticket revocation and the name badges PDF.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Flask,
@@ -26,6 +25,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 
 from portal.db import db
+from portal.events import services as event_services
 from portal.events.models import Event
 from portal.i18n import LANGUAGES, current_language, format_person_name
 from portal.params import int_or_none
@@ -98,7 +98,7 @@ def db_response(content: bytes, mimetype: str, filename: str, inline: bool = Tru
 
 
 def _organiser_event(slug: str) -> Event:
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    event = event_services.event_by_slug(db.session, slug)
     if event is None or not current_user.is_organiser_of(event.series):
         abort(404)
     return event
