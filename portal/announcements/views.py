@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -30,17 +29,26 @@ from flask_login import current_user
 
 from portal import audit
 from portal.accounts.models import Person
-from portal.announcements import compose, counts, forms, list_import, sending, subscriptions, tokens
+from portal.announcements import (
+    compose,
+    counts,
+    forms,
+    list_import,
+    queries,
+    sending,
+    subscriptions,
+    tokens,
+)
 from portal.announcements.models import (
     Announcement,
     AnnouncementStatus,
     Audience,
     Subscription,
-    SubscriptionEvent,
     SubscriptionStatus,
 )
 from portal.db import db
-from portal.events.models import Event, EventStatus, Series
+from portal.events.models import Event, Series
+from portal.events.services import series_by_slug
 from portal.extensions import csrf
 from portal.i18n import BilingualText
 from portal.localtime import to_local, to_utc
@@ -59,7 +67,7 @@ PER_PAGE = 50
 
 
 def _series_or_404(slug: str) -> Series:
-    series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
+    series = series_by_slug(db.session, slug)
     if series is None:
         abort(404)
     return series
@@ -270,57 +278,23 @@ def _announcement_or_404(series: Series, announcement_id: int) -> Announcement:
 @admin.get("/")
 def index(slug: str):
     series = g.series
-    page = paginate(
-        db.session,
-        sa.select(Announcement)
-        .where(Announcement.series_id == series.id)
-        .order_by(Announcement.created_at.desc(), Announcement.id.desc()),
-        page_number(),
-        20,
-    )
-    progress = sending.progress(db.session, [a.id for a in page.items])
-    left = _unsubscribes(series, [a.id for a in page.items])
-    status_counts = dict(
-        db.session.execute(
-            sa.select(Subscription.status, sa.func.count())
-            .where(Subscription.series_id == series.id)
-            .group_by(Subscription.status)
-        ).all()
-    )
+    page = paginate(db.session, queries.announcements_of(series), page_number(), 20)
+    ids = [a.id for a in page.items]
+    progress = sending.progress(db.session, ids)
+    left = queries.unsubscribes_after(db.session, series, ids)
     return render_template(
         "announcements/admin_index.html",
         series=series,
         page=page,
         progress=progress,
         left=left,
-        status_counts={SubscriptionStatus(k).value: v for k, v in status_counts.items()},
+        status_counts=queries.status_counts(db.session, series),
         list_size=counts.current_size(db.session, series),
     )
 
 
-def _unsubscribes(series: Series, ids: list[int]) -> dict[int, int]:
-    if not ids:
-        return {}
-    notes = {f"announcement:{i}": i for i in ids}
-    rows = db.session.execute(
-        sa.select(SubscriptionEvent.note, sa.func.count())
-        .where(
-            SubscriptionEvent.series_id == series.id,
-            SubscriptionEvent.kind == "left",
-            SubscriptionEvent.note.in_(list(notes)),
-        )
-        .group_by(SubscriptionEvent.note)
-    ).all()
-    return {notes[note]: n for note, n in rows}
-
-
 def _event_choices(series: Series) -> list[tuple[str, str]]:
-    events = db.session.scalars(
-        sa.select(Event)
-        .where(Event.series_id == series.id, Event.status != EventStatus.draft)
-        .order_by(Event.starts_at.desc())
-        .limit(50)
-    )
+    events = queries.linkable_events(db.session, series)
     return [("", _("(none)"))] + [
         (str(e.id), e.title.get(None, series.default_language)) for e in events
     ]
@@ -397,7 +371,9 @@ def _detail(announcement: Announcement, form=None, schedule_form=None, test_form
         previews=previews,
         figures=figures,
         remaining=figures["queued"],
-        unsubscribes=_unsubscribes(series, [announcement.id]).get(announcement.id, 0),
+        unsubscribes=queries.unsubscribes_after(db.session, series, [announcement.id]).get(
+            announcement.id, 0
+        ),
         audience_size=None if not announcement.editable else _audience_size(announcement),
         send_at_local=send_at_local,
         placeholders=compose.PLACEHOLDERS,
@@ -489,24 +465,9 @@ def unschedule(slug: str, announcement_id: int):
 def subscribers(slug: str):
     series = g.series
     status = request.args.get("status", "")
-    stmt = (
-        sa.select(Subscription, Person)
-        .join(Person, Person.id == Subscription.person_id)
-        .where(Subscription.series_id == series.id)
-        .order_by(Subscription.id)
-    )
-    if status in {s.value for s in SubscriptionStatus}:
-        stmt = stmt.where(Subscription.status == status)
-    else:
+    if status not in {s.value for s in SubscriptionStatus}:
         status = ""
-    page = paginate(db.session, stmt.with_only_columns(Subscription.id), page_number(), PER_PAGE)
-    rows = []
-    if page.items:
-        found = {
-            sub.id: (sub, person)
-            for sub, person in db.session.execute(stmt.where(Subscription.id.in_(page.items)))
-        }
-        rows = [found[i] for i in page.items if i in found]
+    page, rows = queries.subscribers_page(db.session, series, status, page_number(), PER_PAGE)
     return render_template(
         "announcements/admin_list.html",
         series=series,
