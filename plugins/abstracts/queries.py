@@ -59,6 +59,13 @@ def my_abstracts(event: Event, user) -> sa.Select:
     )
 
 
+def count_my_abstracts(session: Session, event: Event, user) -> int:
+    """How many abstracts the person submitted to the event."""
+    return session.scalar(
+        sa.select(sa.func.count()).select_from(my_abstracts(event, user).subquery())
+    )
+
+
 def assigned_to(event: Event, user) -> sa.Select:
     """The reviewer's assignments in the event that they may still see."""
     return (
@@ -206,6 +213,17 @@ SUBMITTER_ACTIONS = {
     "draft_saved", "submitted", "resubmitted", "changed", "withdrawn", "reopened",
     "accepted_oral", "accepted_poster", "rejected", "revision_requested",
 }  # fmt: skip
+
+
+def actor_names(session: Session, entries) -> dict[int, str]:
+    """The name (or email) of the user behind each history entry's ``actor_id``."""
+    from portal.accounts.models import User
+
+    ids = {e.actor_id for e in entries if e.actor_id}
+    if not ids:
+        return {}
+    users = session.scalars(sa.select(User).where(User.id.in_(ids))).unique()
+    return {u.id: u.display_name or u.email for u in users}
 
 
 def submitter_history(session: Session, abstract: Abstract) -> list:

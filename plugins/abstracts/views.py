@@ -10,7 +10,6 @@ The plugin off for the event → every page here answers 404.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -26,11 +25,11 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from plugins.abstracts import files, forms, services
+from plugins.abstracts import files, forms, queries, services
 from plugins.abstracts.models import Abstract, AbstractState, ReviewAssignment
 from plugins.abstracts.services import NotFound
 from portal import plugins
-from portal.accounts.models import Person, User
+from portal.accounts.models import Person
 from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event
@@ -54,7 +53,7 @@ MANAGE_PER_PAGE = 50
 
 
 def _event(slug: str) -> Event:
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    event = event_services.event_by_slug(db.session, slug)
     if event is None or not event_services.can_view(event, current_user):
         abort(404)
     plugins.require_enabled(event, services.PLUGIN)
@@ -120,11 +119,7 @@ def call(slug: str):
     settings = services.call_settings(event)
     mine = 0
     if current_user.is_authenticated:
-        mine = db.session.scalar(
-            sa.select(sa.func.count()).select_from(
-                services.my_abstracts(event, current_user).subquery()
-            )
-        )
+        mine = queries.count_my_abstracts(db.session, event, current_user)
     return _render(
         "abstracts/call.html",
         event,
@@ -427,14 +422,6 @@ def settings(slug: str):
     return _render("abstracts/settings.html", event, settings=current, form=form)
 
 
-def _actor_names(entries) -> dict[int, str]:
-    ids = {e.actor_id for e in entries if e.actor_id}
-    if not ids:
-        return {}
-    users = db.session.scalars(sa.select(User).where(User.id.in_(ids))).unique()
-    return {u.id: u.display_name or u.email for u in users}
-
-
 def _candidates(event: Event, abstract: Abstract) -> list[tuple[Person, str | None]]:
     people = services.reviewer_candidates(db.session, event)
     taken = {a.reviewer_id for a in abstract.assignments}
@@ -462,7 +449,7 @@ def _detail(event: Event, abstract: Abstract, code: int = 200, **forms_given):
         assign_form=assign_form,
         decision_form=forms_given.get("decision_form") or forms.DecisionForm.build(formdata=None),
         history=entries,
-        actor_names=_actor_names(entries),
+        actor_names=queries.actor_names(db.session, entries),
         decision_labels=forms.DECISION_LABELS,
     )
 
