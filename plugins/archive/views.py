@@ -10,7 +10,6 @@ existing item is logged, allowed or not.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -79,7 +78,7 @@ def membership_url(series: Series) -> str | None:
 
 def _series_or_404(slug: str) -> Series:
     """The series, when it has the archive on (a series plugin), else 404."""
-    series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
+    series = event_services.series_by_slug(db.session, slug)
     if series is None:
         abort(404)
     plugins.require_series_enabled(series, services.PLUGIN)
