@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from babel.numbers import format_decimal
 from flask import (
     Blueprint,
@@ -23,7 +22,8 @@ from plugins.attendance import default_settings, services
 from portal import plugins
 from portal.csvexport import csv_response, csv_stream_response
 from portal.db import db
-from portal.events.models import Event, Series
+from portal.events import services as event_services
+from portal.events.models import Series
 from portal.i18n import current_language
 from portal.params import int_arg
 
@@ -46,7 +46,7 @@ def meeting_label(number) -> str:
 
 
 def _series_or_404(slug: str) -> Series:
-    series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
+    series = event_services.series_by_slug(db.session, slug)
     if series is None:
         abort(404)
     plugins.require_series_enabled(series, services.PLUGIN)
@@ -194,7 +194,7 @@ def statistics_csv(slug: str):
 @bp.post("/events/<slug>/attendance/record")
 def record(slug: str):
     """Save the figures counted from registrations as the meeting's reported figures."""
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    event = event_services.event_by_slug(db.session, slug)
     if event is None or not services.is_organiser(current_user, event.series):
         abort(404)
     plugins.require_enabled(event, services.PLUGIN)
@@ -224,7 +224,7 @@ def record(slug: str):
 
 
 def _organiser_series_or_404(slug: str) -> Series:
-    series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
+    series = event_services.series_by_slug(db.session, slug)
     if series is None:
         abort(404)
     plugins.require_series_enabled(series, services.PLUGIN)
