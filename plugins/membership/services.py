@@ -61,7 +61,7 @@ from portal.i18n import BilingualText, format_money
 from portal.invitations import InvitationLinkError, InvitationLinks
 from portal.links import external_url
 from portal.mail.services import queue_email
-from portal.pagination import Page
+from portal.pagination import Page, paginate
 from portal.speakers.identity import person_by_email
 
 SUBJECT = "membership_fee"
@@ -585,6 +585,54 @@ def membership_documents(session: Session, membership_ids: list[int]) -> dict[in
     for document in rows:
         out[document.subject_id].append(document)
     return out
+
+
+def unpaid_memberships(session: Session, series: Series, page: int, per_page: int) -> Page:
+    """One page of the series' unpaid memberships, newest fiscal year first."""
+    stmt = (
+        sa.select(Membership)
+        .join(MemberCompany, MemberCompany.id == Membership.company_id)
+        .where(MemberCompany.series_id == series.id, Membership.state == MembershipState.unpaid)
+        .order_by(Membership.fiscal_year.desc(), Membership.id)
+    )
+    return paginate(session, stmt, page, per_page)
+
+
+def memberships_of_company(session: Session, company: MemberCompany) -> list[Membership]:
+    """The company's memberships, newest fiscal year first."""
+    return list(
+        session.scalars(
+            sa.select(Membership)
+            .where(Membership.company_id == company.id)
+            .order_by(Membership.fiscal_year.desc())
+        ).unique()
+    )
+
+
+def removed_members(session: Session, company: MemberCompany, limit: int = 50) -> list:
+    """The people an organiser removed from the company, latest first."""
+    return list(
+        session.scalars(
+            sa.select(CompanyMember)
+            .where(CompanyMember.company_id == company.id, CompanyMember.removed_at.is_not(None))
+            .order_by(CompanyMember.removed_at.desc())
+            .limit(limit)
+        ).unique()
+    )
+
+
+def company_invitations(
+    session: Session, company: MemberCompany, limit: int = 20
+) -> list[MemberInvitation]:
+    """The invitations sent for the company, newest first."""
+    return list(
+        session.scalars(
+            sa.select(MemberInvitation)
+            .where(MemberInvitation.company_id == company.id)
+            .order_by(MemberInvitation.id.desc())
+            .limit(limit)
+        ).unique()
+    )
 
 
 def current_documents(documents: list[Document]) -> dict[str, Document | None]:

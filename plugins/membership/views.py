@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -28,10 +27,8 @@ from flask_login import current_user
 
 from plugins.membership import forms, services
 from plugins.membership.models import (
-    CompanyMember,
     MemberCompany,
     MemberHow,
-    MemberInvitation,
     Membership,
     MembershipState,
 )
@@ -44,8 +41,9 @@ from portal.documents.models import Document, DocumentKind
 from portal.documents.pdf import render_pdf
 from portal.documents.services import latest_for
 from portal.events.models import Series
+from portal.events.services import series_by_slug
 from portal.i18n import LANGUAGES, current_language, format_person_name, from_minor
-from portal.pagination import page_number, paginate
+from portal.pagination import page_number
 from portal.params import int_or_none
 from portal.security import limit_email_form
 from portal.transactions import state_change
@@ -87,7 +85,7 @@ def _login_first():
 def _series_or_404(slug: str) -> Series:
     """The series, if the person organises it (administrators: all); others get 404."""
     _login_first()
-    series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
+    series = series_by_slug(db.session, slug)
     if series is None or not current_user.is_organiser_of(series):
         abort(404)
     plugins.require_series_enabled(series, PLUGIN)
@@ -201,13 +199,7 @@ def members(slug: str):
 @bp.get("/organiser/membership/<slug>/unpaid")
 def unpaid(slug: str):
     series = _series_or_404(slug)
-    stmt = (
-        sa.select(Membership)
-        .join(MemberCompany, MemberCompany.id == Membership.company_id)
-        .where(MemberCompany.series_id == series.id, Membership.state == MembershipState.unpaid)
-        .order_by(Membership.fiscal_year.desc(), Membership.id)
-    )
-    page = paginate(db.session, stmt, page_number(), PER_PAGE)
+    page = services.unpaid_memberships(db.session, series, page_number(), PER_PAGE)
     documents = services.membership_documents(db.session, [m.id for m in page.items])
     current = {mid: services.current_documents(docs) for mid, docs in documents.items()}
     return render_template(
@@ -332,32 +324,12 @@ def company_edit(slug: str, company_id: int):
 
 
 def _render_company(series, company, code=200, member_form=None, invite_form=None):
-    memberships = list(
-        db.session.scalars(
-            sa.select(Membership)
-            .where(Membership.company_id == company.id)
-            .order_by(Membership.fiscal_year.desc())
-        ).unique()
-    )
+    memberships = services.memberships_of_company(db.session, company)
     documents = services.membership_documents(db.session, [m.id for m in memberships])
     year = services.current_fiscal_year(series)
     people = services.members_page(db.session, series, year, 1, 0, company_id=company.id)
-    removed = list(
-        db.session.scalars(
-            sa.select(CompanyMember)
-            .where(CompanyMember.company_id == company.id, CompanyMember.removed_at.is_not(None))
-            .order_by(CompanyMember.removed_at.desc())
-            .limit(50)
-        ).unique()
-    )
-    invitations = list(
-        db.session.scalars(
-            sa.select(MemberInvitation)
-            .where(MemberInvitation.company_id == company.id)
-            .order_by(MemberInvitation.id.desc())
-            .limit(20)
-        ).unique()
-    )
+    removed = services.removed_members(db.session, company)
+    invitations = services.company_invitations(db.session, company)
     return render_template(
         "membership/company.html",
         series=series,
@@ -592,7 +564,7 @@ def document_pdf(slug: str, document_id: int):
 
 
 def _public_series_or_404(slug: str) -> Series:
-    series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
+    series = series_by_slug(db.session, slug)
     if series is None:
         abort(404)
     plugins.require_series_enabled(series, PLUGIN)
