@@ -655,6 +655,11 @@ def has_membership_data(session: Session, series: Series) -> bool:
     )
 
 
+def active_companies(session: Session, series: Series, year: int) -> set[int]:
+    """The ids of the series' companies that are members in ``year``."""
+    return set(session.scalars(active_company_ids(series.id, year)))
+
+
 def active_company_ids(series_id: int, year: int) -> sa.Select:
     """Companies of the series whose membership for the year exists and is not cancelled."""
     return (

@@ -575,7 +575,7 @@ def _render_mine(series, code=200, invite_form=None):
     year = services.current_fiscal_year(series)
     through = services.member_companies(db.session, current_user, series, year)
     contact_of = services.contact_companies(db.session, current_user, series)
-    active_ids = set(db.session.scalars(services.active_company_ids(series.id, year)))
+    active_ids = services.active_companies(db.session, series, year)
     colleagues = {
         c.id: services.members_page(db.session, series, year, 1, 0, company_id=c.id).items
         for c in contact_of

@@ -90,6 +90,11 @@ def series_events(series: Series, user=None, upcoming: bool = True) -> sa.Select
     return stmt.where(Event.ends_at < utcnow()).order_by(Event.starts_at.desc())
 
 
+def upcoming_of_series(session: Session, series: Series, user=None) -> list[Event]:
+    """The series' events still to come that the viewer may see, soonest first."""
+    return list(session.scalars(series_events(series, user)).unique())
+
+
 def event_with_programme(session: Session, slug: str) -> Event | None:
     return (
         session.scalars(

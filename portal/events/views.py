@@ -38,7 +38,7 @@ def series_page(slug: str):
     series = services.series_by_slug(db.session, slug)
     if series is None:
         abort(404)
-    upcoming = list(db.session.scalars(services.series_events(series, current_user)).unique())
+    upcoming = services.upcoming_of_series(db.session, series, current_user)
     for event in upcoming:
         fresh_until(event.ends_at)  # then it moves to the past meetings
     past = paginate(
