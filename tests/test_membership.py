@@ -539,6 +539,43 @@ def test_organiser_pages_issue_a_constant_number_of_queries(app, client, world):
     assert after == before
 
 
+def test_contact_page_lists_each_companys_members_in_a_constant_number_of_queries(
+    app, client, world
+):
+    """A contact of several companies sees each one's members of the year; the page reads
+    them all at once (not once per company)."""
+    with database(app) as s:
+        membership(s, s.get(MemberCompany, world["company"]))
+        s.commit()
+    login(client, app, world["contact"])
+    before = _count_queries(app, client, "/ja/membership/study/")
+    with database(app) as s:
+        study = s.get(MemberCompany, world["company"]).series
+        ids = []
+        for n in range(3):
+            c = company(
+                s,
+                study,
+                domains=(f"c{n}.example",),
+                name=BilingualText(ja=f"会社{n}", en=f"Company {n}"),
+            )
+            if n < 2:  # the third has no membership this year: no members listed
+                membership(s, c)
+            f.user(s, email=f"p{n}@c{n}.example", family_name=f"社員{n}")
+            ids.append(c.id)
+        s.commit()
+    assert _count_queries(app, client, "/ja/membership/study/") == before
+    html = client.get("/ja/membership/study/").get_data(as_text=True)
+    sections = {
+        cid: html.split(f'id="company-{cid}"')[1].split("</section>")[0]
+        for cid in [world["company"], *ids]
+    }
+    assert "社員0" in sections[ids[0]] and "社員1" not in sections[ids[0]]
+    assert "社員1" in sections[ids[1]] and "社員0" not in sections[ids[1]]
+    assert "社員" not in sections[ids[2]]
+    assert "社員" not in sections[world["company"]]
+
+
 # -- invitations -----------------------------------------------------------------------------
 
 

@@ -782,13 +782,17 @@ class MemberRow:
     since: datetime | None
 
 
-def members_select(series_id: int, year: int, company_id: int | None = None) -> sa.Select:
+def members_select(
+    series_id: int, year: int, company_id: int | list[int] | None = None
+) -> sa.Select:
     """(person_id, company_id, how, since) of every member of the year, one statement:
     people linked to a member company, and verified accounts at its domains that are not
-    linked (nor removed)."""
+    linked (nor removed). ``company_id``: only that company (or those companies)."""
     active = active_company_ids(series_id, year)
-    if company_id is not None:
+    if isinstance(company_id, int):
         active = active.where(MemberCompany.id == company_id)
+    elif company_id is not None:
+        active = active.where(MemberCompany.id.in_(list(company_id)))
     linked = sa.select(
         CompanyMember.person_id.label("person_id"),
         CompanyMember.company_id.label("company_id"),
@@ -821,13 +825,25 @@ def members_select(series_id: int, year: int, company_id: int | None = None) -> 
     return sa.union_all(linked, by_domain)
 
 
+def colleagues_of(
+    session: Session, series: Series, year: int, companies
+) -> dict[int, list[MemberRow]]:
+    """The members of ``year`` of each of ``companies`` (company id → rows by person), in the
+    queries of one ``members_page`` whatever the number of companies."""
+    out: dict[int, list[MemberRow]] = {c.id: [] for c in companies}
+    if out:
+        for row in members_page(session, series, year, 1, 0, company_id=list(out)).items:
+            out[row.company.id].append(row)
+    return out
+
+
 def members_page(
     session: Session,
     series: Series,
     year: int,
     page: int = 1,
     per_page: int = 50,
-    company_id: int | None = None,
+    company_id: int | list[int] | None = None,
     query: str = "",
 ) -> Page:
     """Members of the year, a page at a time: three queries whatever the size (a fourth

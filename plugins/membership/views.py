@@ -576,10 +576,7 @@ def _render_mine(series, code=200, invite_form=None):
     through = services.member_companies(db.session, current_user, series, year)
     contact_of = services.contact_companies(db.session, current_user, series)
     active_ids = services.active_companies(db.session, series, year)
-    colleagues = {
-        c.id: services.members_page(db.session, series, year, 1, 0, company_id=c.id).items
-        for c in contact_of
-    }
+    colleagues = services.colleagues_of(db.session, series, year, contact_of)
     return render_template(
         "membership/mine.html",
         series=series,
