@@ -13,6 +13,7 @@ from wtforms import (
     DateField,
     EmailField,
     HiddenField,
+    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -22,14 +23,7 @@ from wtforms.validators import DataRequired, Email, Length, Optional, Validation
 from portal.i18n import BilingualText
 from portal.speakers.records import PERSON_FIELDS, PROFILE_TEXT_FIELDS
 
-try:  # WTForms 3.3 wants SelectChoice objects; older versions take (value, label) tuples.
-    from wtforms.fields.choices import SelectChoice
-except ImportError:  # pragma: no cover
-    SelectChoice = None
-
-
-def choice(value, label):
-    return SelectChoice(value, label) if SelectChoice is not None else (value, label)
+choice = SelectChoice  # a select's option, (value, label); views use forms.choice
 
 
 LANGUAGE_CHOICES = [("ja", "日本語"), ("en", "English")]
