@@ -47,38 +47,38 @@ def _affiliation_section(page, lang: str, action: str) -> None:
     assert form.locator("#aff-organisation_ja[lang=ja]").count() == 1
 
 
+def _logged_in(browser, base: str, email: str):
+    context = browser.new_context(locale="ja-JP")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    _log_in(page, base, email)
+    return context, page
+
+
 def test_speaker_pages_share_the_affiliation_section(browser, live_server):
     world = _world(live_server.app)
     base, person = live_server.url, world["person"]
 
-    office = browser.new_context(locale="ja-JP")
-    page = office.new_page()
-    page.set_default_timeout(15_000)
-    _log_in(page, base, "office@example.org")
-    for lang in ("ja", "en"):
-        response = page.goto(f"{base}/{lang}/organiser/speakers/{person}/edit")
-        assert response.status == 200
-        _affiliation_section(page, lang, f"/{lang}/organiser/speakers/{person}/affiliations")
-    office.close()
-
-    own = browser.new_context(locale="ja-JP")
-    page = own.new_page()
-    page.set_default_timeout(15_000)
-    _log_in(page, base, world["speaker"])
-    for lang in ("ja", "en"):
-        response = page.goto(f"{base}/{lang}/speakers/{person}/profile")
-        assert response.status == 200
-        _affiliation_section(page, lang, f"/{lang}/speakers/{person}/profile/affiliations")
-    own.close()
+    for email, path, action in (
+        (
+            "office@example.org",
+            "organiser/speakers/{p}/edit",
+            "organiser/speakers/{p}/affiliations",
+        ),
+        (world["speaker"], "speakers/{p}/profile", "speakers/{p}/profile/affiliations"),
+    ):
+        context, page = _logged_in(browser, base, email)
+        for lang in ("ja", "en"):
+            response = page.goto(f"{base}/{lang}/{path.format(p=person)}")
+            assert response.status == 200
+            _affiliation_section(page, lang, f"/{lang}/{action.format(p=person)}")
+        context.close()
 
 
 def test_reception_lists_share_the_print_layout(browser, live_server):
     world = _world(live_server.app)
     base, slug = live_server.url, world["slug"]
-    context = browser.new_context(locale="ja-JP")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    _log_in(page, base, "office@example.org")
+    context, page = _logged_in(browser, base, "office@example.org")
     for lang in ("ja", "en"):
         for path, own_rule in (
             (f"/organiser/events/{slug}/registrations/print", True),
