@@ -180,6 +180,21 @@ def require_enabled(event, name: str) -> None:
         abort(404)
 
 
+def organiser_event(slug: str, name: str):
+    """For a plugin's organiser pages: the event with this slug, of a series the current user
+    organises, with the plugin on; else 404."""
+    from flask_login import current_user
+
+    from portal.db import db
+    from portal.events.models import Event
+
+    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    if event is None or not current_user.is_organiser_of(event.series):
+        abort(404)
+    require_enabled(event, name)
+    return event
+
+
 def _with_defaults(name: str, row) -> dict:
     plugin = installed().get(name)
     values = dict(getattr(plugin, "default_settings", {}) or {})

@@ -6,7 +6,6 @@ import csv
 import io
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -86,11 +85,7 @@ def change(reg_id: int):
 
 
 def _organiser_event(slug: str) -> Event:
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
-    if event is None or not current_user.is_organiser_of(event.series):
-        abort(404)
-    plugins.require_enabled(event, services.PLUGIN)
-    return event
+    return plugins.organiser_event(slug, services.PLUGIN)
 
 
 @bp.get(ORGANISER + "/")

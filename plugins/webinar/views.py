@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
@@ -10,7 +10,6 @@ from plugins.webinar import services
 from plugins.webinar.forms import ReportForm
 from portal import plugins
 from portal.db import db
-from portal.events import services as event_services
 from portal.events.models import Event
 from portal.pagination import page_number, paginate
 from portal.registration.services import SECTOR_LABELS
@@ -35,11 +34,7 @@ REASONS = {
 
 
 def _organiser_event(slug: str) -> Event:
-    event = event_services.event_by_slug(db.session, slug)
-    if event is None or not current_user.is_organiser_of(event.series):
-        abort(404)
-    plugins.require_enabled(event, services.PLUGIN)
-    return event
+    return plugins.organiser_event(slug, services.PLUGIN)
 
 
 @bp.route("/", methods=["GET", "POST"])
