@@ -6,7 +6,6 @@ import csv
 import io
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -18,6 +17,7 @@ from plugins.exchange_meeting.models import SignupState
 from portal import plugins
 from portal.csvexport import safe_cell
 from portal.db import db, utcnow
+from portal.events.access import organised_event_or_404
 from portal.events.models import Event
 from portal.i18n import from_minor
 from portal.pagination import page_number, paginate
@@ -86,9 +86,7 @@ def change(reg_id: int):
 
 
 def _organiser_event(slug: str) -> Event:
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
-    if event is None or not current_user.is_organiser_of(event.series):
-        abort(404)
+    event = organised_event_or_404(slug)
     plugins.require_enabled(event, services.PLUGIN)
     return event
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template
-from flask_login import current_user
 from sqlalchemy.orm import Session, joinedload
 
 from portal import plugins
 from portal.db import db
+from portal.events.access import organised_event_or_404
 from portal.events.models import Event
 from portal.i18n import from_minor
 from portal.pagination import Page, page_number, paginate
@@ -54,9 +54,7 @@ def awaiting_count(session: Session, event: Event) -> int:
 
 def organiser_event(slug: str, plugin: str) -> Event:
     """The event of an organiser's own series with the plugin on, else 404."""
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
-    if event is None or not current_user.is_organiser_of(event.series):
-        abort(404)
+    event = organised_event_or_404(slug)
     plugins.require_enabled(event, plugin)
     return event
 
