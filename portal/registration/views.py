@@ -45,6 +45,7 @@ from portal.localtime import to_local, to_utc
 from portal.pagination import page_number, paginate
 from portal.params import filter_args, int_or_none
 from portal.registration import forms, services
+from portal.registration.export import person_cells, person_header
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from portal.registration.services import MODE_LABELS, SECTOR_LABELS, STATE_LABELS
 from portal.transactions import state_change
@@ -407,15 +408,7 @@ def export(slug: str):
     def rows():
         yield [
             _("ID"),
-            _("Family name"),
-            _("Given name"),
-            _("Family name (kana)"),
-            _("Given name (kana)"),
-            _("Name in Latin letters"),
-            _("Email"),
-            _("Affiliation"),
-            _("Affiliation type"),
-            _("Attendance"),
+            *person_header(),
             _("Fee category"),
             _("State"),
             _("Total"),
@@ -425,18 +418,9 @@ def export(slug: str):
             *[str(f.label) for f in fields],
         ]
         for r in db.session.scalars(stmt):
-            p = r.person
             yield [
                 r.id,
-                p.family_name,
-                p.given_name,
-                p.family_name_kana,
-                p.given_name_kana,
-                p.romanized_name,
-                p.email or "",
-                p.affiliation,
-                str(SECTOR_LABELS[p.sector]) if p.sector else "",
-                str(MODE_LABELS[r.attendance_mode]),
+                *person_cells(r),
                 r.fee_category.name.get(None, default_lang) if r.fee_category else "",
                 str(STATE_LABELS[r.state]),
                 str(from_minor(r.total_minor, r.currency)),
