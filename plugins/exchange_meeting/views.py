@@ -85,9 +85,7 @@ def change(reg_id: int):
 
 
 def _organiser_event(slug: str) -> Event:
-    event = organised_event_or_404(slug)
-    plugins.require_enabled(event, services.PLUGIN)
-    return event
+    return organised_event_or_404(slug, services.PLUGIN)
 
 
 @bp.get(ORGANISER + "/")

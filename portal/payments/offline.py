@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template
 from sqlalchemy.orm import Session, joinedload
 
-from portal import plugins
 from portal.db import db
 from portal.events.access import organised_event_or_404
 from portal.events.models import Event
@@ -50,13 +49,6 @@ def awaiting(event: Event, *, by_deadline: bool = False) -> sa.Select:
 def awaiting_count(session: Session, event: Event) -> int:
     stmt = sa.select(sa.func.count()).select_from(awaiting(event).order_by(None).subquery())
     return session.scalar(stmt) or 0
-
-
-def organiser_event(slug: str, plugin: str) -> Event:
-    """The event of an organiser's own series with the plugin on, else 404."""
-    event = organised_event_or_404(slug)
-    plugins.require_enabled(event, plugin)
-    return event
 
 
 def amount_text(registration: Registration) -> str:
@@ -115,7 +107,7 @@ class Desk:
     context: Callable[[Event], dict] = field(default=lambda event: {})
 
     def event(self, slug: str) -> Event:
-        return organiser_event(slug, self.plugin)
+        return organised_event_or_404(slug, self.plugin)
 
     def render(self, event: Event, failed=None, status: int = 200):
         page, found = rows(event, self.awaiting(event), self.per_page, self.blank_form, failed)
