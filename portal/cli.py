@@ -103,7 +103,8 @@ def plugins_group():
     """Plugins per event, and series plugins (membership, archive, attendance) per series."""
 
 
-def _event(slug: str):
+def event_by_slug(slug: str):
+    """The event with this slug, for a command's ``--event SLUG`` (plugins' commands too)."""
     from portal.events.models import Event
 
     event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
@@ -112,7 +113,8 @@ def _event(slug: str):
     return event
 
 
-def _series(slug: str):
+def series_by_slug(slug: str):
+    """The series with this slug, for a command's ``--series SLUG`` (plugins' commands too)."""
     from portal.events.models import Series
 
     series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
@@ -124,7 +126,7 @@ def _series(slug: str):
 def _where(event_slug, series_slug):
     if bool(event_slug) == bool(series_slug):
         raise click.UsageError("Give --event SLUG or --series SLUG.")
-    return _event(event_slug) if event_slug else _series(series_slug)
+    return event_by_slug(event_slug) if event_slug else series_by_slug(series_slug)
 
 
 @plugins_group.command("list")
@@ -138,9 +140,9 @@ def plugins_list(slug, series_slug):
     if slug and series_slug:
         raise click.UsageError("Give --event or --series, not both.")
     if slug:
-        enabled = plugins.enabled_names(_event(slug))
+        enabled = plugins.enabled_names(event_by_slug(slug))
     elif series_slug:
-        series = _series(series_slug)
+        series = series_by_slug(series_slug)
         enabled = {n for n in plugins.series_plugin_names() if plugins.series_enabled(series, n)}
     else:
         enabled = set()
@@ -254,15 +256,11 @@ def _pybabel(*args: str) -> None:
 @translations_group.command("extract")
 def translations_extract():
     """Extract messages and update translations/ja."""
+    from portal.translations_check import EXTRACT_OPTIONS
+
     _pybabel(
         "extract",
-        "-F",
-        "babel.cfg",
-        "-k",
-        "_l",
-        "-k",
-        "lazy_gettext",
-        "--no-location",
+        *EXTRACT_OPTIONS,
         "--sort-output",
         "--width",
         "100",  # the catalogue's wrapping: a re-run changes only new entries

@@ -178,3 +178,18 @@ def session_of(obj) -> Session:
     from sqlalchemy.orm import object_session
 
     return object_session(obj) or db.session
+
+
+def follow_merges(session: Session, key, merged_into, start: int) -> int:
+    """The record a merged one leads to: from ``start``, follow ``merged_into`` (the column
+    naming the record it was merged into, looked up by the ``key`` column) until a record
+    that was not merged; a loop stops where it closes, and an unknown id leads to itself."""
+    seen = set()
+    current = start
+    while current not in seen:
+        seen.add(current)
+        into = session.scalar(sa.select(merged_into).where(key == current))
+        if into is None:
+            return current
+        current = into
+    return current

@@ -180,6 +180,16 @@ def require_enabled(event, name: str) -> None:
         abort(404)
 
 
+def organiser_event(slug: str, name: str):
+    """For a plugin's organiser pages: the event with this slug, of a series the current user
+    organises, with the plugin on; else 404."""
+    from portal.events.access import organised_event_or_404
+
+    event = organised_event_or_404(slug)
+    require_enabled(event, name)
+    return event
+
+
 def _with_defaults(name: str, row) -> dict:
     plugin = installed().get(name)
     values = dict(getattr(plugin, "default_settings", {}) or {})

@@ -12,6 +12,8 @@ from babel.messages.pofile import read_po
 from portal.config import ROOT
 
 CATALOGUE = ROOT / "translations" / "ja" / "LC_MESSAGES" / "messages.po"
+# How ``pybabel extract`` finds the messages (``portal translations extract`` uses it too).
+EXTRACT_OPTIONS = ("-F", "babel.cfg", "-k", "_l", "-k", "lazy_gettext", "--no-location")
 
 
 def extracted_ids() -> set[str]:
@@ -23,13 +25,7 @@ def extracted_ids() -> set[str]:
                 "-m",
                 "babel.messages.frontend",
                 "extract",
-                "-F",
-                "babel.cfg",
-                "-k",
-                "_l",
-                "-k",
-                "lazy_gettext",
-                "--no-location",
+                *EXTRACT_OPTIONS,
                 "-o",
                 str(pot),
                 ".",

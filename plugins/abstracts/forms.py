@@ -16,6 +16,7 @@ from wtforms import (
     FormField,
     IntegerField,
     RadioField,
+    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -29,18 +30,12 @@ from plugins.abstracts.services import AbstractInput, AuthorInput, CallSettings
 from portal.i18n import BilingualText
 from portal.localtime import to_local, to_utc
 
-try:  # WTForms 3.3+ wants SelectChoice objects; older versions take (value, label) tuples.
-    from wtforms.fields.choices import SelectChoice as _SelectChoice
-except ImportError:  # pragma: no cover
-    _SelectChoice = None
-
 REQUIRED = _l("Please fill in this field.")
 LANGUAGE_LABELS = {"ja": _l("Japanese"), "en": _l("English")}
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 
 
-def choice(value, label):
-    return _SelectChoice(value, label) if _SelectChoice is not None else (value, label)
+choice = SelectChoice  # a select's option, (value, label); views use forms.choice
 
 
 def _strip(value):

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import click
-import sqlalchemy as sa
 from flask.cli import with_appcontext
 
+from portal.cli import event_by_slug, series_by_slug
 from portal.db import db
 
 
 @click.group("attendance")
 def attendance_group():
     """Attendance figures per meeting."""
-
-
-def _series(slug: str):
-    from portal.events.models import Series
-
-    series = db.session.scalar(sa.select(Series).where(Series.slug == slug))
-    if series is None:
-        raise click.ClickException(f"No series with the slug {slug!r}.")
-    return series
 
 
 @attendance_group.command("import")
@@ -38,7 +29,7 @@ def import_command(file, series_slug, dry_run):
     """Import the organiser's attendance table (CSV); importing twice changes nothing."""
     from plugins.attendance.importer import ImportFileError, import_attendance, read_text
 
-    series = _series(series_slug)
+    series = series_by_slug(series_slug)
     try:
         report = import_attendance(db.session, read_text(file), series)
     except ImportFileError as exc:
@@ -76,11 +67,8 @@ def import_command(file, series_slug, dry_run):
 def record_command(slug):
     """Save a meeting's figures as counted from its registrations and check-ins."""
     from plugins.attendance.services import NoFigures, record_from_registrations
-    from portal.events.models import Event
 
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
-    if event is None:
-        raise click.ClickException(f"No event with the slug {slug!r}.")
+    event = event_by_slug(slug)
     try:
         row, outcome = record_from_registrations(db.session, event)
     except NoFigures as exc:

@@ -43,6 +43,7 @@ from portal.links import external_url
 from portal.mail.services import queue_email
 from portal.registration import services as registrations
 from portal.registration.models import Registration, RegistrationState
+from portal.registration.queries import rows_of_person
 from portal.text import truthy
 
 PLUGIN = "exchange_meeting"
@@ -508,13 +509,7 @@ def promote_waiting(
 
 
 def personal_data(session: Session, person: Person) -> dict:
-    rows = session.execute(
-        sa.select(ExchangeMeetingSignup, Event.slug)
-        .join(Registration, ExchangeMeetingSignup.registration_id == Registration.id)
-        .join(Event, Registration.event_id == Event.id)
-        .where(Registration.person_id == person.id)
-        .order_by(ExchangeMeetingSignup.id)
-    ).all()
+    rows = rows_of_person(session, ExchangeMeetingSignup, person)
     return {
         "signups": [
             {

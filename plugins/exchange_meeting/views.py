@@ -15,7 +15,6 @@ from plugins.exchange_meeting.models import SignupState
 from portal import plugins
 from portal.csvexport import csv_response
 from portal.db import db, utcnow
-from portal.events.access import organised_event_or_404
 from portal.events.models import Event
 from portal.i18n import from_minor
 from portal.pagination import page_number, paginate
@@ -85,7 +84,7 @@ def change(reg_id: int):
 
 
 def _organiser_event(slug: str) -> Event:
-    return organised_event_or_404(slug, services.PLUGIN)
+    return plugins.organiser_event(slug, services.PLUGIN)
 
 
 @bp.get(ORGANISER + "/")

@@ -6,21 +6,11 @@ from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import DateField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from plugins.membership.services import parse_domains
 from portal.i18n import BilingualText, minor_units, to_minor
-
-try:  # WTForms 3.3+ wants SelectChoice objects; older versions take (value, label) tuples.
-    from wtforms.fields.choices import SelectChoice
-except ImportError:  # pragma: no cover
-    SelectChoice = None
-
-
-def _choice(value: str, label):
-    return SelectChoice(value, label) if SelectChoice is not None else (value, label)
-
 
 REQUIRED = _l("Please fill in this field.")
 EMAIL = _l("Please enter a valid email address, for example name@example.co.jp.")
@@ -59,7 +49,7 @@ class CompanyForm(FlaskForm):
     )
     language = SelectField(
         _l("Language of invoices, receipts and emails"),
-        choices=[_choice("ja", _l("Japanese")), _choice("en", _l("English"))],
+        choices=[SelectChoice("ja", _l("Japanese")), SelectChoice("en", _l("English"))],
         default="ja",
     )
 

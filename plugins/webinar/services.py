@@ -47,6 +47,7 @@ from portal.localtime import as_utc
 from portal.mail.services import queue_email
 from portal.registration import services as registrations
 from portal.registration.models import Registration, RegistrationState
+from portal.registration.queries import rows_of_person
 from portal.text import truthy
 
 PLUGIN = "webinar"
@@ -647,20 +648,8 @@ def figures(session: Session, event: Event) -> dict[str, int]:
 
 
 def personal_data(session: Session, person: Person) -> dict:
-    attended = session.execute(
-        sa.select(WebinarAttendance, Event.slug)
-        .join(Registration, WebinarAttendance.registration_id == Registration.id)
-        .join(Event, Registration.event_id == Event.id)
-        .where(Registration.person_id == person.id)
-        .order_by(WebinarAttendance.id)
-    ).all()
-    reminded = session.execute(
-        sa.select(WebinarReminder, Event.slug)
-        .join(Registration, WebinarReminder.registration_id == Registration.id)
-        .join(Event, Registration.event_id == Event.id)
-        .where(Registration.person_id == person.id)
-        .order_by(WebinarReminder.id)
-    ).all()
+    attended = rows_of_person(session, WebinarAttendance, person)
+    reminded = rows_of_person(session, WebinarReminder, person)
     return {
         "online_attendance": [
             {"event": slug, "minutes": row.minutes, "sessions": row.sessions}

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
@@ -35,11 +34,7 @@ REASONS = {
 
 
 def _organiser_event(slug: str) -> Event:
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
-    if event is None or not current_user.is_organiser_of(event.series):
-        abort(404)
-    plugins.require_enabled(event, services.PLUGIN)
-    return event
+    return plugins.organiser_event(slug, services.PLUGIN)
 
 
 @bp.route("/", methods=["GET", "POST"])

@@ -30,7 +30,7 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.accounts.models import Sector
-from portal.accounts.services import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from portal.accounts.services import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, PERSON_FIELDS
 from portal.i18n import current_language
 
 SECTOR_LABELS = {
@@ -182,20 +182,7 @@ class PersonFields:
             raise ValidationError(_l("Please choose a country or region."))
 
     def person_data(self) -> dict:
-        return {
-            name: getattr(self, name).data
-            for name in (
-                "family_name",
-                "given_name",
-                "family_name_kana",
-                "given_name_kana",
-                "romanized_name",
-                "affiliation",
-                "sector",
-                "country",
-                "preferred_language",
-            )
-        }
+        return {name: getattr(self, name).data for name in PERSON_FIELDS}
 
 
 class SignupForm(PersonFields, FlaskForm):

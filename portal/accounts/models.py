@@ -43,6 +43,10 @@ def email_domain(email: str | None) -> str:
     return normalise_domain(domain) if at else ""
 
 
+# The columns of a person's name (the forms that edit a person, erasure).
+NAME_FIELDS = ("family_name", "given_name", "family_name_kana", "given_name_kana", "romanized_name")
+
+
 class Person(Base):
     __tablename__ = "people"
 

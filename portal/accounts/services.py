@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit, plugins, security
 from portal.accounts import tokens
-from portal.accounts.models import LoginAttempt, Person, Sector, User
+from portal.accounts.models import NAME_FIELDS, LoginAttempt, Person, Sector, User
 from portal.accounts.passwords import hash_password, needs_rehash, verify_password
 from portal.audit import AuditEntry
 from portal.db import utcnow
@@ -35,17 +35,7 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1000
 
 # The person's own details that the profile page edits (and the sign-up form fills in).
-PERSON_FIELDS = (
-    "family_name",
-    "given_name",
-    "family_name_kana",
-    "given_name_kana",
-    "romanized_name",
-    "affiliation",
-    "sector",
-    "country",
-    "preferred_language",
-)
+PERSON_FIELDS = (*NAME_FIELDS, "affiliation", "sector", "country", "preferred_language")
 
 
 ERROR_MESSAGES = {
@@ -537,14 +527,7 @@ def delete_account(session: Session, user: User) -> None:
     # Emails to the person (also to earlier addresses) go; others lose the address.
     forget_in_outbox(session, {email, person.email or email})
     session.delete(user)
-    for name in (
-        "family_name",
-        "given_name",
-        "family_name_kana",
-        "given_name_kana",
-        "romanized_name",
-        "affiliation",
-    ):
+    for name in (*NAME_FIELDS, "affiliation"):
         setattr(person, name, "")
     person.email = None
     person.anonymised_at = utcnow()

@@ -6,18 +6,15 @@ import sqlalchemy as sa
 from flask import abort
 from flask_login import current_user
 
-from portal import plugins
 from portal.db import db
 from portal.events.models import Event
 
 
-def organised_event_or_404(slug: str, plugin: str | None = None) -> Event:
-    """The event at ``slug`` if the signed-in person organises its series (and, given a
-    ``plugin``, the plugin is on for it); otherwise 404 (the same answer as for an event that
-    does not exist)."""
+def organised_event_or_404(slug: str) -> Event:
+    """The event at ``slug`` if the signed-in person organises its series; otherwise 404 (the
+    same answer as for an event that does not exist). A plugin's pages use
+    ``portal.plugins.organiser_event``, which also wants the plugin on."""
     event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
     if event is None or not current_user.is_organiser_of(event.series):
         abort(404)
-    if plugin is not None:
-        plugins.require_enabled(event, plugin)
     return event

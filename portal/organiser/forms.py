@@ -17,6 +17,7 @@ from wtforms import (
     BooleanField,
     DateTimeLocalField,
     IntegerField,
+    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -29,11 +30,6 @@ from wtforms.validators import (
     StopValidation,
     ValidationError,
 )
-
-try:  # WTForms 3.3+ wants SelectChoice objects; older versions take (value, label) tuples.
-    from wtforms.fields.choices import SelectChoice as _SelectChoice
-except ImportError:  # pragma: no cover
-    _SelectChoice = None
 
 from portal.accounts.models import Role
 from portal.db import db
@@ -64,9 +60,7 @@ ROLE_LABELS = {
 }
 
 
-def choice(value, label):
-    """One option of a select field."""
-    return _SelectChoice(value, label) if _SelectChoice is not None else (value, label)
+choice = SelectChoice  # one option of a select field, (value, label); views use forms.choice
 
 
 def parsed(form, field):

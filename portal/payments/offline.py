@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template
 from sqlalchemy.orm import Session, joinedload
 
+from portal import plugins
 from portal.db import db
-from portal.events.access import organised_event_or_404
 from portal.events.models import Event
 from portal.i18n import from_minor
 from portal.pagination import Page, page_number, paginate
@@ -107,7 +107,7 @@ class Desk:
     context: Callable[[Event], dict] = field(default=lambda event: {})
 
     def event(self, slug: str) -> Event:
-        return organised_event_or_404(slug, self.plugin)
+        return plugins.organiser_event(slug, self.plugin)
 
     def render(self, event: Event, failed=None, status: int = 200):
         page, found = rows(event, self.awaiting(event), self.per_page, self.blank_form, failed)

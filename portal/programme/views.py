@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -27,6 +27,7 @@ from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Event, Talk
 from portal.i18n import BilingualText, current_language
+from portal.localtime import parse_local
 from portal.pagecache import cached_for_visitors, depends_on
 from portal.params import int_or_none
 from portal.programme import services
@@ -136,16 +137,10 @@ def _local(value: datetime | None, tz: str) -> str:
 
 
 def _parse_local(text: str | None, tz: str) -> datetime | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise services.ProgrammeError(_("Give the date and time as YYYY-MM-DD HH:MM.")) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(tz))
-    return value.astimezone(UTC)
+    value = parse_local(text, tz)
+    if value is None and (text or "").strip():
+        raise services.ProgrammeError(_("Give the date and time as YYYY-MM-DD HH:MM."))
+    return value
 
 
 def _render_builder(event: Event, status: int = 200, values: dict | None = None):

@@ -178,3 +178,15 @@ def registration_counts(session: Session, event: Event) -> RegistrationCounts:
         .group_by(Registration.state, Registration.attendance_mode, Person.sector)
     ).all()
     return RegistrationCounts(rows=[tuple(r) for r in rows])
+
+
+def rows_of_person(session: Session, model, person: Person) -> list[tuple]:
+    """A person's rows of a table kept per registration (one with ``registration_id``, such as
+    a plugin's), each with its event's slug, oldest first: for the personal-data download."""
+    return session.execute(
+        sa.select(model, Event.slug)
+        .join(Registration, model.registration_id == Registration.id)
+        .join(Event, Registration.event_id == Event.id)
+        .where(Registration.person_id == person.id)
+        .order_by(model.id)
+    ).all()

@@ -13,6 +13,7 @@ from wtforms import (
     DateField,
     EmailField,
     HiddenField,
+    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -20,15 +21,9 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from portal.i18n import BilingualText
+from portal.speakers.records import PERSON_FIELDS, PROFILE_TEXT_FIELDS
 
-try:  # WTForms 3.3 wants SelectChoice objects; older versions take (value, label) tuples.
-    from wtforms.fields.choices import SelectChoice
-except ImportError:  # pragma: no cover
-    SelectChoice = None
-
-
-def choice(value, label):
-    return SelectChoice(value, label) if SelectChoice is not None else (value, label)
+choice = SelectChoice  # a select's option, (value, label); views use forms.choice
 
 
 LANGUAGE_CHOICES = [("ja", "日本語"), ("en", "English")]
@@ -136,16 +131,9 @@ class ProfileForm(FlaskForm):
     def fill(self, profile) -> None:
         """Show a stored record (GET)."""
         person = profile.person
-        for name in (
-            "family_name",
-            "given_name",
-            "family_name_kana",
-            "given_name_kana",
-            "romanized_name",
-            "country",
-        ):
+        for name in PERSON_FIELDS:
             getattr(self, name).data = getattr(person, name)
-        for name in ("title", "position", "biography", "self_introduction"):
+        for name in PROFILE_TEXT_FIELDS:
             value = getattr(profile, name)
             getattr(self, f"{name}_ja").data = value.ja
             getattr(self, f"{name}_en").data = value.en
@@ -157,18 +145,8 @@ class ProfileForm(FlaskForm):
 
     def values(self) -> dict:
         """The typed values, as the speaker services take them."""
-        values = {
-            name: getattr(self, name).data or ""
-            for name in (
-                "family_name",
-                "given_name",
-                "family_name_kana",
-                "given_name_kana",
-                "romanized_name",
-                "country",
-            )
-        }
-        for name in ("title", "position", "biography", "self_introduction"):
+        values = {name: getattr(self, name).data or "" for name in PERSON_FIELDS}
+        for name in PROFILE_TEXT_FIELDS:
             values[name] = BilingualText(
                 ja=getattr(self, f"{name}_ja").data or "", en=getattr(self, f"{name}_en").data or ""
             )

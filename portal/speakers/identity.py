@@ -14,22 +14,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from portal.accounts.models import Person, User
+from portal.db import follow_merges
 from portal.speakers.models import SpeakerProfile
 
 
 def resolve(session: Session, person_id: int) -> int | None:
-    """The surviving record's id for a (possibly merged) person id; None if unknown."""
-    seen = set()
-    current = person_id
-    while current not in seen:
-        seen.add(current)
-        merged_into = session.scalar(
-            sa.select(SpeakerProfile.merged_into_id).where(SpeakerProfile.person_id == current)
-        )
-        if merged_into is None:
-            return current
-        current = merged_into
-    return current
+    """The surviving record's id for a (possibly merged) person id (an unknown id as it is)."""
+    return follow_merges(
+        session, SpeakerProfile.person_id, SpeakerProfile.merged_into_id, person_id
+    )
 
 
 def person_by_email(session: Session, email: str | None) -> Person | None:

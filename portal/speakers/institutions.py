@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal import audit
 from portal.accounts.models import Person
-from portal.db import utcnow
+from portal.db import follow_merges, utcnow
 from portal.i18n import BilingualText
 from portal.speakers.models import Affiliation, Institution, InstitutionName
 from portal.speakers.records import SpeakerError
@@ -316,17 +316,7 @@ def institutions_by_id(session: Session, ids) -> dict[int, Institution]:
 
 
 def resolve_institution(session: Session, institution_id: int) -> int:
-    seen = set()
-    current = institution_id
-    while current not in seen:
-        seen.add(current)
-        into = session.scalar(
-            sa.select(Institution.merged_into_id).where(Institution.id == current)
-        )
-        if into is None:
-            return current
-        current = into
-    return current
+    return follow_merges(session, Institution.id, Institution.merged_into_id, institution_id)
 
 
 # -- keeping the links current ----------------------------------------------------------------

@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session, contains_eager, joinedload, selectinload
 
 from portal import audit
-from portal.accounts.models import Person
+from portal.accounts.models import NAME_FIELDS, Person
 from portal.db import utcnow
 from portal.errors import UserError
 from portal.events.models import Event, EventStatus, Talk
@@ -37,14 +37,7 @@ from portal.speakers.models import (
 from portal.text import LIKE_ESCAPE, like_pattern
 
 # Fields of the Person row a speaker record edits (email only by organisers).
-PERSON_FIELDS = (
-    "family_name",
-    "given_name",
-    "family_name_kana",
-    "given_name_kana",
-    "romanized_name",
-    "country",
-)
+PERSON_FIELDS = (*NAME_FIELDS, "country")
 ORGANISER_PERSON_FIELDS = (*PERSON_FIELDS, "email", "preferred_language")
 PROFILE_TEXT_FIELDS = ("title", "position", "biography", "self_introduction")
 PHOTO_FIELDS = ("photo_filename", "photo_width", "photo_height", "photo_size", "photo_uploaded_at")
