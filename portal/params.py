@@ -1,4 +1,5 @@
-"""Whole numbers from URLs and query strings, parsed once, the same way everywhere.
+"""Whole numbers from URLs and query strings, parsed once, the same way everywhere; the text
+filters of list pages (``filter_args``).
 
 - ``<int:...>`` in a route is ``BoundedIntConverter`` (registered app-wide by ``init_app``):
   ASCII digits only, no sign, at most ``MAX_ID``. Anything else (``²``, ``٣``, a number
@@ -91,3 +92,14 @@ class BoundedIntConverter(BaseConverter):
 def init_app(app: Flask) -> None:
     """Before any route is added: ``int`` is the bounded converter everywhere."""
     app.url_map.converters["int"] = BoundedIntConverter
+
+
+def filter_args(*names: str, **renamed: str) -> dict[str, str]:
+    """A list page's filters from the query string, "" where absent: each of ``names`` under its
+    own name, each ``key="argument"`` of ``renamed`` under ``key``, and the search ``q``
+    stripped and cut to 100 characters."""
+    args = request.args
+    found = {name: args.get(name, "") for name in names}
+    found.update({key: args.get(argument, "") for key, argument in renamed.items()})
+    found["q"] = args.get("q", "").strip()[:100]
+    return found

@@ -183,14 +183,9 @@ def require_enabled(event, name: str) -> None:
 def organiser_event(slug: str, name: str):
     """For a plugin's organiser pages: the event with this slug, of a series the current user
     organises, with the plugin on; else 404."""
-    from flask_login import current_user
+    from portal.events.access import organised_event_or_404
 
-    from portal.db import db
-    from portal.events.models import Event
-
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
-    if event is None or not current_user.is_organiser_of(event.series):
-        abort(404)
+    event = organised_event_or_404(slug)
     require_enabled(event, name)
     return event
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask import Blueprint, abort, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from plugins.bank_transfer import forms, services
 from portal import plugins
 from portal.db import db
-from portal.events.models import Event
 from portal.payments import offline
 from portal.registration import services as registrations
 from portal.registration.models import Registration, RegistrationState
@@ -37,10 +36,6 @@ def instructions(reg_id: int):
     )
 
 
-def _organiser_event(slug: str) -> Event:
-    return offline.organiser_event(slug, services.PLUGIN)
-
-
 def _blank_form(registration: Registration) -> forms.TransferForm:
     return forms.TransferForm(
         formdata=None,
@@ -49,60 +44,40 @@ def _blank_form(registration: Registration) -> forms.TransferForm:
     )
 
 
-def _render_list(event: Event, failed=None, status: int = 200):
-    page, rows = offline.rows(event, services.awaiting(event), PER_PAGE, _blank_form, failed)
-    return (
-        render_template(
-            "bank_transfer/organiser_list.html",
-            event=event,
-            page=page,
-            rows=rows,
-            reference=services.reference,
-            account=services.bank_account(event),
-        ),
-        status,
-    )
+desk = offline.Desk(
+    plugin=services.PLUGIN,
+    template="bank_transfer/organiser_list.html",
+    per_page=PER_PAGE,
+    awaiting=services.awaiting,
+    blank_form=_blank_form,
+    context=lambda event: {
+        "reference": services.reference,
+        "account": services.bank_account(event),
+    },
+)
 
 
 @bp.get("/<lang_code>/organiser/events/<slug>/bank-transfers/")
 @login_required
 def organiser_list(slug: str):
-    return _render_list(_organiser_event(slug))
+    return desk.render(desk.event(slug))
 
 
 @bp.post("/<lang_code>/organiser/events/<slug>/bank-transfers/<int:reg_id>")
 @login_required
 def mark_received(slug: str, reg_id: int):
-    event = _organiser_event(slug)
-    registration = registrations.get_for_event(db.session, event, reg_id)
-    if registration is None:
-        abort(404)
-    if registration.state != RegistrationState.pending_payment:
-        flash(offline.not_waiting_message(), "error")
-        return _render_list(event, status=400)
     form = forms.TransferForm(prefix=f"r{reg_id}")
     form.registration_id.data = str(reg_id)
-    if not form.validate_on_submit():
-        return _render_list(event, failed=(reg_id, form), status=400)
-    payment = offline.record(
+    return desk.record(
+        desk.event(slug),
+        reg_id,
         form,
-        registration,
-        lambda amount: services.record_transfer(
+        lambda registration, amount: services.record_transfer(
             db.session, registration, actor=current_user, amount_minor=amount, note=form.note.data
         ),
-    )
-    if payment is None:
-        return _render_list(event, failed=(reg_id, form), status=400)
-    name = registration.person.display_name
-    offline.flash_recorded(
-        payment,
-        attention=lambda problem: _(
-            "The transfer from %(name)s was recorded, but it needs your attention: %(problem)s",
-            name=name,
-            problem=problem,
+        attention=_l(
+            "The transfer from %(name)s was recorded, but it needs your attention: %(problem)s"
         ),
-        done=_(
-            "The transfer from %(name)s was recorded and the registration confirmed.", name=name
-        ),
+        done=_l("The transfer from %(name)s was recorded and the registration confirmed."),
+        back=url_for(".organiser_list", slug=slug, page=request.args.get("page", 1)),
     )
-    return redirect(url_for(".organiser_list", slug=slug, page=request.args.get("page", 1)))

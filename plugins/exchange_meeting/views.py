@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
@@ -15,12 +13,13 @@ from plugins.exchange_meeting import services
 from plugins.exchange_meeting.forms import ChangeForm
 from plugins.exchange_meeting.models import SignupState
 from portal import plugins
-from portal.csvexport import safe_cell
+from portal.csvexport import csv_response
 from portal.db import db, utcnow
 from portal.events.models import Event
 from portal.i18n import from_minor
 from portal.pagination import page_number, paginate
 from portal.registration import services as registrations
+from portal.registration.export import person_cells, person_header
 from portal.registration.services import MODE_LABELS, SECTOR_LABELS
 from portal.registration.services import STATE_LABELS as REGISTRATION_STATE_LABELS
 from portal.transactions import state_change
@@ -116,9 +115,6 @@ def organiser_list(slug: str):
     )
 
 
-_cell = safe_cell
-
-
 @bp.get(ORGANISER + "/export.csv")
 @login_required
 def export(slug: str):
@@ -127,19 +123,9 @@ def export(slug: str):
     signups = list(db.session.scalars(services.participants(event)).unique())
     positions = services.positions(db.session, event, [s.id for s in signups])
     zone = ZoneInfo(event.timezone)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
+    rows = [
         [
-            _("Family name"),
-            _("Given name"),
-            _("Family name (kana)"),
-            _("Given name (kana)"),
-            _("Name in Latin letters"),
-            _("Email"),
-            _("Affiliation"),
-            _("Affiliation type"),
-            _("Attendance"),
+            *person_header(),
             _("Registration"),
             _("Exchange meeting"),
             _("Waiting list position"),
@@ -147,21 +133,12 @@ def export(slug: str):
             _("Currency"),
             _("Signed up at"),
         ]
-    )
+    ]
     for signup in signups:
         r = signup.registration
-        p = r.person
-        writer.writerow(
+        rows.append(
             [
-                _cell(p.family_name),
-                _cell(p.given_name),
-                _cell(p.family_name_kana),
-                _cell(p.given_name_kana),
-                _cell(p.romanized_name),
-                _cell(p.email or ""),
-                _cell(p.affiliation),
-                str(SECTOR_LABELS[p.sector]) if p.sector else "",
-                str(MODE_LABELS[r.attendance_mode]),
+                *person_cells(r),
                 str(REGISTRATION_STATE_LABELS[r.state]),
                 str(services.STATE_LABELS[signup.state]),
                 positions.get(signup.id, ""),
@@ -172,14 +149,7 @@ def export(slug: str):
                 signup.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
             ]
         )
-    return Response(
-        ("\ufeff" + out.getvalue()).encode("utf-8"),
-        mimetype="text/csv",
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{event.slug}-exchange-meeting.csv"',
-        },
-    )
+    return csv_response(rows, f"{event.slug}-exchange-meeting.csv")
 
 
 @bp.get(ORGANISER + "/print")

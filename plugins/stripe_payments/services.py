@@ -233,10 +233,6 @@ def begin_card_payment(
     registration = ledger.lock_registration(session, registration)
     if registration.state != R.pending_payment or registration.total_minor <= 0:
         raise NothingToPay()
-    if language in LANGUAGES:
-        lang = language
-    else:
-        lang = ledger._language(registration.person, registration.event)
     existing = reusable_attempt(session, registration, now)
     if existing is not None:
         return existing
@@ -251,22 +247,17 @@ def begin_card_payment(
         .values(superseded_at=now)
         .execution_options(synchronize_session="fetch")
     )
-    payment = Payment(
-        registration_id=registration.id,
-        event_id=registration.event_id,
-        person_id=registration.person_id,
-        method=METHOD,
-        state=P.pending,
-        amount_minor=registration.total_minor,
-        currency=registration.currency.upper(),
+    payment = ledger.pending_payment(
+        registration,
+        METHOD,
+        actor=actor,
+        language=language if language in LANGUAGES else None,
         idempotency_key=f"portal-checkout-{secrets.token_hex(16)}",
-        language=lang,
         expires_at=_checkout_expiry(registration, registration.event, now),
-        created_by_id=getattr(actor, "id", None),
     )
     session.add(payment)
     session.flush()
-    payment.request_params = _checkout_params(payment, registration, lang)
+    payment.request_params = _checkout_params(payment, registration, payment.language)
     audit.record(
         session,
         actor,

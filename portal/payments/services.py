@@ -404,6 +404,26 @@ def lock_registration(session: Session, registration: Registration) -> Registrat
     ).scalar_one()
 
 
+def pending_payment(
+    registration: Registration, method: str, *, actor, language: str | None = None, **fields
+) -> Payment:
+    """A new payment of ``method`` for what the registration owes, pending, not yet added to
+    the session: in ``language`` (by default the person's, else the event's), made by
+    ``actor``, with the provider's own ``fields`` (a note, an idempotency key, an expiry)."""
+    return Payment(
+        registration_id=registration.id,
+        event_id=registration.event_id,
+        person_id=registration.person_id,
+        method=method,
+        state=P.pending,
+        amount_minor=registration.total_minor,
+        currency=registration.currency.upper(),
+        language=language or _language(registration.person, registration.event),
+        created_by_id=getattr(actor, "id", None),
+        **fields,
+    )
+
+
 def record_payment(
     session: Session,
     registration: Registration,
@@ -425,19 +445,7 @@ def record_payment(
         raise NotAwaitingPayment(field="amount")
     if amount_minor <= 0:
         raise PaymentError(_l("Enter an amount greater than zero."), field="amount")
-    person = registration.person
-    payment = Payment(
-        registration_id=registration.id,
-        event_id=registration.event_id,
-        person_id=registration.person_id,
-        method=method,
-        state=P.pending,
-        amount_minor=registration.total_minor,
-        currency=registration.currency.upper(),
-        language=_language(person, registration.event),
-        note=(note or "").strip()[:1000],
-        created_by_id=getattr(actor, "id", None),
-    )
+    payment = pending_payment(registration, method, actor=actor, note=(note or "").strip()[:1000])
     session.add(payment)
     session.flush()
     audit.record(

@@ -26,9 +26,11 @@ from portal import plugins
 from portal.csvexport import safe_cell
 from portal.db import db
 from portal.documents.pdf import render_pdf
+from portal.events.access import organised_event_or_404
 from portal.events.models import Event
 from portal.i18n import format_datetime, format_person_name, from_minor, minor_units
 from portal.pagination import page_number, paginate
+from portal.params import filter_args
 from portal.payments import forms, providers, services, unmatched
 from portal.payments.models import Payment, RefundState
 from portal.registration import services as registrations
@@ -135,22 +137,14 @@ def receipt_name(reg_id: int):
 
 
 def _organiser_event(slug: str) -> Event:
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
-    if event is None or not current_user.is_organiser_of(event.series):
-        abort(404)
+    event = organised_event_or_404(slug)
     if not providers.for_event(event) and not services.has_payments(db.session, event):
         abort(404)
     return event
 
 
 def _filters() -> dict:
-    args = request.args
-    return {
-        "state": args.get("state", ""),
-        "method": args.get("method", ""),
-        "flagged": args.get("flagged", ""),
-        "q": args.get("q", "").strip()[:100],
-    }
+    return filter_args("state", "method", "flagged")
 
 
 @bp.get("/<lang_code>/organiser/events/<slug>/payments/")

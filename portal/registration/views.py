@@ -32,6 +32,7 @@ from portal.accounts.models import Person
 from portal.csvexport import csv_stream_response
 from portal.db import db, utcnow
 from portal.events import services as event_services
+from portal.events.access import organised_event_or_404
 from portal.events.models import AttendanceMode, Event, EventStatus
 from portal.i18n import (
     BilingualText,
@@ -42,8 +43,9 @@ from portal.i18n import (
 )
 from portal.localtime import to_local, to_utc
 from portal.pagination import page_number, paginate
-from portal.params import int_or_none
+from portal.params import filter_args, int_or_none
 from portal.registration import forms, services
+from portal.registration.export import person_cells, person_header
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from portal.registration.services import MODE_LABELS, SECTOR_LABELS, STATE_LABELS
 from portal.transactions import state_change
@@ -365,28 +367,14 @@ def switch_mode(reg_id: int):
 # -- organiser pages -------------------------------------------------------------------------
 
 
-def _organiser_event(slug: str) -> Event:
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
-    if event is None or not current_user.is_organiser_of(event.series):
-        abort(404)
-    return event
-
-
 def _filters() -> dict:
-    args = request.args
-    return {
-        "state": args.get("state", ""),
-        "mode": args.get("mode", ""),
-        "fee_category_id": args.get("fee_category", ""),
-        "sector": args.get("sector", ""),
-        "q": args.get("q", "").strip()[:100],
-    }
+    return filter_args("state", "mode", "sector", fee_category_id="fee_category")
 
 
 @admin.get("/")
 @login_required
 def index(slug: str):
-    event = _organiser_event(slug)
+    event = organised_event_or_404(slug)
     filters = _filters()
     categories = services.fee_categories(db.session, event, active_only=False)
     page = paginate(db.session, services.organiser_list(event, **filters), page_number(), PER_PAGE)
@@ -410,7 +398,7 @@ def index(slug: str):
 @admin.get("/export.csv")
 @login_required
 def export(slug: str):
-    event = _organiser_event(slug)
+    event = organised_event_or_404(slug)
     fields = services.registration_fields(event)
     # Streamed a few hundred rows at a time (many-to-one eager loads only: no unique()).
     stmt = services.organiser_list(event, **_filters()).execution_options(yield_per=500)
@@ -420,15 +408,7 @@ def export(slug: str):
     def rows():
         yield [
             _("ID"),
-            _("Family name"),
-            _("Given name"),
-            _("Family name (kana)"),
-            _("Given name (kana)"),
-            _("Name in Latin letters"),
-            _("Email"),
-            _("Affiliation"),
-            _("Affiliation type"),
-            _("Attendance"),
+            *person_header(),
             _("Fee category"),
             _("State"),
             _("Total"),
@@ -438,18 +418,9 @@ def export(slug: str):
             *[str(f.label) for f in fields],
         ]
         for r in db.session.scalars(stmt):
-            p = r.person
             yield [
                 r.id,
-                p.family_name,
-                p.given_name,
-                p.family_name_kana,
-                p.given_name_kana,
-                p.romanized_name,
-                p.email or "",
-                p.affiliation,
-                str(SECTOR_LABELS[p.sector]) if p.sector else "",
-                str(MODE_LABELS[r.attendance_mode]),
+                *person_cells(r),
                 r.fee_category.name.get(None, default_lang) if r.fee_category else "",
                 str(STATE_LABELS[r.state]),
                 str(from_minor(r.total_minor, r.currency)),
@@ -475,7 +446,7 @@ def _answer_text(value) -> str:
 @admin.route("/add", methods=["GET", "POST"])
 @login_required
 def add(slug: str):
-    event = _organiser_event(slug)
+    event = organised_event_or_404(slug)
     categories = services.fee_categories(db.session, event, active_only=False)
     fields = services.registration_fields(event)
     form = forms.organiser_add_form(fields)
@@ -601,14 +572,14 @@ def _event_registration(event, reg_id):
 @admin.get("/<int:reg_id>/")
 @login_required
 def detail(slug: str, reg_id: int):
-    event = _organiser_event(slug)
+    event = organised_event_or_404(slug)
     return _render_detail(event, _event_registration(event, reg_id))
 
 
 @admin.post("/<int:reg_id>/state")
 @login_required
 def change_state(slug: str, reg_id: int):
-    event = _organiser_event(slug)
+    event = organised_event_or_404(slug)
     registration = _event_registration(event, reg_id)
     form = forms.StateChangeForm()
     if not form.validate():
@@ -631,7 +602,7 @@ def change_state(slug: str, reg_id: int):
 @admin.post("/<int:reg_id>/paid")
 @login_required
 def mark_paid(slug: str, reg_id: int):
-    event = _organiser_event(slug)
+    event = organised_event_or_404(slug)
     registration = _event_registration(event, reg_id)
     if forms.ConfirmForm().validate():
         paid = _("The payment has been recorded and the registration confirmed.")
@@ -643,7 +614,7 @@ def mark_paid(slug: str, reg_id: int):
 @admin.route("/check-in", methods=["GET"])
 @login_required
 def check_in_page(slug: str):
-    event = _organiser_event(slug)
+    event = organised_event_or_404(slug)
     q = request.args.get("q", "").strip()[:100]
     results = []
     if q:
@@ -673,7 +644,7 @@ def check_in_page(slug: str):
 @admin.post("/<int:reg_id>/check-in")
 @login_required
 def check_in(slug: str, reg_id: int):
-    event = _organiser_event(slug)
+    event = organised_event_or_404(slug)
     registration = _event_registration(event, reg_id)
     q = request.form.get("q", "")
     if forms.ConfirmForm().validate():
@@ -698,7 +669,7 @@ def check_in(slug: str, reg_id: int):
 @admin.get("/print")
 @login_required
 def print_list(slug: str):
-    event = _organiser_event(slug)
+    event = organised_event_or_404(slug)
     rows = list(db.session.scalars(services.roster(event)).unique())
     online = db.session.scalar(
         sa.select(sa.func.count())
@@ -736,7 +707,7 @@ def print_list(slug: str):
 @admin.route("/fees/", methods=["GET", "POST"])
 @login_required
 def fees(slug: str):
-    event = _organiser_event(slug)
+    event = organised_event_or_404(slug)
     settings_form = forms.SettingsForm(
         data={"payment_days": services.settings_for(db.session, event).payment_days}
         if request.method == "GET"
@@ -773,7 +744,7 @@ def fees(slug: str):
 @admin.route("/fees/<int:cat_id>/edit", methods=["GET", "POST"])
 @login_required
 def fee_form(slug: str, cat_id: int | None):
-    event = _organiser_event(slug)
+    event = organised_event_or_404(slug)
     currency = event.series.currency
     category = None
     if cat_id is not None:
@@ -840,7 +811,7 @@ def fee_form(slug: str, cat_id: int | None):
 @admin.post("/fees/<int:cat_id>/active")
 @login_required
 def fee_active(slug: str, cat_id: int):
-    event = _organiser_event(slug)
+    event = organised_event_or_404(slug)
     category = db.session.get(FeeCategory, cat_id)
     if category is None or category.event_id != event.id:
         abort(404)
