@@ -245,6 +245,16 @@ def participants(event: Event, state: str = "") -> sa.Select:
     )
 
 
+def participant_rows(session: Session, event: Event) -> list[ExchangeMeetingSignup]:
+    """Every sign-up of the organiser's list (``participants``), loaded: the CSV export."""
+    return list(session.scalars(participants(event)).unique())
+
+
+def roster_rows(session: Session, event: Event) -> list:
+    """The printed list of the exchange meeting (``roster``), loaded."""
+    return list(session.scalars(roster(event)).unique())
+
+
 def roster(event: Event) -> sa.Select:
     """The reception's check-in list: everyone with a place, by kana / romanised name."""
     return participants(event, SignupState.confirmed.value)

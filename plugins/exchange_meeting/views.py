@@ -120,7 +120,7 @@ def organiser_list(slug: str):
 def export(slug: str):
     event = _organiser_event(slug)
     st = services.meeting_settings(event)
-    signups = list(db.session.scalars(services.participants(event)).unique())
+    signups = services.participant_rows(db.session, event)
     positions = services.positions(db.session, event, [s.id for s in signups])
     zone = ZoneInfo(event.timezone)
     rows = [
@@ -157,7 +157,7 @@ def export(slug: str):
 def print_list(slug: str):
     event = _organiser_event(slug)
     st = services.meeting_settings(event)
-    rows = list(db.session.scalars(services.roster(event)).unique())
+    rows = services.roster_rows(db.session, event)
     return render_template(
         "exchange_meeting/print.html",
         event=event,

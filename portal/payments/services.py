@@ -796,6 +796,20 @@ def event_payments(event: Event, *, state: str = "", method: str = "", flagged: 
     return stmt.order_by(Payment.created_at.desc(), Payment.id.desc())
 
 
+def event_payment_rows(session: Session, event: Event, **filters) -> list[Payment]:
+    """Every payment of the event's list (``event_payments``), loaded: the CSV export."""
+    return list(session.scalars(event_payments(event, **filters)).unique())
+
+
+def payment_of_event(session: Session, event: Event, payment_id: int) -> Payment | None:
+    """The event's payment with this id, read afresh (None when it belongs elsewhere)."""
+    return session.scalar(
+        sa.select(Payment)
+        .where(Payment.id == payment_id, Payment.event_id == event.id)
+        .execution_options(populate_existing=True)
+    )
+
+
 @dataclass
 class Total:
     method: str

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -204,7 +203,7 @@ def _text(value) -> str:
 @login_required
 def export(slug: str):
     event = _organiser_event(slug)
-    rows = db.session.scalars(services.event_payments(event, **_filters())).unique().all()
+    rows = services.event_payment_rows(db.session, event, **_filters())
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -265,11 +264,7 @@ def export(slug: str):
 
 
 def _event_payment(event: Event, payment_id: int) -> Payment:
-    payment = db.session.scalar(
-        sa.select(Payment)
-        .where(Payment.id == payment_id, Payment.event_id == event.id)
-        .execution_options(populate_existing=True)
-    )
+    payment = services.payment_of_event(db.session, event, payment_id)
     if payment is None:
         abort(404)
     return payment

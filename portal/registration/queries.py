@@ -190,3 +190,56 @@ def rows_of_person(session: Session, model, person: Person) -> list[tuple]:
         .where(Registration.person_id == person.id)
         .order_by(model.id)
     ).all()
+
+
+# -- lists the organiser's pages read ---------------------------------------------------------
+
+LIST_STATES = (S.confirmed, S.attended, S.pending_payment)  # on the lists, at the door
+
+
+def roster_rows(session: Session, event: Event) -> list[Registration]:
+    """The printed on-site list of the event (``roster``), loaded."""
+    return list(session.scalars(roster(event)).unique())
+
+
+def online_count(session: Session, event: Event) -> int:
+    """Registrations attending online that are on the lists (confirmed, attended or unpaid)."""
+    return (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Registration)
+            .where(
+                Registration.event_id == event.id,
+                Registration.attendance_mode == AttendanceMode.online,
+                Registration.state.in_(LIST_STATES),
+            )
+        )
+        or 0
+    )
+
+
+def checkin_matches(session: Session, event: Event, q: str, limit: int = 30) -> list[Registration]:
+    """Registrations of the event a check-in search finds (those that may come in)."""
+    stmt = organiser_list(event, q=q).where(Registration.state.in_(LIST_STATES))
+    return list(session.scalars(stmt.limit(limit)).unique())
+
+
+def people_to_add(session: Session, user, q: str, limit: int = 20) -> list[Person]:
+    """People an organiser may add to an event: matching ``q``, not anonymised, and visible
+    to them (their series' people, or the one whose complete email was typed)."""
+    from portal import people
+
+    return list(
+        session.scalars(
+            sa.select(Person)
+            .where(person_search(q), Person.anonymised_at.is_(None), people.findable(user, q))
+            .order_by(Person.family_name_kana, Person.romanized_name, Person.id)
+            .limit(limit)
+        )
+    )
+
+
+def rows_of(session: Session, stmt: sa.Select):
+    """The registrations of a list statement (``organiser_list`` with ``yield_per``), read as
+    they are used (a streamed export)."""
+    return session.scalars(stmt)

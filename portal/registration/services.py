@@ -70,14 +70,19 @@ from portal.registration.people import (
 )
 from portal.registration.queries import (
     RegistrationCounts,
+    checkin_matches,
     get_for_event,
     get_for_person,
     history,
     my_registration,
     my_registrations,
+    online_count,
     organiser_list,
+    people_to_add,
     registration_counts,
     roster,
+    roster_rows,
+    rows_of,
 )
 from portal.registration.seats import (
     SEAT_STATES,

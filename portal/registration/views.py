@@ -9,7 +9,6 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import click
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Flask,
@@ -46,7 +45,7 @@ from portal.pagination import page_number, paginate
 from portal.params import filter_args, int_or_none
 from portal.registration import forms, services
 from portal.registration.export import person_cells, person_header
-from portal.registration.models import FeeCategory, Registration, RegistrationState
+from portal.registration.models import FeeCategory, RegistrationState
 from portal.registration.services import MODE_LABELS, SECTOR_LABELS, STATE_LABELS
 from portal.transactions import state_change
 
@@ -63,7 +62,7 @@ DRAFT_KEY = "registration_draft"
 
 
 def _event_or_404(slug: str) -> Event:
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    event = event_services.event_by_slug(db.session, slug)
     if event is None or not event_services.can_view(event, current_user):
         abort(404)
     return event
@@ -417,7 +416,7 @@ def export(slug: str):
             _("Checked in at"),
             *[str(f.label) for f in fields],
         ]
-        for r in db.session.scalars(stmt):
+        for r in services.rows_of(db.session, stmt):
             yield [
                 r.id,
                 *person_cells(r),
@@ -466,18 +465,7 @@ def add(slug: str):
         form.person_id.data = person_id if person else ""
     found = []
     if q and person is None:
-        found = list(
-            db.session.scalars(
-                sa.select(Person)
-                .where(
-                    services.person_search(q),
-                    Person.anonymised_at.is_(None),
-                    people.findable(current_user, q),
-                )
-                .order_by(Person.family_name_kana, Person.romanized_name, Person.id)
-                .limit(20)
-            )
-        )
+        found = services.people_to_add(db.session, current_user, q)
 
     def show(status: int = 200):
         return (
@@ -618,16 +606,7 @@ def check_in_page(slug: str):
     q = request.args.get("q", "").strip()[:100]
     results = []
     if q:
-        stmt = services.organiser_list(event, q=q).where(
-            Registration.state.in_(
-                (
-                    RegistrationState.confirmed,
-                    RegistrationState.attended,
-                    RegistrationState.pending_payment,
-                )
-            )
-        )
-        results = list(db.session.scalars(stmt.limit(30)).unique())
+        results = services.checkin_matches(db.session, event, q)
     counts = services.registration_counts(db.session, event)
     return render_template(
         "registration/checkin.html",
@@ -670,22 +649,8 @@ def check_in(slug: str, reg_id: int):
 @login_required
 def print_list(slug: str):
     event = organised_event_or_404(slug)
-    rows = list(db.session.scalars(services.roster(event)).unique())
-    online = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Registration)
-        .where(
-            Registration.event_id == event.id,
-            Registration.attendance_mode == AttendanceMode.online,
-            Registration.state.in_(
-                (
-                    RegistrationState.confirmed,
-                    RegistrationState.attended,
-                    RegistrationState.pending_payment,
-                )
-            ),
-        )
-    )
+    rows = services.roster_rows(db.session, event)
+    online = services.online_count(db.session, event)
     from portal import plugins
 
     webinar_on = plugins.is_enabled(event, "webinar") if online else False
