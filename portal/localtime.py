@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlalchemy as sa
+
 from portal.db import utcnow
 
 # The office's zone, for dates that belong to no event or series (a speaker's affiliation
@@ -98,8 +100,6 @@ def years_case(column, spans: dict[str, tuple[int, int]], *, zone_column=None, f
     its own zone: ``spans`` maps each zone to its first and last year; with several zones,
     ``zone_column`` names each row's zone. Lets the database group and filter by local year
     (an index on ``column`` serves the comparisons) in any dialect."""
-    import sqlalchemy as sa
-
     whens = []
     for zone, (first, last) in sorted(spans.items()):
         for year in range(first, last + 1):

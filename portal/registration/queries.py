@@ -91,13 +91,16 @@ def organiser_list(
     return stmt.order_by(Registration.created_at, Registration.id)
 
 
+LIST_STATES = (S.confirmed, S.attended, S.pending_payment)  # on the lists, at the door
+
+
 def roster(event: Event, mode: AttendanceMode | None = AttendanceMode.onsite) -> sa.Select:
     """Everyone expected or present, by kana/romanised name: the printable reception (受付)
     list, on-site participants only (online ones are on the webinar's list); ``mode=None``
     gives both."""
     conditions = [
         Registration.event_id == event.id,
-        Registration.state.in_((S.confirmed, S.attended, S.pending_payment)),
+        Registration.state.in_(LIST_STATES),
     ]
     if mode is not None:
         conditions.append(Registration.attendance_mode == mode)
@@ -193,8 +196,6 @@ def rows_of_person(session: Session, model, person: Person) -> list[tuple]:
 
 
 # -- lists the organiser's pages read ---------------------------------------------------------
-
-LIST_STATES = (S.confirmed, S.attended, S.pending_payment)  # on the lists, at the door
 
 
 def roster_rows(session: Session, event: Event) -> list[Registration]:

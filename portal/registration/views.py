@@ -224,9 +224,6 @@ def register(slug: str):
             waitlist=full is not None and full <= 0,
             payment_days=services.settings_for(db.session, event).payment_days,
         )
-    from portal.tickets.services import prepare_token
-
-    prepare_token()  # the ticket's QR code encoded before the event lock, not under it
     try:
         with state_change(form) as change:
             registration = services.register(

@@ -50,25 +50,6 @@ def new_token() -> str:
 QR_FILENAME = "ticket-qr.png"  # attached to the confirmation email, shown by its HTML
 
 
-def prepare_token() -> None:
-    """Draw the next ticket's token before a registration takes the event lock. Its QR code
-    is encoded only by the outbox sender (the attached PNG and PDF), never in the request
-    (the rush: docs/performance.md)."""
-    from flask import g
-
-    g.prepared_ticket_token = new_token()
-
-
-def _next_token() -> str:
-    from flask import g, has_app_context
-
-    if has_app_context():
-        token = g.pop("prepared_ticket_token", None)
-        if token:
-            return token
-    return new_token()
-
-
 def current_ticket(session: Session, registration: Registration) -> Ticket | None:
     return session.scalar(
         sa.select(Ticket)
@@ -80,7 +61,7 @@ def current_ticket(session: Session, registration: Registration) -> Ticket | Non
 
 def issue_ticket(session: Session, registration: Registration, *, actor=None) -> Ticket:
     """A new valid ticket for the registration (does not revoke an existing one)."""
-    ticket = Ticket(registration_id=registration.id, token=_next_token())
+    ticket = Ticket(registration_id=registration.id, token=new_token())
     session.add(ticket)
     session.flush()
     return ticket
