@@ -958,6 +958,42 @@ def build_history(
     )
 
 
+def history_data_of(engine: sa.Engine) -> HistoryData:
+    """The ``HistoryData`` of a database ``build_history`` filled before (to measure it again
+    without building it again: ``bench/sweep.py --reuse``)."""
+    with engine.connect() as conn:
+
+        def one(sql: str, **params):
+            return conn.execute(sa.text(sql), params).scalar_one()
+
+        series_id = one("SELECT id FROM series WHERE slug = :s", s=SERIES_SLUG)
+        event_id = one("SELECT id FROM events WHERE slug = :s", s=CURRENT_SLUG)
+        admin = conn.execute(
+            sa.text("SELECT id, person_id FROM users WHERE email = :e"), {"e": ADMIN_EMAIL}
+        ).one()
+        # The builder's people are consecutive ids; the second is the data download's.
+        download_person = one("SELECT min(id) FROM people") + 1
+        download_user = one("SELECT id FROM users WHERE person_id = :p", p=download_person)
+        counts = {
+            "events": one("SELECT count(*) FROM events"),
+            "people": one("SELECT count(*) FROM people"),
+        }
+    scale = round((counts["events"] - 1) / 100, 2)
+    return HistoryData(
+        scale=scale,
+        series_id=series_id,
+        series_slug=SERIES_SLUG,
+        event_id=event_id,
+        event_slug=CURRENT_SLUG,
+        admin_id=admin.id,
+        admin_email=ADMIN_EMAIL,
+        admin_password=ADMIN_PASSWORD,
+        download_person_id=download_person,
+        download_user_id=download_user,
+        counts=counts,
+    )
+
+
 def _models() -> dict:
     from plugins.abstracts.models import Abstract, AbstractAuthor, Review, ReviewAssignment
     from plugins.archive.models import ArchiveAccessLog, ArchiveItem

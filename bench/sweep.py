@@ -13,6 +13,7 @@ do: the due-mail query of ``portal outbox send`` and the pending-payment query o
     .venv/bin/python bench/sweep.py --scales 1,10 --databases sqlite
     .venv/bin/python bench/sweep.py --scales 1,10,100 --databases postgresql --pg-port 55419
     .venv/bin/python bench/sweep.py --databases postgresql --pg-url postgresql+psycopg://...
+    .venv/bin/python bench/sweep.py --reuse postgresql+psycopg://... --pages archive --repeat 7
 
 Prints one table per database, the scales side by side.
 """
@@ -223,6 +224,14 @@ def sweep_one(database: str, url: str, scale: float, repeat: int, pages=PAGES, l
         engine.dispose()
     run = Run(database, scale, time.monotonic() - started, data.counts)
     log(f"  {database} {scale:g}x: history built in {run.build_s:.1f} s")
+    measure_all(run, url, data, repeat, pages, log)
+    return run
+
+
+def measure_all(
+    run: Run, url: str, data: HistoryData, repeat: int, pages=PAGES, log=print, jobs: bool = True
+):
+    """Every page of ``pages`` (and the idle workers' jobs) on a built history."""
     with tempfile.TemporaryDirectory(prefix="portal-sweep-") as tmp:
         app = make_app(url, tmp)
         try:
@@ -232,10 +241,10 @@ def sweep_one(database: str, url: str, scale: float, repeat: int, pages=PAGES, l
                 run.measures[page.name] = measure_page(app, by_who[page.who], page, path, repeat)
                 m = run.measures[page.name]
                 log(f"    {page.name:28} {m.status} {m.ms:9.1f} ms {m.statements:4} statements")
-            run.measures.update(measure_jobs(app, repeat))
+            if jobs:
+                run.measures.update(measure_jobs(app, repeat))
         finally:
             app.extensions["portal_db"]["engine"].dispose()
-    return run
 
 
 def run(
@@ -323,7 +332,28 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--sqlite-max-scale", type=float, default=10, help="larger scales only on PostgreSQL"
     )
+    parser.add_argument(
+        "--reuse",
+        default=None,
+        metavar="URL",
+        help="measure a history database bench/history.py built before (nothing is rebuilt)",
+    )
+    parser.add_argument("--pages", default="", help="only the pages whose name contains this")
     args = parser.parse_args(argv)
+    if args.reuse:
+        from bench.history import history_data_of
+
+        engine = sa.create_engine(args.reuse)
+        try:
+            database, data = engine.dialect.name, history_data_of(engine)
+        finally:
+            engine.dispose()
+        pages = [p for p in PAGES if args.pages.lower() in p.name.lower()]
+        reused = Run(database, data.scale, 0.0, data.counts)
+        jobs = any(args.pages.lower() in job for job in JOBS)
+        measure_all(reused, args.reuse, data, args.repeat, pages, jobs=jobs)
+        print_table([reused])
+        return 0
     runs = run(
         scales=[float(s) for s in args.scales.split(",") if s],
         databases=[d for d in args.databases.split(",") if d],

@@ -239,7 +239,15 @@ def claim_due(session: Session, limit: int) -> list[int]:
     A claim is a lease: a sender that dies leaves its mails to be taken over after it.
     """
     now = utcnow()
-    pick = sa.select(OutboxEmail.id).where(_due_filter(now)).order_by(OutboxEmail.id).limit(limit)
+    # The longest-waiting first, in the order of the partial index of unsent mails: ordered by
+    # id, PostgreSQL walks the primary key through the whole sent history when nothing is due
+    # (it expects some of the failed mails, which have no sent_at either, to be due).
+    pick = (
+        sa.select(OutboxEmail.id)
+        .where(_due_filter(now))
+        .order_by(OutboxEmail.next_attempt_at, OutboxEmail.id)
+        .limit(limit)
+    )
     if session.get_bind().dialect.name == "postgresql":
         # Pick and lock first, then update those ids: PostgreSQL may run an IN-subquery with
         # LIMIT more than once inside an UPDATE and so claim more rows than asked.
