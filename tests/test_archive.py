@@ -667,3 +667,51 @@ def test_files_larger_than_the_app_wide_request_limit_are_accepted_up_to_the_set
             len(image),
             BilingualText(ja="poster.png", en="poster.png"),
         )
+
+
+def test_years_and_speakers_count_only_meetings_of_the_archive(app):
+    """The years are probed one by one (a year without material is left out, a draft's and
+    another series' material never count, a year is the series' local one) and the speakers
+    are walked by reading: only people with material in this archive, each with their talks
+    with material counted."""
+    from portal.events.models import EventStatus
+
+    with database(app) as s:
+        study = f.series(s, slug="years-study")
+        other = f.series(s, slug="years-other")
+        f.enable_for_series(s, study, "archive")
+        f.enable_for_series(s, other, "archive")
+
+        def person(kana: str, roman: str):
+            return f.person(s, family_name_kana=kana, given_name_kana="", romanized_name=roman)
+
+        late, early, silent, elsewhere = (
+            person("わだ", "Wada"),
+            person("あべ", "Abe"),
+            person("かとう", "Kato"),
+            person("いとう", "Ito"),
+        )
+
+        def meeting(series, starts_at, status=EventStatus.closed):
+            return f.event(s, series, starts_at=starts_at, status=status)
+
+        def material(event, speaker, position=1):
+            talk = f.talk(s, event, speaker, position=position)
+            archive.add_link(s, talk, f"https://video.example/{talk.id}", None)
+            return talk
+
+        # 31 Dec 2018 16:00 UTC is 1 Jan 2019 in Tokyo.
+        material(meeting(study, f.at(2018, 12, 31, 16)), late)
+        material(meeting(study, f.at(2023, 5, 1)), late)
+        material(meeting(study, f.at(2023, 6, 1)), early)
+        f.talk(s, meeting(study, f.at(2021, 5, 1)), silent)  # a talk without material
+        material(meeting(study, f.at(2020, 5, 1), EventStatus.draft), silent)
+        material(meeting(other, f.at(2016, 5, 1)), elsewhere)
+        s.commit()
+        study = s.get(type(study), study.id)
+        assert archive.archive_years(s, study) == [2023, 2019]
+        rows = s.execute(archive.archive_speakers(study)).all()
+        assert [(p.romanized_name, n) for p, n in rows] == [("Abe", 1), ("Wada", 2)]
+        assert archive.archive_speaker(s, study, silent.id) is None
+        assert archive.archive_speaker(s, study, late.id).id == late.id
+        assert archive.archive_years(s, other) == [2016]

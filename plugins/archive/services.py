@@ -35,7 +35,7 @@ from plugins.archive.models import ArchiveAccessLog, ArchiveItem, ItemKind
 from portal import audit, plugins
 from portal.accounts.models import Person, Role
 from portal.errors import UserError
-from portal.events.models import Event, EventStatus, Series, Talk
+from portal.events.models import Event, EventStatus, Series, SeriesPlugin, Talk
 from portal.i18n import BilingualText
 from portal.localtime import as_utc, years_case
 from portal.text import LIKE_ESCAPE, like_pattern
@@ -251,6 +251,25 @@ def archive_events() -> sa.Select:
     )
 
 
+def in_series_archive(series: Series) -> tuple:
+    """Conditions on ``Event``: a meeting of ``series`` that its archive shows. The same as
+    ``Event.id IN archive_events()`` for one series of this series plugin, but a single
+    uncorrelated check of the plugin, which the database evaluates once (the nested IN over
+    every event of every series cost more to plan than the pages' probes cost to run)."""
+    if plugins.scope(PLUGIN) != plugins.SERIES:
+        return (Event.series_id == series.id, Event.id.in_(archive_events()))
+    switched_on = (
+        sa.select(SeriesPlugin.id)
+        .where(
+            SeriesPlugin.series_id == series.id,
+            SeriesPlugin.plugin == PLUGIN,
+            SeriesPlugin.enabled.is_(True),
+        )
+        .exists()
+    )
+    return (Event.series_id == series.id, Event.status != EventStatus.draft, switched_on)
+
+
 def _has_items():
     return sa.select(ArchiveItem.id).where(ArchiveItem.talk_id == Talk.id).exists()
 
@@ -338,7 +357,7 @@ def archive_talks(
     stmt = (
         sa.select(Talk)
         .join(Event, Event.id == Talk.event_id)
-        .where(Event.series_id == series.id, Event.id.in_(archive_events()), _has_items())
+        .where(*in_series_archive(series), _has_items())
         .options(joinedload(Talk.event), joinedload(Talk.speaker))
         .order_by(Event.starts_at.desc(), Talk.position, Talk.id)
     )
@@ -370,39 +389,84 @@ def items_by_talk(session: Session, talk_ids) -> dict[int, list[ArchiveItem]]:
 
 
 def archive_years(session: Session, series: Series) -> list[int]:
-    """Calendar years (in the series' zone) of meetings with material, newest first."""
+    """Calendar years (in the series' zone) of meetings with material, newest first.
+
+    Two statements whatever the history: the first and the last meeting with material (each
+    an ordered walk of the start-time index that stops at the first hit), then one EXISTS
+    probe per calendar year between them (each stops at the year's first meeting with
+    material) instead of grouping every meeting by year."""
     with_material = (
-        Event.series_id == series.id,
-        Event.id.in_(archive_events()),
+        *in_series_archive(series),
         sa.select(ArchiveItem.id)
         .join(Talk, Talk.id == ArchiveItem.talk_id)
         .where(Talk.event_id == Event.id)
         .exists(),
     )
+
+    def end(order):
+        stmt = sa.select(Event.starts_at).where(*with_material).order_by(order).limit(1)
+        return stmt.scalar_subquery()
+
     first, last = session.execute(
-        sa.select(sa.func.min(Event.starts_at), sa.func.max(Event.starts_at)).where(*with_material)
+        sa.select(end(Event.starts_at.asc()), end(Event.starts_at.desc()))
     ).one()
     if first is None:
         return []
     zone = ZoneInfo(series.timezone)
-    span = {
-        series.timezone: (as_utc(first).astimezone(zone).year, as_utc(last).astimezone(zone).year)
-    }
-    year = years_case(Event.starts_at, span)
-    years = session.scalars(sa.select(year).where(*with_material).distinct())
-    # The years with material: one statement grouped by the database (not every meeting).
-    return sorted((y for y in years if y is not None), reverse=True)
+    first_year = as_utc(first).astimezone(zone).year
+    last_year = as_utc(last).astimezone(zone).year
+    if last_year - first_year > MAX_YEAR_PROBES:  # dates typed wrong: group them instead
+        year = years_case(Event.starts_at, {series.timezone: (first_year, last_year)})
+        years = session.scalars(sa.select(year).where(*with_material).distinct())
+        return sorted((y for y in years if y is not None), reverse=True)
+    bounds = sa.union_all(
+        *(
+            sa.select(
+                sa.literal(y, sa.Integer).label("year"),
+                sa.literal(start, Event.starts_at.type).label("start"),
+                sa.literal(stop, Event.starts_at.type).label("stop"),
+            )
+            for y in range(first_year, last_year + 1)
+            for start, stop in [year_bounds(series, y)]
+        )
+    ).subquery()
+    # The year's first meeting with material (a scalar subquery per year, which stops at the
+    # first hit; as EXISTS, PostgreSQL plans a semi join and starts parallel workers for it).
+    held = (
+        sa.select(Event.id)
+        .where(*with_material, Event.starts_at >= bounds.c.start, Event.starts_at < bounds.c.stop)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return sorted(session.scalars(sa.select(bounds.c.year).where(held.is_not(None))), reverse=True)
+
+
+MAX_YEAR_PROBES = 200
 
 
 def archive_speakers(series: Series) -> sa.Select:
-    """(Person, number of talks with material) for the series, by name."""
-    talks = sa.func.count(sa.distinct(Talk.id)).label("talks")
+    """(Person, number of talks with material) for the series, by name.
+
+    People are walked in name order (``ix_people_reading``) and kept when one of their talks
+    in the series' archive has material (an EXISTS per person, through the talks' speaker
+    index), so a page reads as many people as it skips and shows, not every talk of the
+    history grouped by speaker; the talks are counted for the rows shown only."""
+
+    def material_talks(*columns):
+        return (
+            sa.select(*columns)
+            .join(Event, Event.id == Talk.event_id)
+            .where(
+                Talk.speaker_id == Person.id,
+                *in_series_archive(series),
+                _has_items(),
+            )
+        )
+
+    talks = material_talks(sa.func.count(Talk.id)).scalar_subquery().label("talks")
     return (
         sa.select(Person, talks)
-        .join(Talk, Talk.speaker_id == Person.id)
-        .join(Event, Event.id == Talk.event_id)
-        .where(Event.series_id == series.id, Event.id.in_(archive_events()), _has_items())
-        .group_by(Person.id)
+        .where(material_talks(Talk.id).exists())
         .order_by(Person.family_name_kana, Person.given_name_kana, Person.romanized_name, Person.id)
     )
 
