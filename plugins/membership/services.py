@@ -782,12 +782,11 @@ class MemberRow:
     since: datetime | None
 
 
-def members_select(
+def member_branches(
     series_id: int, year: int, company_id: int | list[int] | None = None
-) -> sa.Select:
-    """(person_id, company_id, how, since) of every member of the year, one statement:
-    people linked to a member company, and verified accounts at its domains that are not
-    linked (nor removed). ``company_id``: only that company (or those companies)."""
+) -> tuple[sa.Select, sa.Select]:
+    """The two halves of ``members_select``: (people linked to a member company, verified
+    accounts at its domains that are not linked), each (person_id, company_id, how, since)."""
     active = active_company_ids(series_id, year)
     if isinstance(company_id, int):
         active = active.where(MemberCompany.id == company_id)
@@ -796,7 +795,9 @@ def members_select(
     linked = sa.select(
         CompanyMember.person_id.label("person_id"),
         CompanyMember.company_id.label("company_id"),
-        CompanyMember.how.label("how"),
+        # Plain VARCHAR in both halves: with the same column types PostgreSQL flattens the
+        # UNION ALL and plans each half on its own.
+        sa.cast(CompanyMember.how, sa.String).label("how"),
         CompanyMember.added_at.label("since"),
     ).where(CompanyMember.removed_at.is_(None), CompanyMember.company_id.in_(active))
     any_row = (
@@ -811,7 +812,7 @@ def members_select(
         sa.select(
             User.person_id.label("person_id"),
             CompanyDomain.company_id.label("company_id"),
-            sa.literal(MemberHow.domain.value).label("how"),
+            sa.literal(MemberHow.domain.value, sa.String).label("how"),
             User.email_verified_at.label("since"),
         )
         .join(CompanyDomain, CompanyDomain.domain == User.email_domain)
@@ -822,7 +823,16 @@ def members_select(
             ~any_row,
         )
     )
-    return sa.union_all(linked, by_domain)
+    return linked, by_domain
+
+
+def members_select(
+    series_id: int, year: int, company_id: int | list[int] | None = None
+) -> sa.Select:
+    """(person_id, company_id, how, since) of every member of the year, one statement:
+    people linked to a member company, and verified accounts at its domains that are not
+    linked (nor removed). ``company_id``: only that company (or those companies)."""
+    return sa.union_all(*member_branches(series_id, year, company_id))
 
 
 def colleagues_of(
@@ -846,30 +856,50 @@ def members_page(
     company_id: int | list[int] | None = None,
     query: str = "",
 ) -> Page:
-    """Members of the year, a page at a time: three queries whatever the size (a fourth
-    counts the matches of a search). Pages are "next page" pages: one row more than the page
+    """Members of the year, a page at a time: four queries whatever the size (the two halves
+    of the membership, the people, the companies; a fifth counts the matches of a search). Pages are "next page" pages: one row more than the page
     tells whether another follows; the whole membership is never counted (issue 19).
 
     ``query`` finds people by name in any script (kana, half-width kana, romaji) or email,
     with the folding of every people search (``portal.accounts.search``)."""
-    sub = members_select(series.id, year, company_id).subquery()
-    if query.strip():
-        sub = (
-            sa.select(sub)
-            .join(Person, Person.id == sub.c.person_id)
-            .where(person_matches(query))
-            .subquery()
-        )
-    stmt = sa.select(sub.c.person_id, sub.c.company_id, sub.c.how, sub.c.since).order_by(
-        sub.c.company_id, sub.c.person_id
-    )
+
+    def matching(select: sa.Select):
+        sub = select.subquery()
+        if query.strip():
+            sub = (
+                sa.select(sub)
+                .join(Person, Person.id == sub.c.person_id)
+                .where(person_matches(query))
+                .subquery()
+            )
+        return sub
+
     more = False
     if per_page:
-        rows = session.execute(stmt.limit(per_page + 1).offset((page - 1) * per_page)).all()
+        # Each half read in order up to the end of the page, the two merged here: ordered
+        # and limited on its own, each half walks the indexes (companies by id, their
+        # domains' accounts) and stops; their UNION ALL would be sorted whole.
+        end = page * per_page + 1
+        rows = []
+        for half in member_branches(series.id, year, company_id):
+            sub = matching(half)
+            rows += session.execute(
+                sa.select(sub.c.person_id, sub.c.company_id, sub.c.how, sub.c.since)
+                .order_by(sub.c.company_id, sub.c.person_id)
+                .limit(end)
+            ).all()
+        rows.sort(key=lambda r: (r.company_id, r.person_id))
+        rows = rows[(page - 1) * per_page : end]
         more, rows = len(rows) > per_page, rows[:per_page]
     else:
-        rows = session.execute(stmt).all()
+        sub = matching(members_select(series.id, year, company_id))
+        rows = session.execute(
+            sa.select(sub.c.person_id, sub.c.company_id, sub.c.how, sub.c.since).order_by(
+                sub.c.company_id, sub.c.person_id
+            )
+        ).all()
     if query.strip():
+        sub = matching(members_select(series.id, year, company_id))
         total = session.scalar(sa.select(sa.func.count()).select_from(sub)) or 0
     elif not per_page or not more:
         total = (page - 1) * per_page + len(rows)  # the last page: the count is exact
