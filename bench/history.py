@@ -741,7 +741,9 @@ def build_history(
         author_first = ids.take(t["abstract_authors"], len(abstract_plan))
         assign_first = ids.take(t["abstract_review_assignments"], 2 * len(abstract_plan))
         review_first = ids.take(t["abstract_reviews"], 2 * len(abstract_plan))
-        reviewers = speaker_ids[: max(2, min(S, 30))]
+        # The reviewer pool grows with the abstracts (30 at 1×): about 20 reviews each at any
+        # scale, so the data download's person (a reviewer) keeps the same data at 100×.
+        reviewers = speaker_ids[: max(2, min(S, round(30 * scale)))]
 
         def abstract_rows():
             for n, (event_id, a) in enumerate(abstract_plan):

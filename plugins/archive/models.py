@@ -49,8 +49,9 @@ class ArchiveItem(Base):
     url: Mapped[str | None] = mapped_column(sa.String(2000))
     # The slides' text, folded (NFKC, lower case, no white space) for LIKE search.
     text_key: Mapped[str] = mapped_column(sa.Text, default="")
+    # Indexed: the personal-data download (and forgetting a person) look items up by uploader.
     uploaded_by_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("users.id", ondelete="SET NULL")
+        sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
