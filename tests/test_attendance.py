@@ -703,3 +703,51 @@ def test_figures_of_settled_meetings_are_saved_by_a_scheduled_job(app):
         }
         assert rows == {ids["settled"]: (3, 2, 2), ids["known"]: (9, 7, 0)}
         assert run_job(db.session, "attendance-figures") == "figures saved for 0 meeting(s)"
+
+
+def test_missing_numbers_are_looked_for_only_when_some_are_missing(app, session):
+    """The totals count the numbered meetings; runs of missing numbers are searched (one more
+    statement) only when fewer meetings are numbered than their range holds, and a meeting
+    counted live from its registrations fills its number."""
+    series = f.series(session, slug="numbers")
+    f.enable_for_series(session, series, "attendance")
+    start = utcnow().replace(microsecond=0) - timedelta(days=400)
+
+    def meeting(number: int, figures: bool = True):
+        event = f.event(
+            session,
+            series,
+            number=number,
+            status=EventStatus.closed,
+            starts_at=start + timedelta(days=number),
+        )
+        if figures:
+            session.add(
+                MeetingAttendance(event_id=event.id, source="import", registered=10, participants=8)
+            )
+        return event
+
+    for number in (1, 2, 3, 5):
+        meeting(number)
+    live = meeting(4, figures=False)  # counted live from its registrations: 4 is not missing
+    _registrations(session, live, ("attended", "onsite", "company"))
+    session.flush()
+    engine = session.get_bind()
+
+    def statements() -> tuple[int, list]:
+        seen = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        sa.event.listen(engine, "before_cursor_execute", listener)
+        try:
+            stats = services.series_statistics(session, series)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", listener)
+        return len(seen), stats.missing
+
+    contiguous, missing = statements()
+    assert missing == []
+    meeting(7)
+    session.flush()
+    with_gaps, missing = statements()
+    assert missing == [(6, 6)]
+    assert with_gaps == contiguous + 1

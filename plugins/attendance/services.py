@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload, load_only
 
 from plugins.attendance.models import AttendanceSource, MeetingAttendance
 from portal import audit, plugins
@@ -448,9 +448,13 @@ def _fiscal_year_start(year: int, zone: str):
 
 
 def _fiscal_year_expression(zones: dict[str, tuple[int, int]]):
-    """A CASE giving a meeting's fiscal year from its start in its own time zone."""
+    """A CASE giving a meeting's fiscal year from its start in its own time zone (with one
+    zone, as usual, the CASE compares the start only: half the work per meeting)."""
     return years_case(
-        Event.starts_at, zones, zone_column=Event.timezone, first_month=FISCAL_YEAR_FIRST_MONTH
+        Event.starts_at,
+        zones,
+        zone_column=Event.timezone if len(zones) > 1 else None,
+        first_month=FISCAL_YEAR_FIRST_MONTH,
     )
 
 
@@ -497,10 +501,37 @@ def _unreported(session: Session, series: Series, now) -> list[MeetingRow]:
 _SUMMED = ("participants", "company", "university", "government_other")
 
 
+@dataclass
+class Numbers:
+    """How many meetings with figures have a number, and the lowest and highest number: with
+    numbers unique in a series, the runs of missing numbers exist only when fewer meetings
+    are numbered than the range between them holds."""
+
+    count: int = 0
+    low: int | None = None
+    high: int | None = None
+
+    def add(self, count: int, low: int | None, high: int | None) -> None:
+        if not count:
+            return
+        self.count += count
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+
+    @property
+    def gaps(self) -> bool:
+        return self.count > 0 and self.count < self.high - self.low + 1
+
+
 def _fiscal_year_totals(
-    session: Session, zones: dict, unreported: list[MeetingRow], series: Series
+    session: Session,
+    zones: dict,
+    unreported: list[MeetingRow],
+    series: Series,
+    numbers: Numbers | None = None,
 ) -> list[FiscalYearTotals]:
-    """Totals per fiscal year, summed by the database, plus the meetings counted live."""
+    """Totals per fiscal year, summed by the database, plus the meetings counted live; the
+    meeting numbers are counted into ``numbers`` on the way (for ``Numbers.gaps``)."""
     M = MeetingAttendance
     year = _fiscal_year_expression(zones).label("year")
     unsplit = sa.and_(M.onsite_participants.is_(None), M.online_participants.is_(None))
@@ -513,6 +544,9 @@ def _fiscal_year_totals(
             sa.func.sum(M.onsite_participants),
             sa.func.sum(M.online_participants),
             sa.func.sum(sa.case((unsplit, M.participants), else_=0)),
+            sa.func.count(Event.number),
+            sa.func.min(Event.number),
+            sa.func.max(Event.number),
         )
         .select_from(Event)
         .join(M, M.event_id == Event.id)
@@ -520,7 +554,11 @@ def _fiscal_year_totals(
         .group_by(year)
     )
     years: dict[int, FiscalYearTotals] = {}
-    for y, held, cancelled, *sums, onsite, online, unsplit_sum in session.execute(stmt):
+    numbers = numbers if numbers is not None else Numbers()
+    for y, held, cancelled, *sums, onsite, online, unsplit_sum, n, low, high in session.execute(
+        stmt
+    ):
+        numbers.add(n, low, high)
         if y is None:
             continue
         fy = years[y] = FiscalYearTotals(year=y, meetings=int(held or 0))
@@ -532,6 +570,8 @@ def _fiscal_year_totals(
         fy.unsplit = int(unsplit_sum or 0)
     for row in unreported:
         years.setdefault(row.fiscal_year, FiscalYearTotals(year=row.fiscal_year)).add(row.figures)
+        if row.number is not None:
+            numbers.add(1, row.number, row.number)
     cumulative = 0
     ordered = [years[y] for y in sorted(years)]
     for fy in ordered:
@@ -566,6 +606,19 @@ def _missing(session: Session, series: Series, unreported: list[MeetingRow]):
     return [(int(a), int(b)) for a, b in gaps]
 
 
+_SHOWN = (
+    Event.id,
+    Event.series_id,
+    Event.number,
+    Event.slug,
+    Event.title,
+    Event.starts_at,
+    Event.ends_at,
+    Event.timezone,
+    Event.status,
+)
+
+
 def _meetings_of_year(
     session: Session, series: Series, zones: dict, year: int, unreported: list[MeetingRow]
 ) -> list[MeetingRow]:
@@ -573,6 +626,9 @@ def _meetings_of_year(
         sa.select(Event, MeetingAttendance)
         .join(MeetingAttendance, MeetingAttendance.event_id == Event.id)
         .where(*_of_series(series), _in_fiscal_year(zones, year))
+        # What the table shows of a meeting: not its texts, venue or series row (the
+        # series is in the session already).
+        .options(load_only(*_SHOWN), lazyload(Event.series))
     ).all()
     rows = [
         MeetingRow(event=e, figures=Figures.of(m), day=event_day(e), fiscal_year=year)
@@ -596,11 +652,13 @@ def series_statistics(
     now = now or utcnow()
     zones = _zones(session, series)
     unreported = _unreported(session, series, now)
-    fiscal_years = _fiscal_year_totals(session, zones, unreported, series) if zones else []
+    numbers = Numbers()
+    fiscal_years = _fiscal_year_totals(session, zones, unreported, series, numbers) if zones else []
     known = {fy.year: fy for fy in fiscal_years}
     if year not in known:
         year = fiscal_years[-1].year if (latest and fiscal_years) else None
-    missing = _missing(session, series, unreported) if fiscal_years else []
+    # The runs of missing numbers are looked for only when some number is missing.
+    missing = _missing(session, series, unreported) if numbers.gaps else []
     stats = Statistics(
         series=series, rows=[], totals=Totals(), fiscal_years=fiscal_years, missing=missing
     )
