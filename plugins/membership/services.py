@@ -539,7 +539,24 @@ def companies_page(session: Session, series: Series, year: int, page: int, per_p
         .order_by(_name_order(), MemberCompany.id)
     )
     total = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery()))
-    rows = session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).unique().all()
+    # The page's companies are picked on narrow columns (id and name), then loaded with their
+    # membership and relations: sorting every company's whole row cost more than the page.
+    ids = list(
+        session.scalars(
+            sa.select(MemberCompany.id)
+            .where(MemberCompany.series_id == series.id)
+            .order_by(_name_order(), MemberCompany.id)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    )
+    found = {
+        company.id: (company, membership)
+        for company, membership in session.execute(stmt.where(MemberCompany.id.in_(ids or [-1])))
+        .unique()
+        .all()
+    }
+    rows = [found[i] for i in ids if i in found]
     return Page(items=rows, page=page, per_page=per_page, total=total or 0)
 
 
