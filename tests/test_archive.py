@@ -669,7 +669,7 @@ def test_files_larger_than_the_app_wide_request_limit_are_accepted_up_to_the_set
         )
 
 
-def test_years_and_speakers_count_only_meetings_of_the_archive(app):
+def test_years_and_speakers_count_only_meetings_of_the_archive(app, monkeypatch):
     """The years are probed one by one (a year without material is left out, a draft's and
     another series' material never count, a year is the series' local one) and the speakers
     are walked by reading: only people with material in this archive, each with their talks
@@ -715,3 +715,6 @@ def test_years_and_speakers_count_only_meetings_of_the_archive(app):
         assert archive.archive_speaker(s, study, silent.id) is None
         assert archive.archive_speaker(s, study, late.id).id == late.id
         assert archive.archive_years(s, other) == [2016]
+        # A span too long to probe year by year (dates typed wrong) is grouped instead.
+        monkeypatch.setattr(archive, "MAX_YEAR_PROBES", 2)
+        assert archive.archive_years(s, study) == [2023, 2019]
