@@ -388,13 +388,16 @@ def items_by_talk(session: Session, talk_ids) -> dict[int, list[ArchiveItem]]:
     return found
 
 
+MAX_YEAR_PROBES = 200  # calendar years probed one by one; a longer span is grouped
+
+
 def archive_years(session: Session, series: Series) -> list[int]:
     """Calendar years (in the series' zone) of meetings with material, newest first.
 
     Two statements whatever the history: the first and the last meeting with material (each
-    an ordered walk of the start-time index that stops at the first hit), then one EXISTS
-    probe per calendar year between them (each stops at the year's first meeting with
-    material) instead of grouping every meeting by year."""
+    an ordered walk of the start-time index that stops at the first hit), then one probe per
+    calendar year between them (each stops at the year's first meeting with material)
+    instead of grouping every meeting by year."""
     with_material = (
         *in_series_archive(series),
         sa.select(ArchiveItem.id)
@@ -439,9 +442,6 @@ def archive_years(session: Session, series: Series) -> list[int]:
         .scalar_subquery()
     )
     return sorted(session.scalars(sa.select(bounds.c.year).where(held.is_not(None))), reverse=True)
-
-
-MAX_YEAR_PROBES = 200
 
 
 def archive_speakers(series: Series) -> sa.Select:
