@@ -693,6 +693,7 @@ def history_rows(session: Session, series: Series, now=None) -> Iterator[Meeting
         .join(MeetingAttendance, MeetingAttendance.event_id == Event.id)
         .where(*_of_series(series))
         .order_by(Event.starts_at, Event.number)
+        .options(load_only(*_SHOWN), lazyload(Event.series))
         .execution_options(yield_per=HISTORY_CHUNK)
     )
     cumulative = 0
