@@ -121,14 +121,16 @@ def query_terms(query: str | None) -> list[str]:
     return [t for t in fold(query).replace(SEPARATOR, " ").split() if t][:8]
 
 
-def person_matches(query: str | None):
-    """A condition on ``Person``: every folded piece of the query is in its search key."""
+def person_matches(query: str | None, key=None):
+    """A condition on ``Person``: every folded piece of the query is in its search key
+    (``key``: an expression of it to match instead, see ``portal.registration.people``)."""
     from portal.accounts.models import Person
 
     terms = query_terms(query)
     if not terms:
         return sa.true()
-    return sa.and_(*(Person.search_key.like(like_pattern(term), escape="\\") for term in terms))
+    key = Person.search_key if key is None else key
+    return sa.and_(*(key.like(like_pattern(term), escape="\\") for term in terms))
 
 
 def find_people(session: Session, query: str | None, limit: int = 20) -> list:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
 from portal.accounts.models import Person, Sector
+from portal.accounts.search import person_matches
 from portal.events.models import AttendanceMode, Event
 from portal.params import int_or_none
 from portal.registration.models import (
@@ -233,7 +234,7 @@ def people_to_add(session: Session, user, q: str, limit: int = 20) -> list[Perso
     return list(
         session.scalars(
             sa.select(Person)
-            .where(person_search(q), Person.anonymised_at.is_(None), people.findable(user, q))
+            .where(person_matches(q), Person.anonymised_at.is_(None), people.findable(user, q))
             # By reading, sorted after the search: the matches of a name are all of one
             # reading, so walking the people's reading index (ix_people_reading) to them
             # would read everyone before it. COALESCE (the column is never NULL) keeps
