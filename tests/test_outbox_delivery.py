@@ -88,6 +88,29 @@ def test_a_mail_claimed_by_another_sender_is_left_alone_until_its_claim_expires(
     assert len(smtp_server.messages) == 1
 
 
+def test_the_longest_waiting_mail_is_claimed_first(app):
+    """A claim takes the mails due longest ago first (the order of the partial index of
+    unsent mails), whatever order they were queued in; sent and failed mails never."""
+    from portal.mail.services import claim_due
+
+    _queue(app, 4)
+    with app.app_context():
+        first, second, sent, failed = db.session.scalars(
+            sa.select(OutboxEmail).order_by(OutboxEmail.id)
+        ).all()
+        now = utcnow()
+        first.next_attempt_at = now - timedelta(minutes=1)  # queued first, retried since
+        second.next_attempt_at = now - timedelta(minutes=30)
+        sent.next_attempt_at = failed.next_attempt_at = now - timedelta(hours=1)
+        sent.sent_at = now - timedelta(minutes=50)
+        failed.failed_at = now - timedelta(minutes=50)
+        db.session.commit()
+        ids = first.id, second.id
+        assert claim_due(db.session, 1) == [ids[1]]
+        assert claim_due(db.session, 5) == [ids[0]]
+        assert claim_due(db.session, 5) == []
+
+
 def test_retries_keep_the_message_id_and_failures_exit_non_zero(app, runner, smtp_server):
     [message_id] = _queue(app, 1)
     result = runner.invoke(args=["outbox", "send"])  # nothing listens on port 1
