@@ -365,6 +365,19 @@ def kept_part(key, scopes, render):
     return _fragment(store, store.part_seconds, key, scopes, render)
 
 
+def kept_for_person(name: str, scopes, render):
+    """``kept_part`` of a page for the person logged in: keyed by the page's address (its
+    language and query), the log-in (which names the password version) and the session's
+    CSRF secret (the HTML may hold CSRF tokens). For organisers' pages, which are never shared;
+    changes to the person's rows or roles replace the global version."""
+
+    def key() -> str:
+        user = session.get("_user_id", "-")
+        return f"{name}|{request.host}{request.full_path}|u:{user}|{csrf_secret_digest()}"
+
+    return kept_part(key, scopes, render)
+
+
 def _fragment(store: PageCache, max_seconds: int, key, scopes, render):
     scopes = [GLOBAL, *scopes]
     try:
