@@ -149,7 +149,11 @@ def load(overrides: dict | None = None) -> dict:
     settings.update(overrides or {})
     if settings.get("TESTING") and "PAGE_CACHE_SECONDS" not in (overrides or {}):
         settings["PAGE_CACHE_SECONDS"] = 0  # a test sees its own changes at once
-    if settings.get("TESTING") and "FRAGMENT_CACHE_SECONDS" not in (overrides or {}):
+    if (
+        settings.get("TESTING")
+        and "FRAGMENT_CACHE_SECONDS" not in (overrides or {})
+        and not os.environ.get("PORTAL_FRAGMENT_CACHE_SECONDS")  # a run of the suite with it on
+    ):
         settings["FRAGMENT_CACHE_SECONDS"] = 0
     if settings.get("TESTING") and "TASKS_KICK_OUTBOX" not in (overrides or {}):
         settings["TASKS_KICK_OUTBOX"] = False  # tests send with `portal outbox send`

@@ -4,6 +4,7 @@ of a past meeting, an ended meeting, a change made through another worker."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
@@ -126,7 +127,9 @@ def test_the_figures_are_kept_and_a_registration_shows_at_once(kept_app):
 
     first, rendered = _statements(kept_app, client, m["url"])
     second, kept = _statements(kept_app, client, m["url"])
-    assert second == first
+    assert re.sub(r"<input[^>]*csrf_token[^>]*>", "", second) == re.sub(
+        r"<input[^>]*csrf_token[^>]*>", "", first
+    )
     assert "1 meeting held" in first
     assert kept < rendered  # the statistics' statements did not run again
 
