@@ -258,19 +258,17 @@ class Gunicorn:
         if self.proc is None:
             return []
         sizes = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) != self.proc.pid:  # the parent's pid
-                continue
-            status = (stat.parent / "status").read_text()
+        for proc_dir, _fields in children(self.proc.pid):
+            status = (proc_dir / "status").read_text()
             rss_kb = next(
                 int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
             )
             sizes.append(round(rss_kb / 1024, 1))
         return sorted(sizes)
+
+    def worker_cpu_seconds(self) -> float:
+        """CPU time (user + system) the workers have used so far."""
+        return children_cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -295,6 +293,23 @@ class Gunicorn:
 # -- PostgreSQL ------------------------------------------------------------------------------
 
 PG_BIN = Path(os.environ.get("PORTAL_BENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def children(parent_pid: int):
+    """(/proc/<pid>, fields of its stat after the command name) of each child of a process."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent_pid:
+            yield stat.parent, fields
+
+
+def children_cpu_seconds(parent_pid: int) -> float:
+    """CPU time (user + system) the living children of a process have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum((int(f[11]) + int(f[12])) / ticks for _dir, f in children(parent_pid))
 
 
 class PostgresUnavailable(RuntimeError):
@@ -358,6 +373,14 @@ class PostgresServer:
             self.stop()
             raise
         return self
+
+    def backends_cpu_seconds(self) -> float:
+        """CPU time the server's processes (its connections' backends) have used so far."""
+        try:
+            pid = int((self.datadir / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError, TypeError):
+            return 0.0
+        return children_cpu_seconds(pid)
 
     def stop(self) -> None:
         if self.datadir is None:

@@ -90,6 +90,10 @@ class RushResult:
     p99_ms: float = 0.0
     prepare_s: float = 0.0
     fire_s: float = 0.0
+    # CPU per POST during the fire: the gunicorn workers, PostgreSQL's backends, the clients.
+    worker_cpu_ms: float = 0.0
+    database_cpu_ms: float = 0.0
+    client_cpu_ms: float = 0.0
     error_samples: list = field(default_factory=list)
     skipped: str = ""
 
@@ -132,7 +136,14 @@ def _prepare(port: int, slug: str, email: str, password: str) -> tuple[Client, l
 
 
 def run_one(
-    database: str, url: str, tmp: Path, people: int, seats: int, workers: int, threads: int
+    database: str,
+    url: str,
+    tmp: Path,
+    people: int,
+    seats: int,
+    workers: int,
+    threads: int,
+    database_cpu=lambda: 0.0,
 ):
     result = RushResult(database=database, people=people, seats=seats)
     engine = create_schema(url)
@@ -191,6 +202,7 @@ def run_one(
             ]
             for t in pool_threads:
                 t.start()
+            cpu_before = (server.worker_cpu_seconds(), database_cpu(), time.process_time())
             try:
                 barrier.wait(timeout=FIRE_TIMEOUT)
             except threading.BrokenBarrierError:
@@ -200,6 +212,12 @@ def run_one(
             for t in pool_threads:
                 t.join(timeout=max(0.1, deadline - time.monotonic()))
             result.fire_s = time.monotonic() - started
+            cpu_after = (server.worker_cpu_seconds(), database_cpu(), time.process_time())
+            per_post = [
+                (b - a) * 1000 / max(1, len(prepared))
+                for a, b in zip(cpu_before, cpu_after, strict=True)
+            ]
+            result.worker_cpu_ms, result.database_cpu_ms, result.client_cpu_ms = per_post
             for t, pid in zip(pool_threads, prepared, strict=True):
                 if t.is_alive():
                     outcomes[pid].error = outcomes[pid].error or "post: no answer in time"
@@ -263,7 +281,16 @@ def run(
                 result = run_one(database, url, tmp, people, seats, workers, threads)
             else:
                 with PostgresServer(max_connections=200) as pg:
-                    result = run_one(database, pg.url, tmp, people, seats, workers, threads)
+                    result = run_one(
+                        database,
+                        pg.url,
+                        tmp,
+                        people,
+                        seats,
+                        workers,
+                        threads,
+                        database_cpu=pg.backends_cpu_seconds,
+                    )
         except PostgresUnavailable as exc:
             result = RushResult(database, people=people, seats=seats, skipped=str(exc))
         except Exception as exc:  # noqa: BLE001 - reported as a failed run, the next one goes on
@@ -318,6 +345,13 @@ def print_table(results: list[RushResult]) -> None:
             print(
                 f"target (issue 14): {r.database} p99 <= {P99_TARGET_MS} ms:"
                 f" {r.p99_ms:.0f} ms -> {'ok' if r.fast else 'ABOVE TARGET'}"
+            )
+    for r in results:
+        if not r.skipped:
+            print(
+                f"  {r.database}: CPU per POST during the rush: gunicorn workers"
+                f" {r.worker_cpu_ms:.1f} ms, database server {r.database_cpu_ms:.1f} ms,"
+                f" the 400 browsers (this process) {r.client_cpu_ms:.1f} ms"
             )
     for r in results:
         if r.other_states:

@@ -71,6 +71,7 @@ IGNORED_TABLES = frozenset(
         "processed_webhook_events",
         "webinar_reminders",
         "membership_renewal_reminders",
+        "tickets",
     }
 )
 # Tables with an ``event_id`` whose rows other public pages show (the home page, the series

@@ -151,7 +151,56 @@ def test_tampered_fee_category_gets_translated_message_and_keeps_input(client, s
     assert r.status_code == 400
     assert "Please choose one of the fee categories offered for this event." in r.text
     assert 'value="online" checked' in r.text
+    # The form shown again labels the modes with the seats left (counted for it alone).
+    assert "(2 places left)" in r.text
     assert count_registrations(app) == 0
+
+
+def test_confirmation_statements_do_not_grow_with_the_registrations(client, setup, app):
+    """The rush's request (docs/performance.md): the same statements for the 4th and the 41st."""
+
+    def others(n):
+        with app.app_context():
+            for _ in range(n):
+                services.register(
+                    db.session,
+                    db.session.get(Event, setup["event_id"]),
+                    f.person(db.session),
+                    mode="online",
+                    fee_category=setup["free_id"],
+                    privacy_accepted=True,
+                )
+            db.session.commit()
+
+    def confirm():
+        with app.app_context():
+            user = f.user(db.session)
+            db.session.commit()
+        login(client, user)
+        counted = _count_queries(
+            app,
+            lambda: client.post(
+                f"/en/events/{setup['slug']}/register",
+                data={
+                    "attendance_mode": "online",
+                    "fee_category": setup["free_id"],
+                    "privacy": "y",
+                    "step": "confirm",
+                },
+            ),
+        )
+        return counted
+
+    from portal.events.models import Event
+
+    others(3)
+    small = confirm()
+    others(37)
+    assert confirm() == small
+    # Event, user, fees, plugins (2); under the lock: event, existing, seats; then the rows
+    # (registration, audit entry, email, ticket, the email's 2 attachments).
+    assert small == 14
+    assert count_registrations(app) == 42
 
 
 def test_missing_privacy_is_shown_next_to_the_field(client, setup):

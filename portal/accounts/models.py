@@ -102,7 +102,7 @@ class User(UserMixin, Base):
 
     person: Mapped[Person] = relationship(back_populates="user", lazy="joined")
     roles: Mapped[list[UserRole]] = relationship(
-        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="user", cascade="all, delete-orphan"
     )
 
     @validates("email")

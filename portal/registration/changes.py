@@ -29,7 +29,7 @@ from portal.registration.models import (
 )
 from portal.registration.seats import S, _free, _refresh, lock_event
 from portal.registration.transitions import ALLOWED_MOVES, _move, _notify, _seat_state
-from portal.registration.waitlist import _promote
+from portal.registration.waitlist import _promote, promote_then_free
 
 
 def confirm(
@@ -253,8 +253,7 @@ def switch_mode(
         raise InvalidChoice(
             _l("You are already registered for this attendance mode."), field="attendance_mode"
         )
-    _promote(session, event, new_mode, locked, now, actor)
-    free = _free(session, event, new_mode, locked, now, exclude_id=registration.id)
+    free = promote_then_free(session, event, new_mode, locked, now, actor, registration)
     if free is not None and free <= 0:
         raise NoPlaceAvailable(field="attendance_mode")
     registration.attendance_mode = new_mode

@@ -59,6 +59,30 @@ def taken_seats(
     return session.scalar(stmt) or 0
 
 
+def seat_counts(
+    session: Session,
+    event: Event,
+    mode: AttendanceMode,
+    now: datetime,
+    registration_id: int | None = None,
+) -> tuple[int, int, int]:
+    """In one statement: seats taken in ``mode``, how many of them ``registration_id`` holds
+    (0 or 1), and people waiting in ``mode`` (the registration's own path: docs/performance.md)."""
+    R = Registration
+    holds = _holds_seat(now)
+    own = sa.and_(holds, R.id == registration_id) if registration_id is not None else sa.false()
+
+    def total(condition):
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+    row = session.execute(
+        sa.select(total(holds), total(own), total(R.state == S.waitlisted)).where(
+            R.event_id == event.id, R.attendance_mode == mode
+        )
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
 def seats_left(session: Session, event: Event, now: datetime | None = None) -> dict:
     """Free seats per attendance mode in one query (None = unlimited), for display."""
     now = now or utcnow()

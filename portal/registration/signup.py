@@ -24,9 +24,9 @@ from portal.registration.fees import _apply_prices, is_member, registration_fiel
 from portal.registration.models import (
     Registration,
 )
-from portal.registration.seats import S, _free, _Locked, lock_event
+from portal.registration.seats import S, _Locked, lock_event
 from portal.registration.transitions import _move, _seat_state
-from portal.registration.waitlist import _promote
+from portal.registration.waitlist import promote_then_free
 
 
 def _place(
@@ -43,9 +43,7 @@ def _place(
     """A new (or reopened) registration takes a seat, or joins the waiting list."""
     event = registration.event
     mode = registration.attendance_mode
-    # Those already waiting come first.
-    _promote(session, event, mode, locked, now, actor)
-    free = _free(session, event, mode, locked, now, exclude_id=registration.id)
+    free = promote_then_free(session, event, mode, locked, now, actor, registration)
     if force or free is None or free > 0:
         new = _seat_state(registration)
     else:

@@ -79,7 +79,8 @@ def _email(session: Session, registration: Registration, template: str, **contex
             )
     from portal.tickets.services import ticket_email_parts
 
-    context.update(ticket_email_parts(session, registration, template, lang))
+    ticket = context.pop("ticket", None)
+    context.update(ticket_email_parts(session, registration, template, lang, ticket))
     queue_email(
         session,
         person.email,
@@ -119,9 +120,9 @@ def _notify(
     )
     from portal.tickets.services import ensure_ticket
 
-    ensure_ticket(session, registration, actor=actor)
+    ticket = ensure_ticket(session, registration, actor=actor, new=old is None)
     if email:
-        _email(session, registration, email, reason=reason)
+        _email(session, registration, email, reason=reason, ticket=ticket)
     plugins.event_hooks(registration.event).registration_changed(
         registration=registration, old=old, new=new
     )

@@ -144,12 +144,14 @@ def _draft_get(event: Event) -> dict | None:
 @bp.route("/events/<slug>/register", methods=["GET", "POST"])
 def register(slug: str):
     """Registration form → confirmation step (price lines, total) → register."""
-    if request.method == "POST" and request.form.get("step") == "confirm":
+    confirming = request.method == "POST" and request.form.get("step") == "confirm"
+    if confirming:
         # Read and check first; SQLite's write lock only from services.register's event lock.
         db.defer_write_lock()
     event = _event_or_404(slug)
     closed = _closed_message(event)
-    if current_user.is_authenticated:
+    # Confirming an open event: services.register looks under the event lock (AlreadyRegistered).
+    if current_user.is_authenticated and (closed or not confirming):
         existing = services.my_registration(db.session, event, current_user)
         if existing is not None and existing.is_active:
             flash(_("You are already registered for this event."), "info")
@@ -163,7 +165,8 @@ def register(slug: str):
         )
     else:
         form = forms.registration_form(fields)
-    seats = services.seats_left(db.session, event)
+    # Seats left label the modes of a form shown again; confirming counts them under the lock.
+    seats = {} if confirming else services.seats_left(db.session, event)
     form.attendance_mode.choices = _mode_choices(event, seats)
     form.fee_category.choices = _category_choices(event, categories)
     if len(event.attendance_modes) == 1 and not form.attendance_mode.data:
@@ -172,6 +175,10 @@ def register(slug: str):
         form.fee_category.data = str(categories[0].id)
 
     def show_form(status: int = 200):
+        nonlocal seats
+        if confirming:
+            seats = services.seats_left(db.session, event)
+            form.attendance_mode.choices = _mode_choices(event, seats)
         return (
             render_template(
                 "registration/register.html",

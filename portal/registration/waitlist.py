@@ -17,7 +17,7 @@ from portal.events.models import AttendanceMode, Event
 from portal.registration.models import (
     Registration,
 )
-from portal.registration.seats import S, _free, _Locked, lock_event
+from portal.registration.seats import S, _free, _Locked, lock_event, seat_counts
 from portal.registration.transitions import _move, _seat_state
 
 
@@ -33,6 +33,19 @@ def _promote(
     free = _free(session, event, mode, locked, now)
     if free is not None and free <= 0:
         return []
+    return _promote_waiting(session, event, mode, free, now, actor, skip_id)
+
+
+def _promote_waiting(
+    session: Session,
+    event: Event,
+    mode: AttendanceMode,
+    free: int | None,
+    now: datetime,
+    actor=None,
+    skip_id: int | None = None,
+) -> list[Registration]:
+    """Move up to ``free`` people waiting in ``mode`` (all of them if None) into seats."""
     stmt = (
         sa.select(Registration)
         .where(
@@ -61,6 +74,29 @@ def _promote(
         )
         promoted.append(registration)
     return promoted
+
+
+def promote_then_free(
+    session: Session,
+    event: Event,
+    mode: AttendanceMode,
+    locked: _Locked,
+    now: datetime,
+    actor,
+    registration: Registration,
+) -> int | None:
+    """Those already waiting come first: free seats of ``mode`` go to them; then the seats
+    left for ``registration`` (its own seat not counted; None = unlimited).
+
+    The same as ``_promote`` followed by ``_free(..., exclude_id=registration.id)``, in one
+    statement when nobody is waiting (every registration of a rush)."""
+    cap = locked.capacity.get(mode)
+    taken, own, waiting = seat_counts(session, event, mode, now, registration.id)
+    free = None if cap is None else cap - taken
+    if waiting and (free is None or free > 0):
+        if _promote_waiting(session, event, mode, free, now, actor):
+            return _free(session, event, mode, locked, now, exclude_id=registration.id)
+    return None if cap is None else cap - (taken - own)
 
 
 def promote_from_waitlist(

@@ -63,15 +63,21 @@ def issue_ticket(session: Session, registration: Registration, *, actor=None) ->
     """A new valid ticket for the registration (does not revoke an existing one)."""
     ticket = Ticket(registration_id=registration.id, token=new_token())
     session.add(ticket)
-    session.flush()
     return ticket
 
 
-def ensure_ticket(session: Session, registration: Registration, *, actor=None) -> Ticket | None:
-    """The registration's valid ticket, issued now if a confirmed registration has none."""
+def ensure_ticket(
+    session: Session, registration: Registration, *, actor=None, new: bool = False
+) -> Ticket | None:
+    """The registration's valid ticket, issued now if a confirmed registration has none.
+    ``new``: the registration was created in this transaction, so it has no ticket yet."""
     if registration.id is None or registration.state not in TICKET_STATES:
         return None
-    return current_ticket(session, registration) or issue_ticket(session, registration, actor=actor)
+    if not new:
+        ticket = current_ticket(session, registration)
+        if ticket is not None:
+            return ticket
+    return issue_ticket(session, registration, actor=actor)
 
 
 def revoke_ticket(session: Session, registration: Registration, *, actor) -> Ticket | None:
@@ -91,14 +97,20 @@ def revoke_ticket(session: Session, registration: Registration, *, actor) -> Tic
     return None
 
 
-def ticket_email_parts(session: Session, registration: Registration, template: str, lang: str):
+def ticket_email_parts(
+    session: Session,
+    registration: Registration,
+    template: str,
+    lang: str,
+    ticket: Ticket | None = None,
+):
     """For a confirmation email: the ticket (for the template) and the ticket PDF and QR PNG
-    attached. The attachments are references the outbox sender renders when it sends the mail
+    attached (``ticket``: the registration's valid ticket, if the caller has it). The attachments are references the outbox sender renders when it sends the mail
     (``ticket_pdf_attachment``), so a registration does not draw them while it holds the event
     lock (docs/performance.md)."""
     if template not in ("confirmed", "promoted") or registration.state not in TICKET_STATES:
         return {}
-    ticket = ensure_ticket(session, registration)
+    ticket = ticket or ensure_ticket(session, registration)
     from portal.mail.services import Generated
 
     name = "ticket"
