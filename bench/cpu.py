@@ -53,6 +53,7 @@ MS_TARGETS = {
     ("registration list", "uncached"): 5.0,
     ("organiser dashboard", "uncached"): 5.0,
     ("payments list", "uncached"): 5.0,
+    ("statistics page", "uncached"): 5.0,
 }
 
 
@@ -76,6 +77,7 @@ def cpu_pages(event_slug: str, series_slug: str) -> list[CpuPage]:
         CpuPage("registration list", f"{org}/registrations/", "organiser"),
         CpuPage("organiser dashboard", f"{org}/", "organiser"),
         CpuPage("payments list", f"{org}/payments/", "organiser"),
+        CpuPage("statistics page", f"/ja/series/{series_slug}/statistics", "organiser"),
     ]
 
 

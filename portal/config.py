@@ -81,6 +81,9 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     # worker, keyed by content versions (portal/pagecache.py): never stale after a change.
     # PAGE_CACHE_SECONDS: the longest a page is kept (pages also change with time); 0 = off.
     "PAGE_CACHE_SECONDS": ("PORTAL_PAGE_CACHE_SECONDS", 300, int),
+    # Costly parts of pages (the attendance statistics), kept by the same content versions
+    # even where whole pages are not (organisers' pages, PAGE_CACHE_SECONDS=0); 0 = off.
+    "FRAGMENT_CACHE_SECONDS": ("PORTAL_FRAGMENT_CACHE_SECONDS", 300, int),
     # redis://host:6379/0 (production, several machines), file:///folder (default:
     # instance/cache, shared by the workers of one machine), simple (one process), null.
     "CACHE_URL": ("PORTAL_CACHE_URL", "", str),
@@ -146,6 +149,12 @@ def load(overrides: dict | None = None) -> dict:
     settings.update(overrides or {})
     if settings.get("TESTING") and "PAGE_CACHE_SECONDS" not in (overrides or {}):
         settings["PAGE_CACHE_SECONDS"] = 0  # a test sees its own changes at once
+    if (
+        settings.get("TESTING")
+        and "FRAGMENT_CACHE_SECONDS" not in (overrides or {})
+        and not os.environ.get("PORTAL_FRAGMENT_CACHE_SECONDS")  # a run of the suite with it on
+    ):
+        settings["FRAGMENT_CACHE_SECONDS"] = 0
     if settings.get("TESTING") and "TASKS_KICK_OUTBOX" not in (overrides or {}):
         settings["TASKS_KICK_OUTBOX"] = False  # tests send with `portal outbox send`
 

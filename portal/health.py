@@ -38,11 +38,29 @@ def _check_broker(app) -> None:
         finally:
             client.close()
         return
+    if url.startswith("sqla+"):
+        # kombu's SQLAlchemy transport keeps its queues in this database: ask it directly.
+        # (Going through Celery imported Celery and kombu, about 10 MB, into every web worker
+        # the load balancer probed, and opened no connection at all.)
+        with _broker_engine(url.removeprefix("sqla+")).connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return
     from portal.tasks import celery_for
 
     celery = celery_for(app)
     with celery.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=0.5)
+
+
+_broker_engines: dict[str, sa.Engine] = {}
+
+
+def _broker_engine(url: str) -> sa.Engine:
+    """One engine per broker database and process; no pool: a probe holds no connection."""
+    engine = _broker_engines.get(url)
+    if engine is None:
+        engine = _broker_engines.setdefault(url, sa.create_engine(url, poolclass=sa.NullPool))
+    return engine
 
 
 def _check_storage(app) -> None:

@@ -14,10 +14,6 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from babel.dates import format_date as babel_format_date
-from babel.dates import format_datetime as babel_format_datetime
-from babel.dates import format_time as babel_format_time
-from babel.numbers import format_currency, get_currency_precision
 from flask import g, has_request_context, request
 from flask_babel import get_locale
 
@@ -114,10 +110,36 @@ class Bilingual(sa.TypeDecorator):
 
 
 # -- dates and times -------------------------------------------------------------------------
+# The portal's dates and times use fixed patterns (Babel's "y年M月d日(E)" in Japanese, "EEEE d
+# MMMM y" in British English, "HH:mm"), so they are written from the names below rather than
+# through Babel: Babel's locale data (global.dat, root and ja: about 5 MB in every worker)
+# then loads only where a page needs more (another zone's name, another currency).
+# tests/test_i18n_formats.py checks every day and minute against Babel's output.
+
+JA_WEEKDAYS = ("月", "火", "水", "木", "金", "土", "日")  # Babel's ja "E", Monday first
+EN_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+EN_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
 
 
 def _locale(lang: str | None) -> str:
     return lang or current_language()
+
+
+def _ja_date(value, weekday: bool = True) -> str:
+    text = f"{value.year}年{value.month}月{value.day}日"
+    return f"{text}({JA_WEEKDAYS[value.weekday()]})" if weekday else text
+
+
+def _en_date(value, weekday: bool = True) -> str:
+    text = f"{value.day} {EN_MONTHS[value.month - 1]} {value.year}"
+    return f"{EN_WEEKDAYS[value.weekday()]} {text}" if weekday else text
+
+
+def _hh_mm(value: datetime) -> str:
+    return f"{value.hour:02d}:{value.minute:02d}"
 
 
 def format_date(value: datetime, tz: str | None = None, lang: str | None = None) -> str:
@@ -128,8 +150,8 @@ def format_date(value: datetime, tz: str | None = None, lang: str | None = None)
         value = value.astimezone(ZoneInfo(tz))
     lang = _locale(lang)
     if lang == "ja":
-        return babel_format_date(value, "y年M月d日(E)", locale="ja")
-    return babel_format_date(value, "EEEE d MMMM y", locale="en_GB")
+        return _ja_date(value)
+    return _en_date(value)
 
 
 def format_short_date(value: datetime, tz: str | None = None, lang: str | None = None) -> str:
@@ -140,8 +162,8 @@ def format_short_date(value: datetime, tz: str | None = None, lang: str | None =
         value = value.astimezone(ZoneInfo(tz))
     lang = _locale(lang)
     if lang == "ja":
-        return babel_format_date(value, "y年M月d日", locale="ja")
-    return babel_format_date(value, "d MMMM y", locale="en_GB")
+        return _ja_date(value, weekday=False)
+    return _en_date(value, weekday=False)
 
 
 def format_time(value: datetime, tz: str | None = None, lang: str | None = None) -> str:
@@ -151,7 +173,7 @@ def format_time(value: datetime, tz: str | None = None, lang: str | None = None)
     zone = ZoneInfo(tz) if tz else None
     if zone:
         value = value.astimezone(zone)
-    return babel_format_time(value, "HH:mm", locale=_locale(lang))
+    return _hh_mm(value)
 
 
 def format_datetime(value: datetime, tz: str | None = None, lang: str | None = None) -> str:
@@ -165,11 +187,11 @@ def format_datetime(value: datetime, tz: str | None = None, lang: str | None = N
         value = value.astimezone(zone)
     lang = _locale(lang)
     if lang == "ja":
-        text = babel_format_datetime(value, "y年M月d日(E) HH:mm", locale="ja")
+        text = f"{_ja_date(value)} {_hh_mm(value)}"
         if zone and tz not in JAPAN_ZONES:
             text += f"（{format_zone(tz, 'ja', value)}）"
         return text
-    text = babel_format_datetime(value, "d MMMM y, HH:mm", locale="en_GB")
+    text = f"{_en_date(value, weekday=False)}, {_hh_mm(value)}"
     if zone:
         text += " " + format_zone(tz, "en", value)
     return text
@@ -220,9 +242,19 @@ def format_zone(tz: str | None, lang: str | None = None, at: datetime | None = N
 # -- money -----------------------------------------------------------------------------------
 
 
+# The portal's currencies without Babel's global data; any other one asks Babel.
+MINOR_UNITS = {"JPY": 0, "USD": 2}
+SYMBOLS = {"JPY": "¥", "USD": "$"}  # Babel's in ja_JP and en_US (its ja_JP "￥" written "¥")
+
+
 def minor_units(currency: str) -> int:
     """Digits after the decimal point: JPY 0, USD 2."""
-    return get_currency_precision(currency.upper())
+    currency = currency.upper()
+    if currency in MINOR_UNITS:
+        return MINOR_UNITS[currency]
+    from babel.numbers import get_currency_precision
+
+    return get_currency_precision(currency)
 
 
 def to_minor(amount: Decimal | int | str, currency: str) -> int:
@@ -241,6 +273,14 @@ def format_money(amount_minor: int, currency: str, lang: str | None = None) -> s
 @lru_cache(maxsize=4096)
 def _money(amount_minor: int, currency: str, lang: str) -> str:
     # Babel parses the currency pattern on every call; lists repeat the same few amounts.
+    if currency in SYMBOLS:  # Babel's "¤#,##0.00" in ja_JP and en_US, "-" before the sign
+        sign = "-" if amount_minor < 0 else ""
+        digits = MINOR_UNITS[currency]
+        whole, cents = divmod(abs(amount_minor), 10**digits)
+        text = f"{sign}{SYMBOLS[currency]}{whole:,}"
+        return f"{text}.{cents:0{digits}d}" if digits else text
+    from babel.numbers import format_currency
+
     value = from_minor(amount_minor, currency)
     locale = "ja_JP" if lang == "ja" else "en_US"
     text = format_currency(value, currency, locale=locale)

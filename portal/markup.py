@@ -7,14 +7,17 @@ styles or raw HTML beyond those tags survive (nh3, the Rust ``ammonia`` sanitise
 
 from __future__ import annotations
 
-import markdown as markdown_lib
-import nh3
 from markupsafe import Markup
 
 
 def sanitised_html(
     text: str | None, tags: set[str], extensions: tuple[str, ...] = ("sane_lists",)
 ) -> Markup:
+    # Markdown and nh3 load with the first text rendered (about 3 MB that a worker serving
+    # only event pages never needs).
+    import markdown as markdown_lib
+    import nh3
+
     html = markdown_lib.markdown(text or "", extensions=list(extensions))
     clean = nh3.clean(
         html,

@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 _EXTENSION = "portal_page_cache"
 GLOBAL = "global"
+# Replaced with any event's own version: parts of pages that sum over many events (the
+# attendance statistics of a series) depend on it.
+EVENTS = "events"
 
 # Tables no public page shows: writing them does not change any kept page.
 IGNORED_TABLES = frozenset(
@@ -112,6 +115,9 @@ class PageCache:
         self.cache = Cache(app, config=_cache_config(url, app))
         self.backend = self.cache.cache
         self.max_seconds = int(app.config.get("PAGE_CACHE_SECONDS") or 0)
+        # Parts of pages kept by ``kept_part`` (organisers' pages too), whatever the page
+        # cache says; 0 turns them off (tests, unless a test sets it).
+        self.part_seconds = int(app.config.get("FRAGMENT_CACHE_SECONDS") or 0)
 
     # -- content versions ----------------------------------------------------------------
 
@@ -217,6 +223,8 @@ def _replace_versions(session: Session) -> None:
         return
     if GLOBAL in changed:
         changed = {GLOBAL}
+    else:
+        changed = {*changed, EVENTS}  # only event scopes are left: each is an event's
     stores: list[PageCache] = []
     if has_app_context() and _EXTENSION in current_app.extensions:
         stores.append(current_app.extensions[_EXTENSION])
@@ -343,6 +351,35 @@ def cached_fragment(key, scopes, render):
     store = current_app.extensions.get(_EXTENSION)
     if store is None or store.max_seconds <= 0:
         return render()
+    return _fragment(store, store.max_seconds, key, scopes, render)
+
+
+def kept_part(key, scopes, render):
+    """``cached_fragment`` for parts that are worth keeping even when whole pages are not
+    (``FRAGMENT_CACHE_SECONDS``, default 300, instead of ``PAGE_CACHE_SECONDS``): a part that
+    costs much more than reading two versions, the same for many requests (the attendance
+    statistics' tables and chart). Never stale for the same reasons: the versions of
+    ``scopes`` (and the global one) are read before rendering, ``fresh_until`` bounds it."""
+    store = current_app.extensions.get(_EXTENSION)
+    if store is None or store.part_seconds <= 0:
+        return render()
+    return _fragment(store, store.part_seconds, key, scopes, render)
+
+
+def kept_for_person(name: str, scopes, render):
+    """``kept_part`` of a page for the person logged in: keyed by the page's address (its
+    language and query), the log-in (which names the password version) and the session's
+    CSRF secret (the HTML may hold CSRF tokens). For organisers' pages, which are never shared;
+    changes to the person's rows or roles replace the global version."""
+
+    def key() -> str:
+        user = session.get("_user_id", "-")
+        return f"{name}|{request.host}{request.full_path}|u:{user}|{csrf_secret_digest()}"
+
+    return kept_part(key, scopes, render)
+
+
+def _fragment(store: PageCache, max_seconds: int, key, scopes, render):
     scopes = [GLOBAL, *scopes]
     try:
         versions = store.versions(scopes)  # read before rendering: they prove the part
@@ -352,12 +389,12 @@ def cached_fragment(key, scopes, render):
         return render()
     now = time.time()
     if entry is not None and entry["versions"] == versions and entry["until"] > now:
-        if entry["until"] < now + store.max_seconds:
+        if entry["until"] < now + max_seconds:
             fresh_until(datetime.fromtimestamp(entry["until"]).astimezone())
         return entry["value"]
     outer = g.pop("_page_until", None)
     value = render()
-    until = min(now + store.max_seconds, g.get("_page_until", now + store.max_seconds))
+    until = min(now + max_seconds, g.get("_page_until", now + max_seconds))
     if outer is not None:
         g._page_until = min(outer, until)
     try:

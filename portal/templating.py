@@ -137,6 +137,16 @@ def _translations():
     return translations
 
 
+@pass_context
+def _template_gettext(context, string: str, **variables):
+    """Jinja's newstyle ``gettext``: the translation (Markup when autoescaping) formatted with
+    ``variables`` (always as a format string, so ``%%`` is ``%``), in one call."""
+    rv = _translations().ugettext(string)
+    if context.eval_ctx.autoescape:
+        rv = Markup(rv)
+    return rv % variables if variables or "%" in rv else rv
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.install_gettext_callables(
         gettext=lambda s: _translations().ugettext(s),
@@ -145,6 +155,9 @@ def init_app(app: Flask) -> None:
         pgettext=lambda c, s: _translations().upgettext(c, s),
         npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
     )
+    # ``_()`` and ``gettext()`` without Jinja's two extra context calls per string (about a
+    # hundred strings per page): the same result as the newstyle callables installed above.
+    app.jinja_env.globals["_"] = app.jinja_env.globals["gettext"] = _template_gettext
     app.jinja_env.filters.update(
         tr=tr,
         tr_lang=tr_lang,

@@ -154,6 +154,25 @@ def test_healthz_reports_a_broker_that_is_down_as_degraded(app_config):
     assert r.json["storage"] == "ok"
 
 
+def test_healthz_asks_a_sqlalchemy_broker_s_database_itself(app_config, tmp_path):
+    """kombu's SQLAlchemy transport (the broker of ``make run``) is checked with a query on
+    its database, not through Celery: one that cannot be opened is reported."""
+    app = _app(app_config, BROKER_URL=f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}")
+    r = app.test_client().get("/healthz")
+    assert (r.status_code, r.json["status"], r.json["broker"]) == (200, "ok", "ok")
+
+    missing = tmp_path / "no-such-folder" / "broker.sqlite"
+    app = _app(app_config, BROKER_URL=f"sqla+sqlite:///{missing}")
+    r = app.test_client().get("/healthz")
+    assert r.status_code == 200
+    assert r.json == {
+        "status": "degraded",
+        "database": "ok",
+        "broker": "OperationalError",
+        "storage": "ok",
+    }
+
+
 @pytest.mark.postgres_only
 def test_statement_and_pool_timeouts_turn_a_stuck_database_into_a_503(app, app_config):
     if not app.config["DATABASE_URL"].startswith("postgresql"):

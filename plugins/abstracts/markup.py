@@ -8,8 +8,6 @@ import math
 import re
 import unicodedata
 
-import markdown as markdown_lib
-import nh3
 from markupsafe import Markup
 
 from portal.markup import sanitised_html
@@ -33,6 +31,9 @@ def render_markdown(text: str | None) -> Markup:
 def plain_text(text: str | None) -> str:
     """The text a reader sees, without Markdown or tags."""
     import html as html_lib
+
+    import markdown as markdown_lib  # on first use, as in portal/markup.py
+    import nh3
 
     html = markdown_lib.markdown(text or "")
     return html_lib.unescape(nh3.clean(html, tags=set()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -76,6 +75,8 @@ def summarise(summary: ScoreSummary, reviews: list[tuple[float, dict]]) -> Score
     overall = [r[0] for r in reviews]
     summary.count = len(overall)
     if overall:
+        import statistics  # on first use: a worker serving pages needs no statistics
+
         summary.mean = round(statistics.fmean(overall), 2)
         summary.stdev = round(statistics.pstdev(overall), 2)
         summary.low, summary.high = min(overall), max(overall)

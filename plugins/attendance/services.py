@@ -678,6 +678,16 @@ def series_statistics(
     return stats
 
 
+def next_meeting_end(session: Session, series: Series, now=None):
+    """When the statistics change by time alone: the next end of one of the series' meetings
+    (an ended meeting without saved figures is counted live from then on); None if none."""
+    now = now or utcnow()
+    when = session.scalar(
+        sa.select(sa.func.min(Event.ends_at)).where(*_of_series(series), Event.ends_at >= now)
+    )
+    return as_utc(when) if when is not None else None
+
+
 HISTORY_CHUNK = 500  # meetings read (and their list sizes looked up) at a time
 
 

@@ -19,7 +19,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from plugins.attendance import default_settings, services
-from portal import plugins
+from portal import pagecache, plugins
 from portal.csvexport import csv_response, csv_stream_response
 from portal.db import db
 from portal.events import services as event_services
@@ -82,12 +82,13 @@ def _chart_svg(stats) -> str:
     return chart.fiscal_years_svg(stats.fiscal_years, _("Participants per fiscal year"))
 
 
-@bp.get("/series/<slug>/statistics")
-def statistics(slug: str):
-    series, stats = _statistics(slug)
-    organiser = services.is_organiser(current_user, series)
+def _figures_html(series: Series, year: int | None, latest: bool) -> str:
+    """The tables and the chart: the statistics' SQL, the SVG and the tables, rendered only
+    when figures changed (any event's rows, or anything global) or a meeting ended since."""
+    pagecache.fresh_until(services.next_meeting_end(db.session, series))
+    stats = services.series_statistics(db.session, series, year=year, latest=latest)
     return render_template(
-        "attendance/statistics.html",
+        "attendance/_statistics_figures.html",
         series=series,
         stats=stats,
         all_years=ALL_YEARS,
@@ -95,6 +96,23 @@ def statistics(slug: str):
         num=format_number,
         fiscal_year_label=fiscal_year_label,
         meeting_label=meeting_label,
+    )
+
+
+@bp.get("/series/<slug>/statistics")
+def statistics(slug: str):
+    series = _series_or_404(slug)
+    year, latest = _year_arg()
+    figures = pagecache.kept_part(
+        lambda: f"attendance-statistics:{series.id}:{current_language()}:{year}:{latest}",
+        [pagecache.EVENTS],
+        lambda: _figures_html(series, year, latest),
+    )
+    organiser = services.is_organiser(current_user, series)
+    return render_template(
+        "attendance/statistics.html",
+        series=series,
+        figures=Markup(figures),
         is_organiser=organiser,
         is_public=organiser and services.statistics_public(db.session, series, default_settings),
     )

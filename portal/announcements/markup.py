@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html as html_lib
 
-import nh3
 from markupsafe import Markup
 
 from portal.markup import sanitised_html
@@ -24,4 +23,6 @@ def render_markdown(text: str | None) -> Markup:
 
 def plain_text(text: str | None) -> str:
     """The Markdown source with any raw HTML tags removed (Markdown reads well as text)."""
+    import nh3  # on first use, as in portal/markup.py
+
     return html_lib.unescape(nh3.clean(text or "", tags=set())).strip()

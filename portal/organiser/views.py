@@ -19,8 +19,9 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 
-from portal import plugins
+from portal import pagecache, plugins
 from portal.accounts import services as account_services
 from portal.accounts.models import Person, User, UserRole
 from portal.db import db
@@ -29,6 +30,7 @@ from portal.events.models import Event, EventStatus, Series, Talk
 from portal.events.services import STATUS_LABELS, STATUS_MOVES
 from portal.localtime import to_local
 from portal.organiser import forms, services
+from portal.pagecache import EVENTS
 from portal.pagination import page_number, paginate
 from portal.payments.unmatched import needing_attention
 from portal.transactions import state_change
@@ -235,12 +237,14 @@ def _series_plugin_rows(series: Series, settings_forms: dict | None = None) -> l
 
 def _render_dashboard(event: Event, status_form=None, settings_forms=None, code: int = 200):
     moves = sorted(STATUS_MOVES[event.status], key=lambda s: list(EventStatus).index(s))
+    again = status_form is not None or settings_forms is not None  # a form with its errors
     if status_form is None:
         status_form = forms.StatusForm(formdata=None)
     status_form.status.choices = forms.status_choices(moves) if moves else []
-    return (
-        render_template(
-            "organiser/event.html",
+
+    def content() -> str:
+        return render_template(
+            "organiser/_event_content.html",
             event=event,
             status_form=status_form,
             can_move=bool(moves),
@@ -252,6 +256,14 @@ def _render_dashboard(event: Event, status_form=None, settings_forms=None, code:
             ],
             status_labels=STATUS_LABELS,
             format_labels=event_services.FORMAT_LABELS,
+        )
+
+    # The panels, counts and cards change with the event's rows or anything global (their
+    # plugins' rows, people, roles): kept under those versions for the organiser.
+    html = content() if again else pagecache.kept_for_person("dashboard", [EVENTS], content)
+    return (
+        render_template(
+            "organiser/event.html", event=event, status_form=status_form, content=Markup(html)
         ),
         code,
     )

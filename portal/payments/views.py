@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
-from portal import plugins
+from portal import pagecache, plugins
 from portal.csvexport import safe_cell
 from portal.db import db
 from portal.documents.pdf import render_pdf
@@ -150,22 +150,30 @@ def _filters() -> dict:
 @login_required
 def organiser_list(slug: str):
     event = _organiser_event(slug)
-    filters = _filters()
-    page = paginate(db.session, services.event_payments(event, **filters), page_number(), PER_PAGE)
-    return render_template(
-        "payments/organiser_list.html",
-        event=event,
-        page=page,
-        filters=filters,
-        args={k: v for k, v in filters.items() if v},
-        totals=services.totals(db.session, event),
-        state_labels=services.STATE_LABELS,
-        method_labels=providers.labels(),
-        flag_labels=services.FLAG_LABELS,
-        reason=next(
-            (r for p in providers.for_event(event) if (r := p.unavailable_reason(event))), None
-        ),
+    # Why card payments cannot be taken now may change with time alone: it names the part.
+    reason = next(
+        (r for p in providers.for_event(event) if (r := p.unavailable_reason(event))), None
     )
+
+    def content() -> str:
+        filters = _filters()
+        stmt = services.event_payments(event, **filters)
+        return render_template(
+            "payments/_organiser_list_content.html",
+            event=event,
+            page=paginate(db.session, stmt, page_number(), PER_PAGE),
+            filters=filters,
+            args={k: v for k, v in filters.items() if v},
+            totals=services.totals(db.session, event),
+            state_labels=services.STATE_LABELS,
+            method_labels=providers.labels(),
+            flag_labels=services.FLAG_LABELS,
+            reason=reason,
+        )
+
+    # Payments, refunds and registrations change the event's version or the global one.
+    html = pagecache.kept_for_person(f"payments|{reason}", [pagecache.EVENTS], content)
+    return render_template("payments/organiser_list.html", event=event, content=Markup(html))
 
 
 @bp.get("/<lang_code>/organiser/payments/unmatched")

@@ -59,6 +59,23 @@ def taken_seats(
     return session.scalar(stmt) or 0
 
 
+def _seat_counts_statement() -> sa.Select:
+    R = Registration
+    holds = _holds_seat(sa.bindparam("now"))
+
+    def total(condition):
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+    return sa.select(
+        total(holds),
+        total(sa.and_(holds, R.id == sa.bindparam("registration_id"))),
+        total(R.state == S.waitlisted),
+    ).where(R.event_id == sa.bindparam("event_id"), R.attendance_mode == sa.bindparam("mode"))
+
+
+_SEAT_COUNTS = _seat_counts_statement()  # built once: it runs in every registration
+
+
 def seat_counts(
     session: Session,
     event: Event,
@@ -68,17 +85,9 @@ def seat_counts(
 ) -> tuple[int, int, int]:
     """In one statement: seats taken in ``mode``, how many of them ``registration_id`` holds
     (0 or 1), and people waiting in ``mode`` (the registration's own path: docs/performance.md)."""
-    R = Registration
-    holds = _holds_seat(now)
-    own = sa.and_(holds, R.id == registration_id) if registration_id is not None else sa.false()
-
-    def total(condition):
-        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
-
     row = session.execute(
-        sa.select(total(holds), total(own), total(R.state == S.waitlisted)).where(
-            R.event_id == event.id, R.attendance_mode == mode
-        )
+        _SEAT_COUNTS,
+        {"now": now, "registration_id": registration_id, "event_id": event.id, "mode": mode},
     ).one()
     return int(row[0]), int(row[1]), int(row[2])
 

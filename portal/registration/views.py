@@ -23,10 +23,11 @@ from flask import session as cookie_session
 from flask.cli import with_appcontext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
-from portal import people
+from portal import pagecache, people
 from portal.accounts.models import Person
 from portal.csvexport import csv_stream_response
 from portal.db import db, utcnow
@@ -378,24 +379,30 @@ def _filters() -> dict:
 @login_required
 def index(slug: str):
     event = organised_event_or_404(slug)
-    filters = _filters()
-    categories = services.fee_categories(db.session, event, active_only=False)
-    page = paginate(db.session, services.organiser_list(event, **filters), page_number(), PER_PAGE)
-    positions = services.waitlist_positions(db.session, page.items)
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
-    return render_template(
-        "registration/admin_list.html",
-        event=event,
-        page=page,
-        positions=positions,
-        categories=categories,
-        filters=filters,
-        args=args,
-        # Translated once here, not once per row (lazy strings look the catalogue up each time).
-        state_labels={k: str(v) for k, v in STATE_LABELS.items()},
-        mode_labels={k: str(v) for k, v in MODE_LABELS.items()},
-        sector_labels={k: str(v) for k, v in SECTOR_LABELS.items()},
-    )
+
+    def content() -> str:
+        filters = _filters()
+        categories = services.fee_categories(db.session, event, active_only=False)
+        stmt = services.organiser_list(event, **filters)
+        page = paginate(db.session, stmt, page_number(), PER_PAGE)
+        return render_template(
+            "registration/_admin_list_content.html",
+            event=event,
+            page=page,
+            positions=services.waitlist_positions(db.session, page.items),
+            categories=categories,
+            filters=filters,
+            args={k: v for k, v in request.args.items() if k != "page" and v},
+            # Translated once here, not once per row (lazy strings look the catalogue up each
+            # time).
+            state_labels={k: str(v) for k, v in STATE_LABELS.items()},
+            mode_labels={k: str(v) for k, v in MODE_LABELS.items()},
+            sector_labels={k: str(v) for k, v in SECTOR_LABELS.items()},
+        )
+
+    # Registrations, people and fees change the event's version or the global one.
+    html = pagecache.kept_for_person("registrations", [pagecache.EVENTS], content)
+    return render_template("registration/admin_list.html", event=event, content=Markup(html))
 
 
 @admin.get("/export.csv")

@@ -15,7 +15,6 @@ import warnings
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from portal import storage
 from portal.errors import UserError
@@ -56,6 +55,9 @@ def read_upload(storage, limit: int = MAX_PHOTO_BYTES) -> bytes | None:
 
 def process(data: bytes) -> Photo:
     """Check the content and re-encode as a JPEG of at most MAX_SIDE pixels, no metadata."""
+    # Pillow loads with the first photo (about 2.5 MB a worker serving pages never needs).
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     if len(data) > MAX_PHOTO_BYTES:
         raise PhotoError(
             _l("The photo is too large. Please choose a file of at most %(size)s MB.", size=5)
