@@ -3,8 +3,8 @@
 For SQLite (a file in a temporary folder) and for PostgreSQL 15 (a private server started
 here), this script creates the schema from the models, opens one on-site event with 280 seats
 and a free fee category, makes 400 verified accounts, and starts the portal with gunicorn
-(``portal.app:create_app()``, several gthread workers) on 127.0.0.1. Then 400 clients act as
-400 browsers:
+(``portal.app:create_app()``, 4 sync workers, as docs/operations.md runs it in production) on
+127.0.0.1. Then 400 clients act as 400 browsers:
 
 1. prepare (a few at a time): GET the log-in form, POST it (session cookie), GET the
    registration form (CSRF token), POST it (the confirmation step with the price);
@@ -269,7 +269,7 @@ def run(
     people: int = 400,
     seats: int = 280,
     workers: int = 4,
-    threads: int = 4,
+    threads: int = 1,
 ) -> list[RushResult]:
     results = []
     for database in databases:
@@ -372,7 +372,9 @@ def main(argv=None) -> int:
     parser.add_argument("--people", type=int, default=400)
     parser.add_argument("--seats", type=int, default=280)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per gunicorn worker (1: sync workers)"
+    )
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args(argv)
     results = run(
