@@ -751,3 +751,24 @@ def test_missing_numbers_are_looked_for_only_when_some_are_missing(app, session)
     with_gaps, missing = statements()
     assert missing == [(6, 6)]
     assert with_gaps == contiguous + 1
+
+
+def test_a_fiscal_year_with_many_meetings_is_shown_a_page_at_a_time(client, imported, monkeypatch):
+    from plugins.attendance import views
+
+    monkeypatch.setattr(views, "MEETINGS_PER_PAGE", 2)
+    _log_in(client, imported["organiser"])
+    url = "/en/series/study-group/statistics?fy=2019"
+
+    pages = [client.get(url + (f"&page={n}" if n > 1 else "")) for n in (1, 2, 3, 99)]
+
+    assert [p.status_code for p in pages] == [200, 200, 200, 200]
+    shown = [[n for n in range(84, 94) if f">Meeting {n}<" in p.text] for p in pages]
+    assert shown == [[86, 87], [88, 89], [90], [90]]  # a page too far: the last one
+    assert "Page 1 of 3" in pages[0].text and "Page 3 of 3" in pages[3].text
+    nav = pages[0].text.split('rel="next" href="', 1)[1].split('"', 1)[0]
+    assert "fy=2019" in nav and "page=2" in nav
+    # The subtotal and the cumulative column count the whole year on every page.
+    footers = {p.text.split("<tfoot>", 1)[1].split("</tfoot>", 1)[0] for p in pages}
+    assert len(footers) == 1
+    assert "FY2019" in pages[1].text.split("<svg", 1)[1]  # the chart of the page's meetings

@@ -25,6 +25,7 @@ from portal.db import db
 from portal.events import services as event_services
 from portal.events.models import Series
 from portal.i18n import current_language
+from portal.pagination import Page, page_number
 from portal.params import int_arg
 
 bp = Blueprint("attendance", __name__, url_prefix="/<lang_code>", template_folder="templates")
@@ -58,6 +59,7 @@ def _series_or_404(slug: str) -> Series:
 
 
 ALL_YEARS = "all"
+MEETINGS_PER_PAGE = 100  # a fiscal year's meetings on one page (and in its chart)
 
 
 def _year_arg() -> tuple[int | None, bool]:
@@ -73,26 +75,39 @@ def _statistics(slug: str):
     return series, services.series_statistics(db.session, series, year=year, latest=latest)
 
 
-def _chart_svg(stats) -> str:
+def _chart_svg(stats, rows=None) -> str:
+    """The year's meetings (``rows``: the page of them shown) or a bar per fiscal year."""
     from plugins.attendance import chart  # pygal loads on first chart
 
     if stats.selected_year is not None:
         title = _("Participants per meeting, %(year)s", year=fiscal_year_label(stats.selected_year))
-        return chart.participants_svg(stats.rows, title)
+        return chart.participants_svg(stats.rows if rows is None else rows, title)
     return chart.fiscal_years_svg(stats.fiscal_years, _("Participants per fiscal year"))
 
 
-def _figures_html(series: Series, year: int | None, latest: bool) -> str:
+def _meetings_page(stats, page: int) -> Page:
+    """The page of the selected year's meetings shown (a year of a long history at 100x
+    holds hundreds); the subtotal and the cumulative column still count the whole year."""
+    per_page = MEETINGS_PER_PAGE
+    pages = max(1, -(-len(stats.rows) // per_page))
+    page = min(page, pages)
+    rows = stats.rows[(page - 1) * per_page : page * per_page]
+    return Page(items=rows, page=page, per_page=per_page, total=len(stats.rows))
+
+
+def _figures_html(series: Series, year: int | None, latest: bool, page: int) -> str:
     """The tables and the chart: the statistics' SQL, the SVG and the tables, rendered only
     when figures changed (any event's rows, or anything global) or a meeting ended since."""
     pagecache.fresh_until(services.next_meeting_end(db.session, series))
     stats = services.series_statistics(db.session, series, year=year, latest=latest)
+    meetings = _meetings_page(stats, page)
     return render_template(
         "attendance/_statistics_figures.html",
         series=series,
         stats=stats,
+        meetings=meetings,
         all_years=ALL_YEARS,
-        chart=Markup(_chart_svg(stats)) if stats.fiscal_years else "",
+        chart=Markup(_chart_svg(stats, meetings.items)) if stats.fiscal_years else "",
         num=format_number,
         fiscal_year_label=fiscal_year_label,
         meeting_label=meeting_label,
@@ -103,10 +118,11 @@ def _figures_html(series: Series, year: int | None, latest: bool) -> str:
 def statistics(slug: str):
     series = _series_or_404(slug)
     year, latest = _year_arg()
+    page = page_number()
     figures = pagecache.kept_part(
-        lambda: f"attendance-statistics:{series.id}:{current_language()}:{year}:{latest}",
+        lambda: f"attendance-statistics:{series.id}:{current_language()}:{year}:{latest}:{page}",
         [pagecache.EVENTS],
-        lambda: _figures_html(series, year, latest),
+        lambda: _figures_html(series, year, latest, page),
     )
     organiser = services.is_organiser(current_user, series)
     return render_template(
