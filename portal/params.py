@@ -89,9 +89,29 @@ class BoundedIntConverter(BaseConverter):
         return str(int(value))
 
 
+class NulCharacter(BadRequest):
+    """A path, query or form value holding U+0000 (400): no text column can store it
+    (PostgreSQL refuses it in every text parameter), and no person types it."""
+
+    @property
+    def portal_message(self) -> str:
+        return _("The address or the form contains a NUL character, which cannot be used.")
+
+
+def _refuse_nul() -> None:
+    if "\x00" in request.path or any("\x00" in v for _name, v in request.args.items(multi=True)):
+        raise NulCharacter()
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data") and any(
+        "\x00" in v for _name, v in request.form.items(multi=True)
+    ):
+        raise NulCharacter()
+
+
 def init_app(app: Flask) -> None:
-    """Before any route is added: ``int`` is the bounded converter everywhere."""
+    """Before any route is added: ``int`` is the bounded converter everywhere; a NUL character
+    anywhere in a request's text is answered with 400 before any view runs."""
     app.url_map.converters["int"] = BoundedIntConverter
+    app.before_request(_refuse_nul)
 
 
 def filter_args(*names: str, **renamed: str) -> dict[str, str]:

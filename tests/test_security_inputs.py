@@ -270,3 +270,25 @@ def test_bad_query_numbers_of_the_issue_answer_a_clear_400(app, client):
         )
     # An out-of-range year is ignored: the archive as a whole.
     assert client.get(f"/ja/series/{slug}/archive/?year=²").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "method,path,query,form",
+    [
+        ("GET", "/en/events/1%00/register", {}, None),
+        ("GET", "/en/speakers/", {"q": "yamada\x00"}, None),
+        ("POST", "/en/account/login", {}, {"email": "a@example.org\x00", "password": "x"}),
+    ],
+)
+def test_a_nul_character_is_refused_with_a_translated_400(app, method, path, query, form):
+    """PostgreSQL refuses U+0000 in any text parameter: it never reaches a query."""
+    app.config["WTF_CSRF_ENABLED"] = False
+    client = app.test_client()
+    response = client.open(path, method=method, query_string=query, data=form)
+    assert response.status_code == 400
+    assert "NUL character" in response.text
+    japanese = client.open(
+        path.replace("/en/", "/ja/"), method=method, query_string=query, data=form
+    )
+    assert japanese.status_code == 400
+    assert "NUL文字" in japanese.text
