@@ -772,3 +772,15 @@ def test_a_fiscal_year_with_many_meetings_is_shown_a_page_at_a_time(client, impo
     footers = {p.text.split("<tfoot>", 1)[1].split("</tfoot>", 1)[0] for p in pages}
     assert len(footers) == 1
     assert "FY2019" in pages[1].text.split("<svg", 1)[1]  # the chart of the page's meetings
+
+
+def test_figures_are_grouped_as_babel_groups_them(app):
+    from babel.numbers import format_decimal
+
+    from plugins.attendance.views import format_number
+
+    for lang, locale in (("ja", "ja_JP"), ("en", "en_US")):
+        with _request(app, lang):
+            for value in (0, 7, 999, 1000, 12345, 1234567, -1500, 10**9):
+                assert format_number(value) == format_decimal(value, locale=locale)
+            assert format_number(None) == "–"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from babel.numbers import format_decimal
 from flask import (
     Blueprint,
     Response,
@@ -35,6 +34,10 @@ def format_number(value) -> str:
     """1,857 — or a dash where the figure is not known."""
     if value is None:
         return "–"
+    if isinstance(value, int):  # Babel's grouping for ja_JP and en_US alike, without its data
+        return f"{value:,}"
+    from babel.numbers import format_decimal
+
     return format_decimal(value, locale="ja_JP" if current_language() == "ja" else "en_US")
 
 
@@ -59,7 +62,7 @@ def _series_or_404(slug: str) -> Series:
 
 
 ALL_YEARS = "all"
-MEETINGS_PER_PAGE = 100  # a fiscal year's meetings on one page (and in its chart)
+MEETINGS_PER_PAGE = 50  # a fiscal year's meetings on one page (and in its chart)
 
 
 def _year_arg() -> tuple[int | None, bool]:
