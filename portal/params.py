@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Flask, request
+from flask import Flask, Request, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import BaseConverter, ValidationError
@@ -101,16 +101,24 @@ class NulCharacter(BadRequest):
 def _refuse_nul() -> None:
     if "\x00" in request.path or any("\x00" in v for _name, v in request.args.items(multi=True)):
         raise NulCharacter()
-    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data") and any(
-        "\x00" in v for _name, v in request.form.items(multi=True)
-    ):
-        raise NulCharacter()
+
+
+class PortalRequest(Request):
+    """Flask's request; its form, when something first reads it, is refused (400) if a value
+    holds NUL. Read then, not before every view: a view may first raise the size limit of
+    its body (the archive's uploads)."""
+
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        if any("\x00" in v for _name, v in self.form.items(multi=True)):
+            raise NulCharacter()
 
 
 def init_app(app: Flask) -> None:
     """Before any route is added: ``int`` is the bounded converter everywhere; a NUL character
     anywhere in a request's text is answered with 400 before any view runs."""
     app.url_map.converters["int"] = BoundedIntConverter
+    app.request_class = PortalRequest
     app.before_request(_refuse_nul)
 
 
