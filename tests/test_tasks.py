@@ -211,8 +211,15 @@ def test_a_worker_on_a_sqlite_file_broker_sends_queued_mail(
             time.sleep(0.2)
         assert len(smtp_server.messages) == 1, (tmp_path / "worker.log").read_text()[-3000:]
         assert smtp_server.messages[0]["Subject"] == "From the worker"
-        with app.app_context():
-            assert db.session.scalar(sa.select(OutboxEmail.sent_at)) is not None
+        # The SMTP server has the message before the worker commits `sent_at`: wait for it.
+        sent_at = None
+        while sent_at is None and time.monotonic() < deadline:
+            with app.app_context():
+                sent_at = db.session.scalar(sa.select(OutboxEmail.sent_at))
+            if sent_at is None:
+                time.sleep(0.1)
+        assert sent_at is not None
+        assert len(smtp_server.messages) == 1
     finally:
         worker.terminate()
         worker.wait(15)
