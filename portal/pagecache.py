@@ -43,9 +43,11 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
 from itertools import chain
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g, has_app_context, make_response, request, session
@@ -379,6 +381,17 @@ def kept_for_person(name: str, scopes, render):
     return kept_part(key, scopes, render)
 
 
+def _render_bounded(render, now: float, max_seconds: int):
+    """``render()`` and until when its value may be kept (``fresh_until`` calls made while
+    rendering, at most ``max_seconds``); they still bound the page around it."""
+    outer = g.pop("_page_until", None)
+    value = render()
+    until = min(now + max_seconds, g.get("_page_until", now + max_seconds))
+    if outer is not None:
+        g._page_until = min(outer, until)
+    return value, until
+
+
 def _fragment(store: PageCache, max_seconds: int, key, scopes, render):
     scopes = [GLOBAL, *scopes]
     try:
@@ -392,11 +405,7 @@ def _fragment(store: PageCache, max_seconds: int, key, scopes, render):
         if entry["until"] < now + max_seconds:
             fresh_until(datetime.fromtimestamp(entry["until"]).astimezone())
         return entry["value"]
-    outer = g.pop("_page_until", None)
-    value = render()
-    until = min(now + max_seconds, g.get("_page_until", now + max_seconds))
-    if outer is not None:
-        g._page_until = min(outer, until)
+    value, until = _render_bounded(render, now, max_seconds)
     try:
         store.backend.set(
             f"frag:{key()}",
@@ -406,3 +415,62 @@ def _fragment(store: PageCache, max_seconds: int, key, scopes, render):
     except Exception:
         log.exception("the page cache did not keep a part of a page")
     return value
+
+
+class Part(NamedTuple):
+    """One part of ``kept_parts``: ``key()`` names it (as for ``cached_fragment``: everything
+    it depends on besides the data); ``personal``: the key names the person and the session's
+    CSRF secret, so a part whose rendering made a CSRF token may be kept (a part shared between
+    visitors is then rendered each time: the token would be another session's)."""
+
+    key: Callable[[], str]
+    render: Callable[[], object]
+    personal: bool = False
+
+
+def kept_parts(scopes, parts: list[Part]) -> list:
+    """Several ``kept_part``s of one page under the same ``scopes``, read in one round trip
+    (the versions and every part: one ``get_many``). The values come back in the order of
+    ``parts``; a part missing or proven by older versions is rendered (with its own
+    ``fresh_until``) and kept, the others are not rendered at all."""
+    store = current_app.extensions.get(_EXTENSION)
+    if store is None or store.part_seconds <= 0:
+        return [part.render() for part in parts]
+    scopes = [GLOBAL, *scopes]
+    csrf_field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    try:
+        got = store.backend.get_many(
+            *(store.version_key(s) for s in scopes), *(f"frag:{p.key()}" for p in parts)
+        )
+        versions = dict(zip(scopes, got[: len(scopes)], strict=True))
+        if None in versions.values():  # a version the cache forgot: a new one
+            versions = store.versions(scopes)
+        entries = got[len(scopes) :]
+    except Exception:
+        log.exception("the page cache did not answer")
+        return [part.render() for part in parts]
+    now = time.time()
+    values: list = []
+    keep: dict = {}
+    longest = 0.0
+    for part, entry in zip(parts, entries, strict=True):
+        if entry is not None and entry["versions"] == versions and entry["until"] > now:
+            if entry["until"] < now + store.part_seconds:
+                fresh_until(datetime.fromtimestamp(entry["until"]).astimezone())
+            values.append(entry["value"])
+            continue
+        token = None if part.personal else g.pop(csrf_field, None)
+        value, until = _render_bounded(part.render, now, store.part_seconds)
+        values.append(value)
+        made_token = not part.personal and csrf_field in g
+        if token is not None:
+            setattr(g, csrf_field, token)
+        if not made_token:
+            keep[f"frag:{part.key()}"] = {"versions": versions, "until": until, "value": value}
+            longest = max(longest, until - now)
+    if keep:
+        try:
+            store.backend.set_many(keep, timeout=max(1, int(longest) + 1))
+        except Exception:
+            log.exception("the page cache did not keep parts of a page")
+    return values

@@ -110,19 +110,56 @@ def _series_rows(series_id: int) -> dict:
     return cache[series_id]
 
 
+_ROWS_OF_EVENT: list = []
+
+
+def _rows_statement():
+    """The event's plugin rows and its series', as plain rows (``plugin``, ``enabled``,
+    ``settings``): one statement, built once with bound parameters."""
+    if not _ROWS_OF_EVENT:
+        from portal.events.models import EventPlugin, SeriesPlugin
+
+        columns = ("plugin", "enabled", "settings")
+        own = sa.select(
+            sa.literal(EVENT).label("scope"), *(getattr(EventPlugin, c) for c in columns)
+        ).where(EventPlugin.event_id == sa.bindparam("event_id"))
+        series = sa.select(
+            sa.literal(SERIES).label("scope"), *(getattr(SeriesPlugin, c) for c in columns)
+        ).where(SeriesPlugin.series_id == sa.bindparam("series_id"))
+        _ROWS_OF_EVENT.append(sa.union_all(own, series))
+    return _ROWS_OF_EVENT[0]
+
+
 def _rows(event) -> dict:
     """The event's plugin rows by name: its own (event plugins) and its series' (series
-    plugins)."""
+    plugins); computed once per request and event (``forget`` drops it)."""
     from portal.db import db
-    from portal.events.models import EventPlugin
 
+    merged = g.setdefault("_event_plugins_merged", {})
+    if event.id in merged:
+        return merged[event.id]
     cache = g.setdefault("_event_plugins", {})
-    if event.id not in cache:
+    series_cache = g.setdefault("_series_plugins", {})
+    if event.id not in cache and event.series_id not in series_cache:
+        # Display-only: plain rows (what the plugin host reads of them), in one statement.
+        own: dict = {}
+        of_series: dict = {}
+        result = db.session.execute(
+            _rows_statement(), {"event_id": event.id, "series_id": event.series_id}
+        )
+        for row in result:
+            (own if row.scope == EVENT else of_series)[row.plugin] = row
+        cache[event.id] = own
+        series_cache[event.series_id] = of_series
+    elif event.id not in cache:
+        from portal.events.models import EventPlugin
+
         rows = db.session.scalars(sa.select(EventPlugin).where(EventPlugin.event_id == event.id))
         cache[event.id] = {row.plugin: row for row in rows}
     series = {k: v for k, v in _series_rows(event.series_id).items() if scope(k) == SERIES}
     own = {k: v for k, v in cache[event.id].items() if scope(k) == EVENT}
-    return {**own, **series}
+    merged[event.id] = {**own, **series}
+    return merged[event.id]
 
 
 def preload(events) -> None:
@@ -157,12 +194,14 @@ def forget(event) -> None:
     g.setdefault("_event_plugins", {}).pop(event.id, None)
     g.setdefault("_event_hooks", {}).pop(event.id, None)
     g.setdefault("_series_plugins", {}).pop(event.series_id, None)
+    g.pop("_event_plugins_merged", None)
 
 
 def forget_series(series) -> None:
     """Drop the per-request cache of a series and of its events' hooks."""
     g.setdefault("_series_plugins", {}).pop(series.id, None)
     g.pop("_event_hooks", None)
+    g.pop("_event_plugins_merged", None)
 
 
 def enabled_names(event) -> set[str]:
@@ -246,6 +285,32 @@ def event_hooks(event) -> EventHooks:
     if event.id not in cache:
         cache[event.id] = EventHooks(event)
     return cache[event.id]
+
+
+def implementations(hook_name: str, event) -> list[tuple[str, object]] | None:
+    """The implementations of an event-scoped hook that ``event_hooks(event).<hook>`` would
+    call, one by one and in the same order: ``(plugin name, caller)`` where ``caller(**kwargs)``
+    calls that plugin's implementation alone (the event page keeps each plugin's section on
+    its own). None when a hook wrapper takes part (then call them together)."""
+    enabled = enabled_names(event)
+    names = installed()
+    out = []
+    for impl in reversed(getattr(manager().hook, hook_name).get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
+            return None
+        if impl.plugin_name in names and impl.plugin_name not in enabled:
+            continue
+        out.append((impl.plugin_name, _one_implementation(impl)))
+    return out
+
+
+def _one_implementation(impl):
+    def call(**kwargs):
+        args = [kwargs[name] for name in impl.argnames]
+        extra = {k: kwargs[k] for k in impl.kwargnames if k in kwargs}
+        return impl.function(*args, **extra)
+
+    return call
 
 
 def collect(results) -> list:

@@ -107,6 +107,17 @@ def event_with_programme(session: Session, slug: str) -> Event | None:
     )
 
 
+_EVENT_BY_SLUG: list = []
+
+
+def event_for_page(session: Session, slug: str) -> Event | None:
+    """The event with its series (the event page; its programme is a kept part, loaded when
+    rendered): the statement is built once, with a bound parameter."""
+    if not _EVENT_BY_SLUG:
+        _EVENT_BY_SLUG.append(sa.select(Event).where(Event.slug == sa.bindparam("slug")))
+    return session.scalars(_EVENT_BY_SLUG[0], {"slug": slug}).first()
+
+
 def event_summary(session: Session, slug: str):
     """The event's id and status by its address: one light query (no ORM objects)."""
     return session.execute(sa.select(Event.id, Event.status).where(Event.slug == slug)).first()

@@ -9,6 +9,7 @@ from markupsafe import Markup
 from portal.db import db
 from portal.events import services
 from portal.events.models import EventStatus
+from portal.events.page import event_parts
 from portal.i18n import current_language
 from portal.pagecache import (
     cached_for_visitors,
@@ -76,7 +77,7 @@ def event_page(slug: str):
 
 
 def _event_content(slug: str) -> tuple[int, str, str]:
-    event = services.event_with_programme(db.session, slug)
+    event = services.event_for_page(db.session, slug)
     if event is None or not services.can_view(event, current_user):
         abort(404)
     fresh_until(event.starts_at)
@@ -84,6 +85,7 @@ def _event_content(slug: str) -> tuple[int, str, str]:
     body = render_template(
         "events/_event_body.html",
         event=event,
+        parts=event_parts(event),  # the programme, tabs, fees and sections: kept by version
         status_labels=services.STATUS_LABELS,
         format_labels=services.FORMAT_LABELS,
     )
