@@ -15,7 +15,8 @@ moment a plugin names with ``fresh_until`` (the webinar's link). The parts:
 
 Tabs, programme and sections are given the visitor (``user``): for a logged-in person they
 are kept under their log-in and their session's CSRF secret (a section may hold a form), never
-shared; for visitors who are not logged in they are shared (a part whose rendering made a CSRF
+shared, and only with the page cache off (with it on, their whole content is kept for them
+under the same versions: ``events.views.event_page``); for visitors who are not logged in they are shared (a part whose rendering made a CSRF
 token is then rendered each time). Only the title, the facts, the description and the
 registration box are rendered on every request. Drafts (organisers only) are rendered whole.
 A plugin whose hooks show anything else (a file, another service) sets ``event_parts_kept =
@@ -35,7 +36,7 @@ from markupsafe import Markup
 from portal import plugins
 from portal.events.models import Event, EventStatus
 from portal.i18n import current_language
-from portal.pagecache import Part, csrf_secret_digest, fresh_until, kept_parts
+from portal.pagecache import Part, csrf_secret_digest, fresh_until, kept_parts, page_cache
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ def event_parts(event: Event) -> EventParts:
     """The event page's kept parts for the current visitor (rendered when not kept)."""
     user = current_user._get_current_object()
     personal = bool(getattr(user, "is_authenticated", False))
+    # With the page cache on, a logged-in person's whole content is kept for them
+    # (events.views.event_page) under the same versions: their parts are not kept twice.
+    mine_kept = personal and page_cache().max_seconds > 0
     sections = plugins.implementations("event_sections", event)
     enabled = sorted(plugins.enabled_names(event))
     live = {name for name in enabled if not _kept(name)}
@@ -109,6 +113,8 @@ def event_parts(event: Event) -> EventParts:
                     personal,
                 )
             )
+    if mine_kept:
+        slots = [s.render if isinstance(s, Part) and s.personal else s for s in slots]
     keep = [slot for slot in slots if isinstance(slot, Part)]
     if event.status == EventStatus.draft:  # organisers only, while it is prepared
         kept = iter([part.render() for part in keep])
