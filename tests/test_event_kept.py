@@ -164,7 +164,8 @@ def test_the_parts_are_kept_and_read_without_their_queries(kept_app, world):
     assert {"talks", "fee_categories", "exchange_meeting_signups"} <= _tables(rendered)
     # Kept: the event (with its series) and its plugin rows, nothing else.
     assert _tables(kept) == {"events", "event_plugins", "series_plugins"}
-    assert len(kept) == 3  # BEGIN, the event, the plugin rows of the event and its series
+    # The event, the plugin rows of the event and its series (and SQLite's BEGIN).
+    assert len([s for s in kept if s != "BEGIN"]) == 2
     for shown in ("Titanium talk", "Alex Sample", "General", "Add to calendar", "Webinar"):
         assert shown in again
     assert _places_left(again) == "10"
