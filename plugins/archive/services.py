@@ -373,16 +373,21 @@ def archive_talks(
     return stmt
 
 
+_ITEMS_BY_TALK: list = []
+
+
 def items_by_talk(session: Session, talk_ids) -> dict[int, list[ArchiveItem]]:
     """The items of the given talks, in one query."""
     found: dict[int, list[ArchiveItem]] = {tid: [] for tid in talk_ids}
     if not found:
         return found
-    rows = session.scalars(
-        sa.select(ArchiveItem)
-        .where(ArchiveItem.talk_id.in_(list(found)))
-        .order_by(ArchiveItem.kind, ArchiveItem.id)
-    )
+    if not _ITEMS_BY_TALK:  # built once, with an expanding bound parameter
+        _ITEMS_BY_TALK.append(
+            sa.select(ArchiveItem)
+            .where(ArchiveItem.talk_id.in_(sa.bindparam("talk_ids", expanding=True)))
+            .order_by(ArchiveItem.kind, ArchiveItem.id)
+        )
+    rows = session.scalars(_ITEMS_BY_TALK[0], {"talk_ids": list(found)})
     for item in rows:
         found[item.talk_id].append(item)
     return found

@@ -135,18 +135,21 @@ def counts(session: Session, event: Event) -> dict[SignupState, int]:
     return {state: found.get(state, 0) for state in SignupState}
 
 
+_TAKEN: list = []
+
+
 def taken(session: Session, event: Event) -> int:
-    return (
-        session.scalar(
+    """Places taken (the event page's places left): the statement is built once."""
+    if not _TAKEN:
+        _TAKEN.append(
             sa.select(sa.func.count())
             .select_from(ExchangeMeetingSignup)
             .where(
-                ExchangeMeetingSignup.event_id == event.id,
+                ExchangeMeetingSignup.event_id == sa.bindparam("event_id"),
                 ExchangeMeetingSignup.state == SignupState.confirmed,
             )
         )
-        or 0
-    )
+    return session.scalar(_TAKEN[0], {"event_id": event.id}) or 0
 
 
 def places_left(session: Session, event: Event, st: MeetingSettings) -> int | None:

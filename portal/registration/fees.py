@@ -51,11 +51,19 @@ def update_settings(session: Session, event: Event, *, payment_days: int, actor)
     )
 
 
+_FEE_CATEGORIES: dict[bool, sa.Select] = {}
+
+
 def fee_categories(session: Session, event: Event, active_only: bool = True) -> list[FeeCategory]:
-    stmt = sa.select(FeeCategory).where(FeeCategory.event_id == event.id)
-    if active_only:
-        stmt = stmt.where(FeeCategory.is_active.is_(True))
-    return list(session.scalars(stmt.order_by(FeeCategory.position, FeeCategory.id)))
+    """The event's fee categories in their order (the statement is built once, with a bound
+    parameter: the event page renders the fee table from it)."""
+    stmt = _FEE_CATEGORIES.get(active_only)
+    if stmt is None:
+        stmt = sa.select(FeeCategory).where(FeeCategory.event_id == sa.bindparam("event_id"))
+        if active_only:
+            stmt = stmt.where(FeeCategory.is_active.is_(True))
+        stmt = _FEE_CATEGORIES[active_only] = stmt.order_by(FeeCategory.position, FeeCategory.id)
+    return list(session.scalars(stmt, {"event_id": event.id}))
 
 
 def registration_fields(event: Event) -> list[RegistrationField]:
