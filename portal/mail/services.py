@@ -141,7 +141,7 @@ def _attachment(name: str, ctype: str, content: bytes | Generated) -> OutboxAtta
 def _kick_after_commit(session: Session) -> None:
     """A commit that queued email asks a worker to send it now (portal.tasks.worker)."""
     if session.info.pop("outbox_kick", False):
-        from portal.tasks.worker import kick_outbox
+        from portal.tasks.kick import kick_outbox
 
         kick_outbox()
 
