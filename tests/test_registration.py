@@ -116,6 +116,7 @@ def test_the_emails_are_compiled_before_the_event_lock_is_taken(app, session, mo
         take_write_lock(session)
         holding[0] = True
 
+    monkeypatch.setattr(env, "bytecode_cache", None)  # the suite's shared compiled code
     monkeypatch.setattr(env, "compile", compile_)
     monkeypatch.setattr(db, "take_write_lock", take)
     event = f.event(session, capacity_onsite=10)
