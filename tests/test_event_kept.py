@@ -30,6 +30,7 @@ from portal.i18n import BilingualText
 from portal.pagecache import Part, kept_parts
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from tests import factories as f
+from tests import test_page_cache
 
 
 def _worker(app_config, cache_dir, **extra) -> Flask:
@@ -374,3 +375,37 @@ def test_a_plugin_may_have_its_section_rendered_each_time(
         assert "exchange_meeting_signups" not in _tables(statements)  # the others: kept
     finally:
         live_app.extensions["portal_db"]["engine"].dispose()
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A redis-server of its own (``tests/test_page_cache.py``; skipped without one)."""
+    yield from test_page_cache.redis_url.__wrapped__(tmp_path)
+
+
+def test_two_workers_share_the_parts_on_redis(app, app_config, redis_url, world):
+    one = _worker(app_config, None, CACHE_URL=redis_url)
+    two = _worker(app_config, None, CACHE_URL=redis_url)
+    try:
+        _get(one, one.test_client())  # rendered by one, kept for two
+        text, statements = _get(two, two.test_client())
+        assert _tables(statements) == {"events", "event_plugins", "series_plugins"}
+        assert "Titanium talk" in text
+        with two.app_context():
+            db.session.get(Talk, world["talk"]).title = BilingualText(ja="新", en="Niobium talk")
+            db.session.commit()
+        assert "Niobium talk" in _get(one, one.test_client())[0]
+    finally:
+        for worker in (one, two):
+            worker.extensions["portal_db"]["engine"].dispose()
+
+
+def test_the_page_is_rendered_when_the_cache_does_not_answer(app, app_config, world):
+    down = _worker(app_config, None, CACHE_URL="redis://127.0.0.1:9/0")  # nothing listens
+    try:
+        for _ in range(2):
+            text, statements = _get(down, down.test_client())
+            assert "Titanium talk" in text and _places_left(text) == "10"
+            assert "talks" in _tables(statements)
+    finally:
+        down.extensions["portal_db"]["engine"].dispose()
