@@ -199,13 +199,13 @@ def test_a_commit_that_queues_mail_asks_a_worker_to_send_it_at_once(
 ):
     from portal.app import create_app
     from portal.mail.services import queue_email
-    from portal.tasks import worker
+    from portal.tasks import kick
     from tests.conftest import _empty_all_tables
 
     app = create_app(
         dict(app_config, MAIL_PORT=smtp_server.port, TASKS_KICK_OUTBOX=True, TASKS_EAGER=True)
     )
-    worker._kicks.update(window_end=0.0, trailing=False)  # no kick of an earlier test pending
+    kick._kicks.update(window_end=0.0, trailing=False)  # no kick of an earlier test pending
     try:
         with app.test_request_context("/en/"):
             person = f.person(db.session, email="kick@example.org")

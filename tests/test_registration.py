@@ -97,6 +97,37 @@ def test_free_registration_is_confirmed_at_once_with_audit_and_email(session):
     assert f"/ja/my/registrations/{r.id}/" in mails[0].body_text
 
 
+def test_the_emails_are_compiled_before_the_event_lock_is_taken(app, session, monkeypatch):
+    """Compiling the confirmation email (about 40 ms, once per worker) must not happen while
+    the registration holds the event's lock: every other registration would wait for it."""
+    from portal.db import db
+
+    env = app.jinja_env
+    compile_template = env.compile
+    holding, compiled_under_lock, compiled = [False], [], []
+
+    def compile_(source, name=None, *args, **kwargs):
+        (compiled_under_lock if holding[0] else compiled).append(name)
+        return compile_template(source, name, *args, **kwargs)
+
+    take_write_lock = db.take_write_lock
+
+    def take(session):
+        take_write_lock(session)
+        holding[0] = True
+
+    monkeypatch.setattr(env, "compile", compile_)
+    monkeypatch.setattr(db, "take_write_lock", take)
+    event = f.event(session, capacity_onsite=10)
+    registration = reg(session, event)
+    session.commit()
+    assert registration.state == S.confirmed
+    assert session.scalar(sa.select(sa.func.count()).select_from(OutboxEmail)) == 1
+    assert compiled_under_lock == []
+    assert "mail/registration/confirmed.html" in compiled
+    assert "mail/registration/_layout.html" in compiled
+
+
 def test_paid_registration_waits_for_payment_with_deadline(session):
     event = f.event(session)
     category = fee(session, event, price=5000)

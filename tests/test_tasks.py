@@ -169,7 +169,7 @@ def test_expire_unpaid_job_runs_through_the_lock(app, runner):
     assert jobs.JOBS["expire-unpaid"].min_gap == timedelta(minutes=5) / 2
 
 
-def test_a_worker_on_a_sqlite_file_broker_sends_queued_mail(
+def test_a_commit_kicks_a_worker_on_a_sqlite_file_broker_which_sends_the_mail(
     app, database_url, smtp_server, tmp_path
 ):
     """What `make run` starts: a Celery worker on kombu's SQLAlchemy transport, no server."""
@@ -191,7 +191,15 @@ def test_a_worker_on_a_sqlite_file_broker_sends_queued_mail(
         stderr=open(tmp_path / "worker.log", "w"),  # noqa: SIM115
     )
     try:
-        with app.app_context():
+        # The web side: a commit that queued the mail kicks; the process's kick thread
+        # publishes (Celery on kombu's SQLAlchemy transport) and the worker sends it.
+        from portal.tasks import kick
+
+        publisher = create_app(
+            {"DATABASE_URL": database_url, "BROKER_URL": broker, "TASKS_KICK_OUTBOX": True}
+        )
+        kick._kicks.update(window_end=0.0, trailing=False)
+        with publisher.app_context():
             db.session.add(
                 OutboxEmail(
                     to_address="worker@example.org",
@@ -202,10 +210,9 @@ def test_a_worker_on_a_sqlite_file_broker_sends_queued_mail(
                     message_id=make_msgid(),
                 )
             )
+            db.session.info["outbox_kick"] = True  # as queue_email marks it
             db.session.commit()
-        publisher = create_app({"DATABASE_URL": database_url, "BROKER_URL": broker})
-        with publisher.app_context():
-            celery_for(publisher).send_task("portal.send_outbox_now")
+        assert kick.drain(30)
         deadline = time.monotonic() + 30
         while not smtp_server.messages and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -265,27 +272,35 @@ print("ok")
 def test_a_burst_of_commits_kicks_the_worker_once_now_and_once_after_the_burst(app, monkeypatch):
     """Every kick makes a worker send all due mail, so a rush of registrations publishes one
     kick at once and one at the end of the second (which reaches the mail queued meanwhile),
-    not one per registration."""
-    from portal.tasks import worker
+    not one per registration. The caller only hands the kick over: the process's kick thread
+    publishes it."""
+    from portal.tasks import kick
 
-    published = []
-    monkeypatch.setattr(
-        worker.send_outbox_now, "apply_async", lambda countdown=None: published.append(countdown)
-    )
+    published, threads = [], set()
+
+    def publish(app, delay):
+        threads.add(threading.current_thread().name)
+        published.append(delay)
+
+    monkeypatch.setattr(kick, "publish", publish)
     clock = [1000.0]
-    monkeypatch.setattr(worker.time, "monotonic", lambda: clock[0])
-    monkeypatch.setitem(worker._kicks, "window_end", 0.0)
-    monkeypatch.setitem(worker._kicks, "trailing", False)
+    monkeypatch.setattr(kick, "_clock", lambda: clock[0])
+    monkeypatch.setitem(kick._kicks, "window_end", 0.0)
+    monkeypatch.setitem(kick._kicks, "trailing", False)
     app.config["TASKS_KICK_OUTBOX"] = True
     with app.app_context():
         for step in (0.0, 0.25, 0.25, 0.25):  # four commits within the second
             clock[0] += step
-            worker.kick_outbox()
-        assert published == [None, 0.75]  # now, and at the window's end
+            kick.kick_outbox()
+        assert kick.drain(5)
+        assert published == [0.0, 0.75]  # now, and at the window's end
         clock[0] += 0.3  # the window is over: the next commit kicks at once again
-        worker.kick_outbox()
-        assert published == [None, 0.75, None]
+        kick.kick_outbox()
+        assert kick.drain(5)
+        assert published[2:] == [0.0]
         app.config["TASKS_KICK_OUTBOX"] = False
         clock[0] += 5
-        worker.kick_outbox()
-        assert published == [None, 0.75, None]  # switched off: nothing
+        kick.kick_outbox()
+        assert kick.drain(5)
+        assert published[2:] == [0.0]  # switched off: nothing
+    assert threads == {"portal-outbox-kick"}  # never the caller's thread

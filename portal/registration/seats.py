@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask import has_app_context
 from sqlalchemy.orm import Session
 
 from portal.db import db, utcnow
 from portal.events.models import AttendanceMode, Event, EventStatus
+from portal.mail.services import load_templates
 from portal.registration.models import (
     Registration,
     RegistrationState,
@@ -120,6 +122,8 @@ def lock_event(session: Session, event: Event) -> _Locked:
     PostgreSQL: ``SELECT … FOR UPDATE`` on the event row, held until the transaction ends.
     SQLite: the writing transaction began with BEGIN IMMEDIATE, so it holds the write lock.
     """
+    if has_app_context():  # compile the emails the change may queue before holding anyone
+        load_templates("registration")
     db.take_write_lock(session)  # SQLite, after a request's reading part (defer_write_lock)
     row = session.execute(
         sa.select(Event.status, Event.capacity_onsite, Event.capacity_online)

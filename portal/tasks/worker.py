@@ -4,8 +4,9 @@
   ``instance/`` (kombu's SQLAlchemy transport), so ``make run`` needs no server.
 - ``BEAT_SCHEDULE`` comes from ``portal.tasks.jobs.jobs()`` (the core's and plugins' jobs): one entry per job, run by one
   scheduler process (``portal tasks scheduler``); every run goes through ``run_job``'s lock.
-- ``send_outbox_now`` is published after a commit that queued email, so mail leaves at once;
-  the scheduled ``send-outbox`` run catches anything the kick missed.
+- ``send_outbox_now`` is published after a commit that queued email (``portal.tasks.kick``,
+  off the request's path), so mail leaves at once; the scheduled ``send-outbox`` run catches
+  anything the kick missed.
 - Tasks run inside a Flask app context (``AppTask``).
 
 Start with ``portal tasks worker`` and ``portal tasks scheduler`` (``make run`` starts both
@@ -15,13 +16,10 @@ inside ``portal tasks dev``).
 from __future__ import annotations
 
 import logging
-import threading
-import time
 
 from celery import Celery, Task
 from flask import Flask
 
-from portal.tasks import celery_for
 from portal.tasks.jobs import JobSkipped, jobs
 
 log = logging.getLogger("portal.tasks")
@@ -124,39 +122,3 @@ def send_outbox_now() -> str:
     if failed:
         raise OutboxDeliveryError(f"sent {sent}, postponed {failed}")
     return f"sent {sent}"
-
-
-KICK_WINDOW = 1.0  # seconds: at most one kick now and one at the window's end per process
-_kicks = {"window_end": 0.0, "trailing": False}
-_kicks_lock = threading.Lock()
-
-
-def _kick_delay(now: float) -> float | None:
-    """0 to kick now, a delay for one kick at the end of the current window, None when that
-    kick is already on its way. A kick makes a worker send every due mail, so in a burst
-    (a registration rush) one kick now and one after the burst's second reach them all."""
-    with _kicks_lock:
-        if now >= _kicks["window_end"]:
-            _kicks["window_end"] = now + KICK_WINDOW
-            _kicks["trailing"] = False
-            return 0.0
-        if _kicks["trailing"]:
-            return None
-        _kicks["trailing"] = True
-        return _kicks["window_end"] - now
-
-
-def kick_outbox() -> None:
-    """Ask a worker to send now; never fails the caller (the schedule sends it anyway)."""
-    from flask import current_app, has_app_context
-
-    if not has_app_context() or not current_app.config.get("TASKS_KICK_OUTBOX"):
-        return
-    delay = _kick_delay(time.monotonic())
-    if delay is None:
-        return
-    try:
-        celery_for(current_app)
-        send_outbox_now.apply_async(countdown=delay or None)
-    except Exception:  # the broker is down: the scheduled run will send it
-        log.warning("could not ask a worker to send email now", exc_info=True)
