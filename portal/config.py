@@ -102,8 +102,10 @@ _SETTINGS: dict[str, tuple[str, object, type | None]] = {
     "REDIS_URL": ("PORTAL_REDIS_URL", "", str),
     # Celery broker; default: REDIS_URL, else a SQLite file in instance/ (memory:// in tests).
     "BROKER_URL": ("PORTAL_BROKER_URL", "", str),
-    # Ask a worker to send email right after the commit that queued it.
+    # Ask a worker to run the announcements job right after a commit that scheduled one.
     "TASKS_KICK_OUTBOX": ("PORTAL_TASKS_KICK_OUTBOX", True, bool),
+    # How often each worker looks for due email (seconds; 0: only the scheduled send-outbox).
+    "OUTBOX_WATCH_SECONDS": ("PORTAL_OUTBOX_WATCH_SECONDS", 1.0, float),
     # Files: empty = the local UPLOAD_FOLDER; s3://bucket[/prefix] = S3-compatible storage.
     "STORAGE_URL": ("PORTAL_STORAGE_URL", "", str),
     "S3_ENDPOINT_URL": ("PORTAL_S3_ENDPOINT_URL", "", str),

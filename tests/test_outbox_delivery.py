@@ -194,37 +194,49 @@ def test_outbox_requeue_command(app, runner):
         assert db.session.get(OutboxEmail, email_id).failed_at is None
 
 
-def test_a_commit_that_queues_mail_asks_a_worker_to_send_it_at_once(
+def test_the_outbox_watcher_sends_due_mail_and_publishes_nothing_when_none_is_due(
     app_config, database_url, smtp_server
 ):
+    """A worker's watcher looks every second; the commit that queued the mail sends nothing
+    and publishes nothing itself."""
     from portal.app import create_app
     from portal.mail.services import queue_email
-    from portal.tasks import kick
+    from portal.tasks import celery_for, worker
     from tests.conftest import _empty_all_tables
 
-    app = create_app(
-        dict(app_config, MAIL_PORT=smtp_server.port, TASKS_KICK_OUTBOX=True, TASKS_EAGER=True)
-    )
-    kick._kicks.update(window_end=0.0, trailing=False)  # no kick of an earlier test pending
+    app = create_app(dict(app_config, MAIL_PORT=smtp_server.port, TASKS_EAGER=True))
+    celery = celery_for(app)
+    published = []
+    celery_send = worker.send_outbox_now.apply_async
+
+    def apply_async(*args, **kwargs):
+        published.append(args)
+        return celery_send(*args, **kwargs)
+
+    worker.send_outbox_now.apply_async = apply_async
     try:
+        assert worker.watch_outbox_once() is False  # nothing due: nothing published
         with app.test_request_context("/en/"):
-            person = f.person(db.session, email="kick@example.org")
+            person = f.person(db.session, email="watch@example.org")
             queue_email(
                 db.session,
-                "kick@example.org",
+                "watch@example.org",
                 "accounts/password_changed",
                 "en",
                 person=person,
                 reset_url="http://localhost/en/account/reset",
             )
-            assert smtp_server.messages == []
             db.session.commit()
+        assert smtp_server.messages == [] and published == []
+        assert worker.watch_outbox_once() is True
         [message] = smtp_server.messages
-        assert message["To"] == "kick@example.org"
+        assert message["To"] == "watch@example.org"
         assert message["Subject"] == "Your password has been changed"
+        assert published == [()]
+        assert worker.watch_outbox_once() is False  # sent: nothing due any more
+        assert published == [()]
     finally:
-        from portal.tasks import celery_for
-
-        celery_for(app).conf.task_always_eager = False
+        del worker.send_outbox_now.apply_async
+        celery.conf.task_always_eager = False
         app.extensions["portal_db"]["engine"].dispose()
         _empty_all_tables(database_url)  # its own app: the next test starts from nothing

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from portal.audit import AuditEntry
+from portal.db import utcnow
 from portal.events.models import AttendanceMode, EventFormat, EventStatus
 from portal.i18n import BilingualText
 from portal.mail.models import OutboxEmail
@@ -116,6 +117,7 @@ def test_the_emails_are_compiled_before_the_event_lock_is_taken(app, session, mo
         take_write_lock(session)
         holding[0] = True
 
+    monkeypatch.setattr(env, "bytecode_cache", None)  # the suite's shared compiled code
     monkeypatch.setattr(env, "compile", compile_)
     monkeypatch.setattr(db, "take_write_lock", take)
     event = f.event(session, capacity_onsite=10)
@@ -245,6 +247,27 @@ def test_privacy_notice_must_be_accepted(session):
 
 
 # -- capacity and waiting list ---------------------------------------------------------------
+
+
+def test_one_waiting_place_counts_as_the_whole_list_orders_it(session):
+    """``waitlist_position`` (a count on the index) agrees with ``waitlist_positions`` (the
+    window over the list): per mode, by the time of waiting, then by id for the same time."""
+    event = f.event(session, format=EventFormat.hybrid, capacity_onsite=1, capacity_online=1)
+    now = utcnow()
+    regs = []
+    for i in range(8):
+        mode = ONSITE if i % 3 else ONLINE
+        # Two by two at the same moment: the id decides between them.
+        regs.append(
+            reg(session, event, f.person(session), mode=mode, now=now + timedelta(seconds=i // 2))
+        )
+    session.commit()
+    waiting = [r for r in regs if r.state == S.waitlisted]
+    assert len(waiting) == 6
+    expected = services.waitlist_positions(session, regs)
+    assert sorted(expected.values()) == [1, 1, 2, 2, 3, 4]
+    assert {r.id: services.waitlist_position(session, r) for r in waiting} == expected
+    assert services.waitlist_position(session, regs[0]) is None  # confirmed: no place
 
 
 def test_capacity_three_five_registrations_then_cancel_promotes_first_waiting(session):

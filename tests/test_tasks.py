@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from portal.db import db, utcnow
 from portal.mail.models import OutboxEmail
-from portal.tasks import celery_for, jobs
+from portal.tasks import jobs
 from portal.tasks.jobs import JOBS, Job, JobSkipped, run_job
 from portal.tasks.models import JobRun
 from portal.tasks.worker import beat_schedule
@@ -169,12 +169,11 @@ def test_expire_unpaid_job_runs_through_the_lock(app, runner):
     assert jobs.JOBS["expire-unpaid"].min_gap == timedelta(minutes=5) / 2
 
 
-def test_a_commit_kicks_a_worker_on_a_sqlite_file_broker_which_sends_the_mail(
+def test_a_worker_on_a_sqlite_file_broker_finds_committed_mail_and_sends_it(
     app, database_url, smtp_server, tmp_path
 ):
-    """What `make run` starts: a Celery worker on kombu's SQLAlchemy transport, no server."""
-    from portal.app import create_app
-
+    """What `make run` starts: a Celery worker on kombu's SQLAlchemy transport, no server.
+    Nobody publishes anything: the worker's outbox watcher finds the mail within a second."""
     broker = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
     env = dict(
         os.environ,
@@ -183,6 +182,7 @@ def test_a_commit_kicks_a_worker_on_a_sqlite_file_broker_which_sends_the_mail(
         PORTAL_MAIL_SERVER="127.0.0.1",
         PORTAL_MAIL_PORT=str(smtp_server.port),
         PORTAL_SECRET_KEY="test-secret",
+        PORTAL_OUTBOX_WATCH_SECONDS="0.5",
     )
     worker = subprocess.Popen(
         [sys.executable, "-m", "portal.cli", "tasks", "worker", "--concurrency=1", "--pool=solo"],
@@ -191,15 +191,8 @@ def test_a_commit_kicks_a_worker_on_a_sqlite_file_broker_which_sends_the_mail(
         stderr=open(tmp_path / "worker.log", "w"),  # noqa: SIM115
     )
     try:
-        # The web side: a commit that queued the mail kicks; the process's kick thread
-        # publishes (Celery on kombu's SQLAlchemy transport) and the worker sends it.
-        from portal.tasks import kick
-
-        publisher = create_app(
-            {"DATABASE_URL": database_url, "BROKER_URL": broker, "TASKS_KICK_OUTBOX": True}
-        )
-        kick._kicks.update(window_end=0.0, trailing=False)
-        with publisher.app_context():
+        # The web side only commits the mail; the worker's watcher finds it and sends it.
+        with app.app_context():
             db.session.add(
                 OutboxEmail(
                     to_address="worker@example.org",
@@ -210,9 +203,7 @@ def test_a_commit_kicks_a_worker_on_a_sqlite_file_broker_which_sends_the_mail(
                     message_id=make_msgid(),
                 )
             )
-            db.session.info["outbox_kick"] = True  # as queue_email marks it
             db.session.commit()
-        assert kick.drain(30)
         deadline = time.monotonic() + 30
         while not smtp_server.messages and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -230,10 +221,6 @@ def test_a_commit_kicks_a_worker_on_a_sqlite_file_broker_which_sends_the_mail(
     finally:
         worker.terminate()
         worker.wait(15)
-        # The publisher re-pointed the shared Celery app; give it back to the test's app.
-        from portal.tasks.worker import init_app
-
-        init_app(app)
 
 
 def test_reconcile_payments_job_runs_the_payments_reconciliation(app, runner):
@@ -244,7 +231,7 @@ def test_reconcile_payments_job_runs_the_payments_reconciliation(app, runner):
 
 def test_a_web_process_imports_celery_only_when_it_publishes(tmp_path):
     """create_app leaves Celery and kombu unloaded (about 10 MB a web worker serving pages
-    does not need); the first kick sets the shared Celery app up for that Flask app."""
+    does not need); the first publish sets the shared Celery app up for that Flask app."""
     code = """
 import sys
 from portal.app import create_app
@@ -269,38 +256,53 @@ print("ok")
     assert result.stdout.strip() == "ok"
 
 
-def test_a_burst_of_commits_kicks_the_worker_once_now_and_once_after_the_burst(app, monkeypatch):
-    """Every kick makes a worker send all due mail, so a rush of registrations publishes one
-    kick at once and one at the end of the second (which reaches the mail queued meanwhile),
-    not one per registration. The caller only hands the kick over: the process's kick thread
-    publishes it."""
-    from portal.tasks import kick
+REGISTER_IN_A_WEB_PROCESS = """
+import sys
+from portal.app import create_app
+from portal.db import db
+from portal.accounts.models import Person
+from portal.events.models import Event
+from portal.mail.models import OutboxEmail
+from portal.registration import services
+from portal.registration.models import FeeCategory
 
-    published, threads = [], set()
+app = create_app()
+with app.app_context():
+    event = db.session.get(Event, int(sys.argv[1]))
+    person = db.session.get(Person, int(sys.argv[2]))
+    category = db.session.query(FeeCategory).filter_by(event_id=event.id).one()
+    registration = services.register(
+        db.session, event, person, mode="onsite", fee_category=category, privacy_accepted=True
+    )
+    db.session.commit()
+    queued = db.session.query(OutboxEmail).count()
+    print(registration.state.value, queued, "celery" in sys.modules, "kombu" in sys.modules)
+"""
 
-    def publish(app, delay):
-        threads.add(threading.current_thread().name)
-        published.append(delay)
 
-    monkeypatch.setattr(kick, "publish", publish)
-    clock = [1000.0]
-    monkeypatch.setattr(kick, "_clock", lambda: clock[0])
-    monkeypatch.setitem(kick._kicks, "window_end", 0.0)
-    monkeypatch.setitem(kick._kicks, "trailing", False)
-    app.config["TASKS_KICK_OUTBOX"] = True
-    with app.app_context():
-        for step in (0.0, 0.25, 0.25, 0.25):  # four commits within the second
-            clock[0] += step
-            kick.kick_outbox()
-        assert kick.drain(5)
-        assert published == [0.0, 0.75]  # now, and at the window's end
-        clock[0] += 0.3  # the window is over: the next commit kicks at once again
-        kick.kick_outbox()
-        assert kick.drain(5)
-        assert published[2:] == [0.0]
-        app.config["TASKS_KICK_OUTBOX"] = False
-        clock[0] += 5
-        kick.kick_outbox()
-        assert kick.drain(5)
-        assert published[2:] == [0.0]  # switched off: nothing
-    assert threads == {"portal-outbox-kick"}  # never the caller's thread
+def test_a_registration_in_a_web_process_queues_its_mail_and_publishes_nothing(tmp_path):
+    """The confirmation is queued in the registration's transaction; the web process neither
+    loads Celery nor publishes (the workers' watchers find the mail)."""
+    from bench.common import portal_env
+    from bench.seed import create_schema, seed_rush
+
+    url = f"sqlite:///{tmp_path / 'web.db'}"
+    engine = create_schema(url)
+    try:
+        data = seed_rush(engine, seats=1, people=1)
+    finally:
+        engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env.update(portal_env(url, tmp_path))
+    env["PORTAL_BROKER_URL"] = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+    [(person_id, _email)] = data.people
+    result = subprocess.run(
+        [sys.executable, "-c", REGISTER_IN_A_WEB_PROCESS, str(data.event_id), str(person_id)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["confirmed", "1", "False", "False"]
+    assert not (tmp_path / "broker.sqlite").exists()  # nothing was published

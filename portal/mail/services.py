@@ -111,8 +111,7 @@ def queue_email(
         headers=dict(headers or {}),
         attachments=[_attachment(name, ctype, content) for name, ctype, content in attachments],
     )
-    session.add(email)
-    session.info["outbox_kick"] = True
+    session.add(email)  # a worker finds it within a second (portal.tasks.worker, the watcher)
     return email
 
 
@@ -151,20 +150,6 @@ def _attachment(name: str, ctype: str, content: bytes | Generated) -> OutboxAtta
             generator_args=dict(content.args),
         )
     return OutboxAttachment(filename=name, content_type=ctype, content=content)
-
-
-@sa.event.listens_for(Session, "after_commit")
-def _kick_after_commit(session: Session) -> None:
-    """A commit that queued email asks a worker to send it now (portal.tasks.worker)."""
-    if session.info.pop("outbox_kick", False):
-        from portal.tasks.kick import kick_outbox
-
-        kick_outbox()
-
-
-@sa.event.listens_for(Session, "after_rollback")
-def _forget_kick(session: Session) -> None:
-    session.info.pop("outbox_kick", None)
 
 
 def _message(email: OutboxEmail, session: Session) -> EmailMessage:
@@ -244,6 +229,13 @@ def _due_filter(now):
         OutboxEmail.failed_at.is_(None),
         OutboxEmail.next_attempt_at <= now,
         sa.or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until < now),
+    )
+
+
+def has_due(session: Session) -> bool:
+    """Whether any mail is due now (one indexed look; what a worker's watcher asks)."""
+    return (
+        session.scalar(sa.select(OutboxEmail.id).where(_due_filter(utcnow())).limit(1)) is not None
     )
 
 
@@ -380,8 +372,6 @@ def requeue(session: Session, email_ids: Iterable[int] | None = None, actor=None
         email.next_attempt_at = utcnow()
         audit.record(session, actor, "outbox_email", email.id, "requeued")
         count += 1
-    if count:
-        session.info["outbox_kick"] = True
     return count
 
 

@@ -186,5 +186,34 @@ def waitlist_positions(session: Session, registrations) -> dict[int, int]:
     return {rid: pos for rid, pos in rows}
 
 
+def _position_statement() -> sa.Select:
+    R = Registration
+    at, rid = sa.bindparam("waitlisted_at"), sa.bindparam("registration_id")
+    return sa.select(sa.func.count()).where(
+        R.event_id == sa.bindparam("event_id"),
+        R.state == S.waitlisted,
+        R.attendance_mode == sa.bindparam("mode"),
+        sa.or_(R.waitlisted_at < at, sa.and_(R.waitlisted_at == at, R.id <= rid)),
+    )
+
+
+_POSITION = _position_statement()  # built once: every waiting-list email asks it
+
+
 def waitlist_position(session: Session, registration: Registration) -> int | None:
-    return waitlist_positions(session, [registration]).get(registration.id)
+    """One registration's place on its waiting list (1 = next): the people of its event and
+    mode waiting since before it, counted on the index (the same order as
+    ``waitlist_positions``)."""
+    if registration.state != S.waitlisted or registration.id is None:
+        return None
+    if registration.waitlisted_at is None:  # not stamped (old rows): the window's order
+        return waitlist_positions(session, [registration]).get(registration.id)
+    return session.scalar(
+        _POSITION,
+        {
+            "event_id": registration.event_id,
+            "mode": registration.attendance_mode,
+            "waitlisted_at": registration.waitlisted_at,
+            "registration_id": registration.id,
+        },
+    )

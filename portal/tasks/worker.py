@@ -4,9 +4,11 @@
   ``instance/`` (kombu's SQLAlchemy transport), so ``make run`` needs no server.
 - ``BEAT_SCHEDULE`` comes from ``portal.tasks.jobs.jobs()`` (the core's and plugins' jobs): one entry per job, run by one
   scheduler process (``portal tasks scheduler``); every run goes through ``run_job``'s lock.
-- ``send_outbox_now`` is published after a commit that queued email (``portal.tasks.kick``,
-  off the request's path), so mail leaves at once; the scheduled ``send-outbox`` run catches
-  anything the kick missed.
+- Every worker watches the outbox (``OutboxWatcher``): every ``OUTBOX_WATCH_SECONDS`` (1 s) a
+  thread looks for due mail with one indexed query and, when there is some, publishes
+  ``send_outbox_now``; so mail leaves within about a second while the web processes never
+  publish anything for it (no Celery in a web worker, nothing on a registration's path). The
+  scheduled ``send-outbox`` run catches anything else (no worker watching).
 - Tasks run inside a Flask app context (``AppTask``).
 
 Start with ``portal tasks worker`` and ``portal tasks scheduler`` (``make run`` starts both
@@ -16,8 +18,10 @@ inside ``portal tasks dev``).
 from __future__ import annotations
 
 import logging
+import threading
 
-from celery import Celery, Task
+from celery import Celery, Task, bootsteps
+from celery.signals import worker_process_init
 from flask import Flask
 
 from portal.tasks.jobs import JobSkipped, jobs
@@ -122,3 +126,65 @@ def send_outbox_now() -> str:
     if failed:
         raise OutboxDeliveryError(f"sent {sent}, postponed {failed}")
     return f"sent {sent}"
+
+
+def watch_outbox_once() -> bool:
+    """Publish ``send_outbox_now`` when mail is due; True when it did. Never raises."""
+    from portal.mail.services import has_due
+
+    try:
+        app = flask_app()
+        with app.app_context():
+            # A reading session: on SQLite the look takes no write lock.
+            with app.extensions["portal_db"]["reader"]() as session:
+                due = has_due(session)
+            if not due:
+                return False
+            send_outbox_now.apply_async()
+            return True
+    except Exception:  # the database or the broker is away: the next look tries again
+        log.warning("the outbox watcher could not look for due mail", exc_info=True)
+        return False
+
+
+class OutboxWatcher(bootsteps.StartStopStep):
+    """A worker's thread that looks for due mail every ``OUTBOX_WATCH_SECONDS``.
+
+    Several workers (several machines) may each publish a send: claims make every mail go
+    out once, and a send that finds nothing claimed costs one query."""
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self, worker):
+        seconds = float(flask_app().config.get("OUTBOX_WATCH_SECONDS") or 0)
+        if seconds <= 0:
+            return
+        self.stopping.clear()
+        self.thread = threading.Thread(
+            target=self._watch, args=(seconds,), name="portal-outbox-watch", daemon=True
+        )
+        self.thread.start()
+
+    def _watch(self, seconds: float) -> None:
+        while not self.stopping.wait(seconds):
+            watch_outbox_once()
+
+    def stop(self, worker):
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+
+celery_app.steps["worker"].add(OutboxWatcher)
+
+
+@worker_process_init.connect
+def _own_connections(**_kwargs) -> None:
+    """A forked pool process opens its own database connections (the watcher's stay in the
+    parent)."""
+    app = celery_app.flask_app
+    if app is not None:
+        app.extensions["portal_db"]["engine"].dispose(close=False)
