@@ -25,6 +25,31 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def dialect_index(name: str, *expressions, **dialect_options: dict) -> sa.Index:
+    """An index with options of one database only, e.g. ``postgresql={"using": "gin"}`` or
+    ``sqlite={"where": ...}``, as ``sa.Index(name, ..., postgresql_using="gin")`` makes it.
+
+    ``postgresql_*`` keyword arguments make SQLAlchemy import its PostgreSQL dialect (2 MB of
+    every worker) when the model is defined, on SQLite too (and ``sqlite_*`` the SQLite dialect
+    on PostgreSQL). Here the options wait in ``Index.info`` and are given to the index when its
+    table is created on that database (a ``before_create`` listener of every ``Table``). The
+    migrations write the same indexes with the keyword arguments; ``tests/test_core.py`` checks
+    that both agree on SQLite and on PostgreSQL.
+    """
+    index = sa.Index(name, *expressions)
+    index.info["dialect_options"] = dialect_options
+    return index
+
+
+@sa.event.listens_for(sa.Table, "before_create")
+def _give_indexes_their_dialect_options(table, connection, **_kw) -> None:
+    dialect = connection.dialect.name
+    for index in table.indexes:
+        options = index.info.get("dialect_options", {}).get(dialect)
+        if options:
+            index.dialect_options[dialect].update(options)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

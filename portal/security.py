@@ -4,7 +4,7 @@ security headers of every response. ``docs/security.md`` explains the choices.
 - **Client address**: Werkzeug's ``ProxyFix`` trusts exactly ``PORTAL_TRUSTED_PROXIES``
   reverse proxies (0 = none, the default; 1 behind the nginx of ``docs/operations.md``), so
   ``request.remote_addr`` is the visitor's address and cannot be forged with a header.
-- **Rate limits** (Flask-Limiter): counters live in ``PORTAL_RATELIMIT_STORAGE_URL``
+- **Rate limits** (``portal/ratelimit.py``): counters live in ``PORTAL_RATELIMIT_STORAGE_URL``
   (``memory://`` for one process, ``redis://…`` shared by every worker and machine in
   production). Counting is one atomic increment that also answers whether the limit is
   passed, so parallel requests cannot slip past it.
@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, request
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
-from limits import parse
+from flask import Flask, abort, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from portal.ratelimit import RateLimits, parse
 
 logger = logging.getLogger("portal.security")
 
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=False)
-
 # Settings (PORTAL_*) of the limits; strings as in "5 per 15 minutes".
 EMAIL_FORM_LIMIT = "EMAIL_FORM_RATE_LIMIT"
+_EMAIL_FORM_MARK = "portal_email_form_limit"
 
 
 def email_form_limit() -> str:
@@ -42,8 +40,33 @@ def email_form_limit() -> str:
 
 def limit_email_form(view):
     """Decorator for a view whose POST sends email: limited per client address (each form
-    has its own count)."""
-    return limiter.limit(email_form_limit, methods=["POST"])(view)
+    has its own count). Counted before the view and its other decorators run (a
+    ``before_request`` of the app); over the limit, the translated 429 page."""
+    setattr(view, _EMAIL_FORM_MARK, True)  # copied by functools.wraps of outer decorators
+    return view
+
+
+def _rate_limits() -> RateLimits:
+    return current_app.extensions["portal_rate_limits"]
+
+
+def _remote_address() -> str:
+    return request.remote_addr or "127.0.0.1"
+
+
+def _check_email_form() -> None:
+    if request.method != "POST" or request.endpoint is None or not _enabled():
+        return
+    view = current_app.view_functions.get(request.endpoint)
+    if not getattr(view, _EMAIL_FORM_MARK, False):
+        return
+    # Redis down: this worker counts in memory meanwhile instead of failing.
+    item = parse(email_form_limit())
+    if not _rate_limits().hit(
+        item, "email-form", request.endpoint, _remote_address(), fallback=True
+    ):
+        logger.info("rate limit %s passed at %s", email_form_limit(), request.endpoint)
+        abort(429)
 
 
 # -- log-in counters -------------------------------------------------------------------------
@@ -64,7 +87,7 @@ def _hit(item, *keys: str) -> bool:
     """One atomic increment-and-compare; when the storage (Redis) is down, log and let the
     request through rather than lock everybody out (Argon2 still slows guessing)."""
     try:
-        return limiter.limiter.hit(item, *keys)
+        return _rate_limits().hit(item, *keys)
     except Exception:
         logger.warning("rate-limit storage unavailable; request not counted")
         return True
@@ -100,7 +123,7 @@ def clear_login_account(email: str) -> None:
     """A successful log-in or password reset: the account's count starts again."""
     if _enabled():
         try:
-            limiter.limiter.clear(_account_item(), "login-account", email or "-")
+            _rate_limits().clear(_account_item(), "login-account", email or "-")
         except Exception:  # the storage is down: the count expires by itself
             logger.warning("rate-limit storage unavailable; count not cleared")
 
@@ -185,14 +208,15 @@ def init_app(app: Flask) -> None:
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
         )
     cfg = app.config
-    cfg["RATELIMIT_STORAGE_URI"] = (
-        cfg.get("RATELIMIT_STORAGE_URL") or cfg.get("REDIS_URL") or "memory://"
-    )
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
-    # Redis down: the decorated forms count in memory meanwhile instead of failing.
-    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
-    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
-    limiter.init_app(app)
+    storage = cfg.get("RATELIMIT_STORAGE_URL") or cfg.get("REDIS_URL") or "memory://"
+    app.extensions["portal_rate_limits"] = RateLimits(storage)
+    for key in ("LOGIN_ADDRESS_RATE_LIMIT", EMAIL_FORM_LIMIT, "RESET_EMAIL_RATE_LIMIT"):
+        if cfg.get(key):
+            try:
+                parse(cfg[key])
+            except ValueError as exc:  # a mistyped setting stops the start, not a request
+                raise ValueError(f"PORTAL_{key}: {exc}") from None
+    app.before_request(_check_email_form)
     app.after_request(_security_headers)
 
 

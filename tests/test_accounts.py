@@ -385,7 +385,8 @@ def test_remember_me_sets_a_remember_cookie(app, client):
 
 
 # -- rate limit ------------------------------------------------------------------------------
-# Counters live in Flask-Limiter's storage (portal/security.py); tests/security has more.
+# Counters: portal/ratelimit.py, what is counted: portal/security.py; tests/test_security_limits.py
+# and tests/test_ratelimit.py have more.
 
 
 def test_login_rate_limit_per_account_points_to_the_reset_link(app, client):

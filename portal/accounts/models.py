@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from portal.db import Base, UTCDateTime, utcnow
+from portal.db import Base, UTCDateTime, dialect_index, utcnow
 
 
 class Sector(enum.StrEnum):
@@ -180,11 +180,10 @@ sa.event.listen(
     "before_create",
     sa.DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
 )
-sa.Index(
+dialect_index(
     "ix_people_search_key",
     Person.search_key,
-    postgresql_using="gin",
-    postgresql_ops={"search_key": "gin_trgm_ops"},
+    postgresql={"using": "gin", "ops": {"search_key": "gin_trgm_ops"}},
 )
 
 

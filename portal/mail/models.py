@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.db import Base, UTCDateTime, utcnow
+from portal.db import Base, UTCDateTime, dialect_index, utcnow
 
 
 class OutboxEmail(Base):
@@ -16,13 +16,13 @@ class OutboxEmail(Base):
         sa.Index("ix_outbox_due", "sent_at", "next_attempt_at"),
         # Mails still to send (partial: the sent and failed history is not in it). The two
         # always-NULL columns lead so that SQLite's planner prefers it to ix_outbox_due.
-        sa.Index(
+        dialect_index(
             "ix_outbox_emails_unsent",
             "sent_at",
             "failed_at",
             "next_attempt_at",
-            sqlite_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
-            postgresql_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
+            sqlite={"where": sa.text("sent_at IS NULL AND failed_at IS NULL")},
+            postgresql={"where": sa.text("sent_at IS NULL AND failed_at IS NULL")},
         ),
     )
 

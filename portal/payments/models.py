@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.accounts.models import Person
-from portal.db import Base, UTCDateTime, utcnow
+from portal.db import Base, UTCDateTime, dialect_index, utcnow
 from portal.documents.models import Document
 from portal.events.models import Event
 from portal.registration.models import Registration
@@ -55,11 +55,11 @@ class Payment(Base):
     __table_args__ = (
         sa.Index("ix_payments_event_state", "event_id", "state"),
         # Reconcile's "pending attempts": a partial index, tiny whatever the history (i19).
-        sa.Index(
+        dialect_index(
             "ix_payments_pending",
             "id",
-            sqlite_where=sa.text("state = 'pending'"),
-            postgresql_where=sa.text("state = 'pending'"),
+            sqlite={"where": sa.text("state = 'pending'")},
+            postgresql={"where": sa.text("state = 'pending'")},
         ),
     )
 
