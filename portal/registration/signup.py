@@ -82,10 +82,12 @@ def build_registration(
     user=None,
     organiser: bool = False,
     now: datetime | None = None,
+    fields=None,
 ) -> Registration:
     """Validate the choices and return an unsaved registration with its price lines.
 
-    Used for the confirmation step (nothing is stored) and by ``register``.
+    Used for the confirmation step (nothing is stored) and by ``register``. ``fields``: the
+    event's ``registration_fields`` when the caller has them already (the form's view).
     Raises InvalidChoice / MembershipRequired / RegistrationError with the form field.
     """
     now = now or utcnow()
@@ -98,7 +100,9 @@ def build_registration(
         and not is_member(user, event.series)
     ):
         raise MembershipRequired(field="fee_category")
-    cleaned = clean_answers(registration_fields(event), answers, enforce_required=not organiser)
+    if fields is None:
+        fields = registration_fields(event)
+    cleaned = clean_answers(fields, answers, enforce_required=not organiser)
     registration = Registration(
         event=event,
         person=person,
@@ -148,6 +152,7 @@ def register(
     user=None,
     privacy_accepted: bool = False,
     now: datetime | None = None,
+    fields=None,
 ) -> Registration:
     """A participant registers: confirmed (free), pending_payment (paid) or waitlisted (full).
 
@@ -172,6 +177,7 @@ def register(
         answers=answers,
         user=user,
         now=now,
+        fields=fields,
     )
     _check_open(event, locked, now)
     existing = _existing(session, event, person)

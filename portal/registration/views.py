@@ -216,6 +216,7 @@ def register(slug: str):
         fee_category=form.fee_category.data,
         answers=form.answers(),
         user=current_user,
+        fields=fields,
     )
     if request.form.get("step") != "confirm":
         try:
