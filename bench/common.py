@@ -312,6 +312,45 @@ def children_cpu_seconds(parent_pid: int) -> float:
     return sum((int(f[11]) + int(f[12])) / ticks for _dir, f in children(parent_pid))
 
 
+class RedisServer:
+    """A throw-away Redis on 127.0.0.1 (Debian's ``redis-server``; nothing saved to disk), as
+    production shares one between its machines (docs/operations.md). ``url`` is None when
+    ``redis-server`` is not installed: the caller then uses ``make run``'s file cache."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str | None:
+        return f"redis://{HOST}:{self.port}/0" if self.proc is not None else None
+
+    def __enter__(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            return self
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((HOST, self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.__exit__()
+        raise RuntimeError("redis-server did not start")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
 class PostgresUnavailable(RuntimeError):
     pass
 

@@ -4,7 +4,9 @@ For SQLite (a file in a temporary folder) and for PostgreSQL 15 (a private serve
 here), this script creates the schema from the models, opens one on-site event with 280 seats
 and a free fee category, makes 400 verified accounts, and starts the portal with gunicorn
 (``portal.app:create_app()``, 4 sync workers, as docs/operations.md runs it in production) on
-127.0.0.1. Then 400 clients act as 400 browsers:
+127.0.0.1, with a private ``redis-server`` as the shared cache, as in production (``--cache
+file``, or no ``redis-server`` installed: ``make run``'s file cache; the figures say which).
+Then 400 clients act as 400 browsers:
 
 1. prepare (a few at a time): GET the log-in form, POST it (session cookie), GET the
    registration form (CSRF token), POST it (the confirmation step with the price);
@@ -17,6 +19,7 @@ Required on both: exactly 280 confirmed, 120 waitlisted, 0 errors, 0 duplicates,
 exit status is 1 otherwise.
 
     .venv/bin/python bench/rush.py [--people 400] [--seats 280] [--databases sqlite,postgresql]
+        [--cache redis|file]
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from bench.common import (
     Gunicorn,
     PostgresServer,
     PostgresUnavailable,
+    RedisServer,
     form_with,
     login,
     percentile,
@@ -76,6 +80,7 @@ class Outcome:
 class RushResult:
     database: str
     server: str = ""
+    cache: str = ""  # the shared cache the workers used: redis (production's) or file
     people: int = 0
     seats: int = 0
     confirmed: int = 0
@@ -144,14 +149,23 @@ def run_one(
     workers: int,
     threads: int,
     database_cpu=lambda: 0.0,
+    cache: str = "redis",
 ):
     result = RushResult(database=database, people=people, seats=seats)
     engine = create_schema(url)
+    redis = None
     try:
         data = seed_rush(engine, seats=seats, people=people)
+        env = portal_env(url, tmp)
+        redis = RedisServer() if cache == "redis" else None
+        if redis is not None:
+            redis.__enter__()
+            if redis.url:  # production's shared cache; else make run's file cache
+                env["PORTAL_CACHE_URL"] = redis.url
+        result.cache = env["PORTAL_CACHE_URL"].split(":")[0]
         with Gunicorn(
             "portal.app:create_app()",
-            portal_env(url, tmp),
+            env,
             workers=workers,
             threads=threads,
             log_dir=tmp,
@@ -247,6 +261,8 @@ def run_one(
             )
     finally:
         engine.dispose()
+        if redis is not None:
+            redis.__exit__()
 
     result.confirmed = states.pop(RegistrationState.confirmed, 0)
     result.waitlisted = states.pop(RegistrationState.waitlisted, 0)
@@ -270,6 +286,7 @@ def run(
     seats: int = 280,
     workers: int = 4,
     threads: int = 1,
+    cache: str = "redis",
 ) -> list[RushResult]:
     results = []
     for database in databases:
@@ -278,7 +295,7 @@ def run(
         try:
             if database == "sqlite":
                 url = f"sqlite:///{tmp / 'rush.db'}"
-                result = run_one(database, url, tmp, people, seats, workers, threads)
+                result = run_one(database, url, tmp, people, seats, workers, threads, cache=cache)
             else:
                 with PostgresServer(max_connections=200) as pg:
                     result = run_one(
@@ -290,6 +307,7 @@ def run(
                         workers,
                         threads,
                         database_cpu=pg.backends_cpu_seconds,
+                        cache=cache,
                     )
         except PostgresUnavailable as exc:
             result = RushResult(database, people=people, seats=seats, skipped=str(exc))
@@ -349,7 +367,7 @@ def print_table(results: list[RushResult]) -> None:
     for r in results:
         if not r.skipped:
             print(
-                f"  {r.database}: CPU per POST during the rush: gunicorn workers"
+                f"  {r.database} ({r.cache} cache): CPU per POST during the rush: gunicorn workers"
                 f" {r.worker_cpu_ms:.1f} ms, database server {r.database_cpu_ms:.1f} ms,"
                 f" the 400 browsers (this process) {r.client_cpu_ms:.1f} ms"
             )
@@ -376,6 +394,13 @@ def main(argv=None) -> int:
         "--threads", type=int, default=1, help="threads per gunicorn worker (1: sync workers)"
     )
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--cache",
+        choices=("redis", "file"),
+        default="redis",
+        help="the shared cache: a private redis-server as in production (the file cache of"
+        " make run when redis-server is not installed), or make run's file cache",
+    )
     args = parser.parse_args(argv)
     results = run(
         tuple(d.strip() for d in args.databases.split(",") if d.strip()),
@@ -383,6 +408,7 @@ def main(argv=None) -> int:
         seats=args.seats,
         workers=args.workers,
         threads=args.threads,
+        cache=args.cache,
     )
     print_table(results)
     return 0 if results and all(r.ok for r in results) else 1
