@@ -266,6 +266,29 @@ def app(app_config, database_url):
 
 
 @pytest.fixture
+def cache_dir(tmp_path):
+    """A cache folder the apps of one test share, as workers share Redis in production."""
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def kept_workers(app, app_config, cache_dir):
+    """Makes more apps ("workers") on the test's database sharing ``cache_dir``, with parts
+    of pages kept (``FRAGMENT_CACHE_SECONDS``); ``extra`` settings override. Disposed after."""
+    made = []
+
+    def make(**extra):
+        config = dict(app_config, FRAGMENT_CACHE_SECONDS=300, CACHE_URL=f"file://{cache_dir}")
+        worker = create_app(dict(config, **extra))
+        made.append(worker)
+        return worker
+
+    yield make
+    for worker in made:
+        worker.extensions["portal_db"]["engine"].dispose()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

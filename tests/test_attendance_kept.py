@@ -12,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 
 from plugins.attendance.models import MeetingAttendance
-from portal.app import create_app
 from portal.db import db, utcnow
 from portal.events.models import Event, EventStatus
 from tests import factories as f
@@ -22,26 +21,13 @@ from portal.registration.models import Registration  # noqa: E402
 
 
 @pytest.fixture
-def cache_dir(tmp_path):
-    return tmp_path / "cache"
-
-
-def _worker(app_config, cache_dir):
-    return create_app(dict(app_config, FRAGMENT_CACHE_SECONDS=300, CACHE_URL=f"file://{cache_dir}"))
+def kept_app(kept_workers):
+    return kept_workers()
 
 
 @pytest.fixture
-def kept_app(app, app_config, cache_dir):
-    kept = _worker(app_config, cache_dir)
-    yield kept
-    kept.extensions["portal_db"]["engine"].dispose()
-
-
-@pytest.fixture
-def other_worker(app, app_config, cache_dir):
-    other = _worker(app_config, cache_dir)
-    yield other
-    other.extensions["portal_db"]["engine"].dispose()
+def other_worker(kept_workers):
+    return kept_workers()
 
 
 def _log_in(client, user_id: str) -> None:

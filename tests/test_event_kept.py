@@ -44,22 +44,13 @@ def _worker(app_config, cache_dir, **extra) -> Flask:
 
 
 @pytest.fixture
-def cache_dir(tmp_path):
-    return tmp_path / "cache"
+def kept_app(kept_workers):
+    return kept_workers(PAGE_CACHE_SECONDS=0)
 
 
 @pytest.fixture
-def kept_app(app, app_config, cache_dir):
-    kept = _worker(app_config, cache_dir)
-    yield kept
-    kept.extensions["portal_db"]["engine"].dispose()
-
-
-@pytest.fixture
-def other_worker(app, app_config, cache_dir):
-    other = _worker(app_config, cache_dir)
-    yield other
-    other.extensions["portal_db"]["engine"].dispose()
+def other_worker(kept_workers):
+    return kept_workers(PAGE_CACHE_SECONDS=0)
 
 
 @pytest.fixture

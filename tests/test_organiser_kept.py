@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 
 from portal.accounts.models import User
-from portal.app import create_app
 from portal.db import db
 from portal.events.models import Event, EventStatus
 from tests import factories as f
@@ -22,27 +21,13 @@ DASHBOARD = "/en/organiser/events/meeting-94/"
 
 
 @pytest.fixture
-def cache_dir(tmp_path):
-    return tmp_path / "cache"
-
-
-def _worker(app_config, cache_dir, **extra):
-    config = dict(app_config, FRAGMENT_CACHE_SECONDS=300, CACHE_URL=f"file://{cache_dir}")
-    return create_app(dict(config, **extra))
+def kept_app(kept_workers):
+    return kept_workers(WTF_CSRF_ENABLED=True)
 
 
 @pytest.fixture
-def kept_app(app, app_config, cache_dir):
-    kept = _worker(app_config, cache_dir, WTF_CSRF_ENABLED=True)
-    yield kept
-    kept.extensions["portal_db"]["engine"].dispose()
-
-
-@pytest.fixture
-def other_worker(app, app_config, cache_dir):
-    other = _worker(app_config, cache_dir)
-    yield other
-    other.extensions["portal_db"]["engine"].dispose()
+def other_worker(kept_workers):
+    return kept_workers()
 
 
 @pytest.fixture
