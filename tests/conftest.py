@@ -265,6 +265,22 @@ def app(app_config, database_url):
     _empty_all_tables(database_url)
 
 
+def get_with_statements(app, client, path: str):
+    """GET ``path`` with ``client``: the response and the SQL statements the app ran for it."""
+    engine = app.extensions["portal_db"]["engine"]
+    statements: list[str] = []
+
+    def listener(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        response = client.get(path)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    return response, statements
+
+
 @pytest.fixture
 def cache_dir(tmp_path):
     """A cache folder the apps of one test share, as workers share Redis in production."""

@@ -9,12 +9,12 @@ import time
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from plugins.attendance.models import MeetingAttendance
 from portal.db import db, utcnow
 from portal.events.models import Event, EventStatus
 from tests import factories as f
+from tests.conftest import get_with_statements
 
 pytest.importorskip("portal.registration.models")
 from portal.registration.models import Registration  # noqa: E402
@@ -68,17 +68,7 @@ def _past_meeting(app, *, ends_in: timedelta | None = None) -> dict:
 
 
 def _statements(app, client, url):
-    engine = app.extensions["portal_db"]["engine"]
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
-        response = client.get(url)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
+    response, seen = get_with_statements(app, client, url)
     assert response.status_code == 200
     return response.text, len(seen)
 

@@ -31,6 +31,7 @@ from portal.pagecache import Part, kept_parts
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from tests import factories as f
 from tests import test_page_cache
+from tests.conftest import get_with_statements
 
 
 def _worker(app_config, cache_dir, **extra) -> Flask:
@@ -90,17 +91,7 @@ PAGE = "/en/events/meeting-94/"
 
 
 def _get(app, client, path=PAGE):
-    engine = app.extensions["portal_db"]["engine"]
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
-        response = client.get(path)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
+    response, seen = get_with_statements(app, client, path)
     assert response.status_code == 200
     return response.text, seen
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 
 import pytest
-import sqlalchemy as sa
 
 from portal.accounts.models import User
 from portal.db import db
 from portal.events.models import Event, EventStatus
 from tests import factories as f
+from tests.conftest import get_with_statements
 
 pytest.importorskip("portal.registration.models")
 from portal.registration.models import Registration  # noqa: E402
@@ -59,17 +59,7 @@ def _login(app, user_id: int):
 
 
 def _get(app, client, path=DASHBOARD):
-    engine = app.extensions["portal_db"]["engine"]
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
-        response = client.get(path)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
+    response, seen = get_with_statements(app, client, path)
     assert response.status_code == 200
     return response.text, len(seen)
 

@@ -21,6 +21,7 @@ from portal.i18n import BilingualText
 from portal.pagecache import cached_for_visitors, page_cache
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from tests import factories as f
+from tests.conftest import get_with_statements
 
 
 def _make_app(app_config, **extra):
@@ -62,17 +63,7 @@ def _rename(app, event_id: int, title: str) -> None:
 
 
 def _queries(app, client, path: str):
-    engine = app.extensions["portal_db"]["engine"]
-    statements: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
-        response = client.get(path)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
+    response, statements = get_with_statements(app, client, path)
     return response, len(statements)
 
 
