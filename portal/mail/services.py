@@ -232,11 +232,21 @@ def _due_filter(now):
     )
 
 
+def _due_in_order(now) -> sa.Select:
+    """The ids of due mails, the longest-waiting first, in the order of the partial index of
+    unsent mails: ordered by id, PostgreSQL walks the primary key through the whole sent
+    history when nothing is due (it expects some of the failed mails, which have no sent_at
+    either, to be due)."""
+    return (
+        sa.select(OutboxEmail.id)
+        .where(_due_filter(now))
+        .order_by(OutboxEmail.next_attempt_at, OutboxEmail.id)
+    )
+
+
 def has_due(session: Session) -> bool:
     """Whether any mail is due now (one indexed look; what a worker's watcher asks)."""
-    return (
-        session.scalar(sa.select(OutboxEmail.id).where(_due_filter(utcnow())).limit(1)) is not None
-    )
+    return session.scalar(_due_in_order(utcnow()).limit(1)) is not None
 
 
 def claim_due(session: Session, limit: int) -> list[int]:
@@ -247,15 +257,7 @@ def claim_due(session: Session, limit: int) -> list[int]:
     A claim is a lease: a sender that dies leaves its mails to be taken over after it.
     """
     now = utcnow()
-    # The longest-waiting first, in the order of the partial index of unsent mails: ordered by
-    # id, PostgreSQL walks the primary key through the whole sent history when nothing is due
-    # (it expects some of the failed mails, which have no sent_at either, to be due).
-    pick = (
-        sa.select(OutboxEmail.id)
-        .where(_due_filter(now))
-        .order_by(OutboxEmail.next_attempt_at, OutboxEmail.id)
-        .limit(limit)
-    )
+    pick = _due_in_order(now).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         # Pick and lock first, then update those ids: PostgreSQL may run an IN-subquery with
         # LIMIT more than once inside an UPDATE and so claim more rows than asked.
