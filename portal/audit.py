@@ -23,22 +23,29 @@ class AuditEntry(Base):
     data: Mapped[dict] = mapped_column(sa.JSON, default=dict)
 
 
+_INSERT = sa.insert(AuditEntry.__table__)  # built once: every state change writes one
+
+
 def record(
     session: Session, actor, subject_type: str, subject_id: int, action: str, **data
-) -> AuditEntry:
-    """Add an audit entry to the session (committed with the change it describes)."""
+) -> None:
+    """Write an audit entry in the session's transaction (committed or rolled back with the
+    change it describes). One plain INSERT, not an ORM object to flush: it runs inside every
+    registration's lock (docs/performance.md)."""
     actor_id = (
         getattr(actor, "id", None) if actor is not None and not isinstance(actor, int) else actor
     )
-    entry = AuditEntry(
-        actor_id=actor_id,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        action=action,
-        data=data,
+    session.execute(
+        _INSERT,
+        {
+            "at": utcnow(),
+            "actor_id": actor_id,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "action": action,
+            "data": data,
+        },
     )
-    session.add(entry)
-    return entry
 
 
 def history(session: Session, subject_type: str, subject_id: int) -> list[AuditEntry]:

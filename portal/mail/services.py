@@ -1,7 +1,7 @@
 """Emails: written in the recipient's language into the outbox, delivered by `portal outbox send`.
 
-``queue_email`` adds a row to the caller's session, so the email is committed (or rolled back)
-together with the change that caused it. ``send_due`` delivers over SMTP with retries and
+``queue_email`` writes a row in the caller's transaction, so the email is committed (or rolled
+back) together with the change that caused it. ``send_due`` delivers over SMTP with retries and
 exponential back-off; while the mail server is down nothing is lost.
 """
 
@@ -16,7 +16,7 @@ from email.utils import formataddr, make_msgid
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import current_app, render_template
+from flask import current_app
 from flask_babel import force_locale
 from sqlalchemy.orm import Session, selectinload
 
@@ -72,6 +72,17 @@ MAX_ATTEMPTS = 8
 BASE_DELAY = timedelta(minutes=1)
 
 
+def _render(name: str, context: dict) -> str:
+    """A mail template rendered with ``context`` and the app's Jinja globals and filters: no
+    page context processors or template signals (a mail shows no page's helpers, and a
+    registration writes its mail while it holds the event's lock)."""
+    return current_app.jinja_env.get_template(name).render(context)
+
+
+_EMAIL_INSERT = sa.insert(OutboxEmail.__table__).returning(OutboxEmail.__table__.c.id)
+_ATTACHMENT_INSERT = sa.insert(OutboxAttachment.__table__)
+
+
 def queue_email(
     session: Session,
     to: str,
@@ -82,13 +93,17 @@ def queue_email(
     headers: dict[str, str] | None = None,
     reply_to: str = "",
     **context,
-) -> OutboxEmail:
-    """Render ``mail/<template>.txt`` and ``.html`` (first line of the text is the subject).
+) -> int:
+    """Render ``mail/<template>.txt`` and ``.html`` (first line of the text is the subject)
+    and write the mail into the outbox in the session's transaction; returns its id.
 
     ``attachments`` are ``(filename, content_type, content)``, the content being the bytes or
     a ``Generated`` reference rendered when the mail is sent; ``headers`` are extra headers
     (``List-Unsubscribe`` …); ``reply_to`` sets Reply-To. The Message-ID is fixed here, so a
     retried mail is the same message to the receiving server.
+
+    The rows are written with plain INSERTs rather than ORM objects to flush: a registration
+    queues its mail while it holds the event's lock (docs/performance.md).
     """
     language = language if language in LANGUAGES else "ja"
     office = office_contact(language)
@@ -96,23 +111,30 @@ def queue_email(
     reply_to = reply_to or office["email"]  # "reply to this email" reaches the office
     with force_locale(language):
         context.setdefault("lang", language)
-        text = render_template(f"mail/{template}.txt", **context)
-        html = render_template(f"mail/{template}.html", **context)
+        text = _render(f"mail/{template}.txt", context)
+        html = _render(f"mail/{template}.html", context)
     subject, _, body = text.partition("\n")
-    email = OutboxEmail(
-        to_address=to,
-        language=language,
-        subject=subject.strip(),
-        body_text=body.lstrip("\n"),
-        body_html=html,
-        template=template,
-        message_id=make_msgid(domain=_msgid_domain()),
-        reply_to=reply_to,
-        headers=dict(headers or {}),
-        attachments=[_attachment(name, ctype, content) for name, ctype, content in attachments],
-    )
-    session.add(email)  # a worker finds it within a second (portal.tasks.worker, the watcher)
-    return email
+    now = utcnow()
+    email_id = session.execute(
+        _EMAIL_INSERT,
+        {
+            "to_address": to,
+            "language": language,
+            "subject": subject.strip(),
+            "body_text": body.lstrip("\n"),
+            "body_html": html,
+            "template": template,
+            "message_id": make_msgid(domain=_msgid_domain()),
+            "reply_to": reply_to,
+            "headers": dict(headers or {}),
+            "created_at": now,
+            "next_attempt_at": now,
+        },
+    ).scalar_one()
+    rows = [_attachment(email_id, name, ctype, content) for name, ctype, content in attachments]
+    if rows:
+        session.execute(_ATTACHMENT_INSERT, rows)
+    return email_id  # a worker finds it within a second (portal.tasks.worker, the watcher)
 
 
 def load_templates(folder: str) -> None:
@@ -140,16 +162,17 @@ def office_contact(language: str) -> dict[str, str]:
     return {"name": name, "email": email, "phone": config.get("OFFICE_PHONE") or ""}
 
 
-def _attachment(name: str, ctype: str, content: bytes | Generated) -> OutboxAttachment:
-    if isinstance(content, Generated):
-        return OutboxAttachment(
-            filename=name,
-            content_type=ctype,
-            content=None,
-            generator=content.generator,
-            generator_args=dict(content.args),
-        )
-    return OutboxAttachment(filename=name, content_type=ctype, content=content)
+def _attachment(email_id: int, name: str, ctype: str, content: bytes | Generated) -> dict:
+    """The outbox_attachments row of one attachment."""
+    generated = isinstance(content, Generated)
+    return {
+        "email_id": email_id,
+        "filename": name,
+        "content_type": ctype,
+        "content": None if generated else content,
+        "generator": content.generator if generated else "",
+        "generator_args": dict(content.args) if generated else {},
+    }
 
 
 def _message(email: OutboxEmail, session: Session) -> EmailMessage:
