@@ -18,7 +18,9 @@ compares the tokens and renders again when one changed. Which version a change r
   attendance…): that event's version;
 - everything else (events, talks, plugins enabled or disabled and their settings, series,
   people, speakers…), bulk ``UPDATE``/``DELETE`` statements and raw SQL: the global version,
-  which every kept page depends on;
+  which every kept page depends on; a plain ``INSERT``/``UPDATE`` that names the one event it
+  writes with the execution option ``SCOPE_OPTION`` (a new registration's row) replaces only
+  that event's version;
 - ``IGNORED_TABLES`` (the outbox, the audit log, log-in attempts…), which no public page shows:
   none.
 
@@ -200,13 +202,20 @@ def _note_flushed_changes(session: Session, _context) -> None:
             changed |= scopes_of(obj)
 
 
+SCOPE_OPTION = "portal_scope"
+
+
 @sa.event.listens_for(Session, "do_orm_execute")
 def _note_statements(state) -> None:
     statement = state.statement
     if state.is_insert or state.is_update or state.is_delete:
         table = getattr(getattr(statement, "table", None), "name", None)
         if table not in IGNORED_TABLES:
-            state.session.info.setdefault(_CHANGED, set()).add(GLOBAL)
+            # A statement that names the one event it writes (``SCOPE_OPTION``, e.g. a new
+            # registration's INSERT) changes that event's pages only; any other, all pages.
+            scope = state.execution_options.get(SCOPE_OPTION)
+            scope = scope if scope and scope.startswith("event:") else GLOBAL
+            state.session.info.setdefault(_CHANGED, set()).add(scope)
     elif isinstance(statement, sa.TextClause):
         if statement.text.lstrip()[:6].lower() in ("insert", "update", "delete"):
             state.session.info.setdefault(_CHANGED, set()).add(GLOBAL)

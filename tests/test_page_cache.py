@@ -181,6 +181,46 @@ def test_a_registration_changes_only_its_event_page(app, cached_app, other_worke
     assert _queries(cached_app, visitor, "/en/")[1] == 0
 
 
+def test_a_registration_through_the_service_changes_only_its_event_page(
+    app, cached_app, other_worker
+):
+    """``register`` writes the new row with a plain INSERT that names its event: the event's
+    page is rendered again at once, the other pages stay kept."""
+    from portal.accounts.models import Person
+    from portal.registration import services
+
+    event_id, slug, _user = _event(cached_app)
+    with other_worker.app_context():
+        person_id = f.person(db.session).id
+        fee = FeeCategory(event_id=event_id, code="free", name=BilingualText(ja="無料", en="Free"))
+        db.session.add(fee)
+        db.session.commit()
+        fee_id = fee.id
+    visitor = cached_app.test_client()
+    for path in (f"/en/events/{slug}/", f"/en/events/{slug}/", "/en/", "/en/"):
+        visitor.get(path)
+    assert _queries(cached_app, visitor, "/en/")[1] == 0
+    assert _queries(cached_app, visitor, f"/en/events/{slug}/")[1] == 0
+
+    with other_worker.app_context():
+        services.register(
+            db.session,
+            db.session.get(Event, event_id),
+            db.session.get(Person, person_id),
+            mode="onsite",
+            fee_category=fee_id,
+            privacy_accepted=True,
+        )
+        db.session.commit()
+    assert _queries(cached_app, visitor, f"/en/events/{slug}/")[1] > 0
+    assert _queries(cached_app, visitor, "/en/")[1] == 0
+    with cached_app.app_context():
+        [registration] = db.session.scalars(sa.select(Registration)).all()
+        assert (registration.event_id, registration.person_id) == (event_id, person_id)
+        assert registration.fee_category_id == fee_id
+        assert registration.state == RegistrationState.confirmed
+
+
 def test_a_rolled_back_change_keeps_the_pages(app, cached_app):
     event_id, slug, _user = _event(cached_app)
     visitor = cached_app.test_client()

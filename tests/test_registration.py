@@ -553,3 +553,19 @@ def test_registration_counts_in_one_grouped_query(app, session):
     assert counts.get(state="confirmed", sector="company") == 1
     assert counts.get() == 5
     assert counts.sectors == ["company", "university", "government_other", None]
+
+
+def test_the_plain_insert_of_a_registration_copies_every_foreign_key():
+    """``transitions._insert`` sets the foreign keys the ORM would copy from the many-to-one
+    relationships: a relationship added to Registration must be added there too."""
+    from sqlalchemy.orm import MANYTOONE
+
+    from portal.registration.transitions import _RELATED
+
+    mapper = sa.inspect(Registration)
+    expected = {
+        (rel.key, next(iter(rel.local_columns)).key)
+        for rel in mapper.relationships
+        if rel.direction is MANYTOONE
+    }
+    assert set(_RELATED) == expected

@@ -198,11 +198,9 @@ def test_confirmation_statements_do_not_grow_with_the_registrations(client, setu
     others(37)
     assert confirm() == small
     # Event, user, fees, plugins (one statement: the event's rows and its series'); under the
-    # lock: event, existing, seats; then the rows (registration, audit entry, email, ticket,
-    # the email's 2 attachments: one INSERT on PostgreSQL, which inserts many rows with
-    # RETURNING at once, two on SQLite).
-    sqlite = app.extensions["portal_db"]["engine"].dialect.name == "sqlite"
-    assert small == (13 if sqlite else 12)
+    # lock: event, then the person's row and the seats in one statement; then the rows
+    # (registration, audit entry, email, ticket, the email's 2 attachments in one INSERT).
+    assert small == 11
     assert count_registrations(app) == 42
 
 

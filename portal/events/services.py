@@ -59,8 +59,12 @@ def series_by_slug(session: Session, slug: str) -> Series | None:
     return session.scalar(sa.select(Series).where(Series.slug == slug))
 
 
+_EVENT_BY_SLUG = sa.select(Event).where(Event.slug == sa.bindparam("slug"))  # built once
+
+
 def event_by_slug(session: Session, slug: str) -> Event | None:
-    return session.scalar(sa.select(Event).where(Event.slug == slug))
+    """The event at ``slug`` (every event URL asks: the statement has a bound parameter)."""
+    return session.scalars(_EVENT_BY_SLUG, {"slug": slug}).first()
 
 
 def visible_events(user=None) -> sa.Select:
@@ -107,15 +111,9 @@ def event_with_programme(session: Session, slug: str) -> Event | None:
     )
 
 
-_EVENT_BY_SLUG: list = []
-
-
 def event_for_page(session: Session, slug: str) -> Event | None:
-    """The event with its series (the event page; its programme is a kept part, loaded when
-    rendered): the statement is built once, with a bound parameter."""
-    if not _EVENT_BY_SLUG:
-        _EVENT_BY_SLUG.append(sa.select(Event).where(Event.slug == sa.bindparam("slug")))
-    return session.scalars(_EVENT_BY_SLUG[0], {"slug": slug}).first()
+    """The event of the event page (its programme is a kept part, loaded when rendered)."""
+    return event_by_slug(session, slug)
 
 
 def event_summary(session: Session, slug: str):

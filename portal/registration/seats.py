@@ -78,6 +78,39 @@ def _seat_counts_statement() -> sa.Select:
 _SEAT_COUNTS = _seat_counts_statement()  # built once: it runs in every registration
 
 
+def _signup_counts_statement() -> sa.Select:
+    R = Registration
+    holds = _holds_seat(sa.bindparam("now"))
+
+    def total(condition):
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+    person_row = (
+        sa.select(R.id)
+        .where(R.event_id == sa.bindparam("event_id"), R.person_id == sa.bindparam("person_id"))
+        .scalar_subquery()
+    )
+    return sa.select(person_row, total(holds), total(R.state == S.waitlisted)).where(
+        R.event_id == sa.bindparam("event_id"), R.attendance_mode == sa.bindparam("mode")
+    )
+
+
+_SIGNUP_COUNTS = _signup_counts_statement()
+
+
+def signup_counts(
+    session: Session, event: Event, person_id: int, mode: AttendanceMode, now: datetime
+) -> tuple[int | None, int, int]:
+    """For a person registering, in one statement under the event's lock: the id of their
+    registration for the event if they have one (in any state), seats taken in ``mode`` and
+    people waiting in ``mode``."""
+    row = session.execute(
+        _SIGNUP_COUNTS,
+        {"now": now, "event_id": event.id, "person_id": person_id, "mode": mode},
+    ).one()
+    return row[0], int(row[1]), int(row[2])
+
+
 def seat_counts(
     session: Session,
     event: Event,
@@ -116,6 +149,13 @@ class _Locked:
     capacity: dict = field(default_factory=dict)
 
 
+_LOCK = (
+    sa.select(Event.status, Event.capacity_onsite, Event.capacity_online)
+    .where(Event.id == sa.bindparam("event_id"))
+    .with_for_update()
+)  # built once: every registration change takes it
+
+
 def lock_event(session: Session, event: Event) -> _Locked:
     """Serialise registration changes of one event; returns its fresh status and capacities.
 
@@ -125,11 +165,7 @@ def lock_event(session: Session, event: Event) -> _Locked:
     if has_app_context():  # compile the emails the change may queue before holding anyone
         load_templates("registration")
     db.take_write_lock(session)  # SQLite, after a request's reading part (defer_write_lock)
-    row = session.execute(
-        sa.select(Event.status, Event.capacity_onsite, Event.capacity_online)
-        .where(Event.id == event.id)
-        .with_for_update()
-    ).one()
+    row = session.execute(_LOCK, {"event_id": event.id}).one()
     return _Locked(
         status=EventStatus(row.status),
         capacity={

@@ -24,7 +24,7 @@ from portal.registration.fees import _apply_prices, is_member, registration_fiel
 from portal.registration.models import (
     Registration,
 )
-from portal.registration.seats import S, _Locked, lock_event
+from portal.registration.seats import S, _Locked, lock_event, signup_counts
 from portal.registration.transitions import _move, _seat_state
 from portal.registration.waitlist import promote_then_free
 
@@ -39,11 +39,13 @@ def _place(
     action: str,
     reason: str = "",
     force: bool = False,
+    counts: tuple[int, int, int] | None = None,
 ) -> Registration:
-    """A new (or reopened) registration takes a seat, or joins the waiting list."""
+    """A new (or reopened) registration takes a seat, or joins the waiting list. ``counts``:
+    the seats taken, held by it and waiting in its mode, read under the lock already."""
     event = registration.event
     mode = registration.attendance_mode
-    free = promote_then_free(session, event, mode, locked, now, actor, registration)
+    free = promote_then_free(session, event, mode, locked, now, actor, registration, counts)
     if force or free is None or free > 0:
         new = _seat_state(registration)
     else:
@@ -180,9 +182,15 @@ def register(
         fields=fields,
     )
     _check_open(event, locked, now)
-    existing = _existing(session, event, person)
-    if existing is not None and existing.is_active:
-        raise AlreadyRegistered(existing)
+    # The person's row for the event and the seats of the mode, in one statement.
+    existing_id, taken, waiting = signup_counts(
+        session, event, person.id, draft.attendance_mode, now
+    )
+    existing = None
+    if existing_id is not None:
+        existing = session.get(Registration, existing_id, populate_existing=True)
+        if existing.is_active:
+            raise AlreadyRegistered(existing)
     registration = _store(session, draft, existing)
     registration.privacy_accepted_at = now
     return _place(
@@ -192,6 +200,7 @@ def register(
         now,
         actor=user,
         action="reregistered" if existing is not None else "registered",
+        counts=(taken, 0, waiting),  # a cancelled registration holds no seat
     )
 
 

@@ -84,14 +84,18 @@ def promote_then_free(
     now: datetime,
     actor,
     registration: Registration,
+    counts: tuple[int, int, int] | None = None,
 ) -> int | None:
     """Those already waiting come first: free seats of ``mode`` go to them; then the seats
     left for ``registration`` (its own seat not counted; None = unlimited).
 
     The same as ``_promote`` followed by ``_free(..., exclude_id=registration.id)``, in one
-    statement when nobody is waiting (every registration of a rush)."""
+    statement when nobody is waiting (every registration of a rush). ``counts``: that
+    statement's (taken, own, waiting) when the caller has read them under the lock already."""
     cap = locked.capacity.get(mode)
-    taken, own, waiting = seat_counts(session, event, mode, now, registration.id)
+    if counts is None:
+        counts = seat_counts(session, event, mode, now, registration.id)
+    taken, own, waiting = counts
     free = None if cap is None else cap - taken
     if waiting and (free is None or free > 0):
         if _promote_waiting(session, event, mode, free, now, actor):
