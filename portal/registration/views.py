@@ -165,10 +165,12 @@ def register(slug: str):
         )
     else:
         form = forms.registration_form(fields)
-    # Seats left label the modes of a form shown again; confirming counts them under the lock.
+    # Seats left label the modes of a form shown again; confirming counts them under the lock
+    # and labels the choices only if it shows the form again (show_form).
     seats = {} if confirming else services.seats_left(db.session, event)
-    form.attendance_mode.choices = _mode_choices(event, seats)
-    form.fee_category.choices = _category_choices(event, categories)
+    if not confirming:
+        form.attendance_mode.choices = _mode_choices(event, seats)
+        form.fee_category.choices = _category_choices(event, categories)
     if len(event.attendance_modes) == 1 and not form.attendance_mode.data:
         form.attendance_mode.data = event.attendance_modes[0].value
     if len(categories) == 1 and not form.fee_category.data:
@@ -179,6 +181,7 @@ def register(slug: str):
         if confirming:
             seats = services.seats_left(db.session, event)
             form.attendance_mode.choices = _mode_choices(event, seats)
+            form.fee_category.choices = _category_choices(event, categories)
         return (
             render_template(
                 "registration/register.html",
