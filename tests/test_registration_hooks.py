@@ -27,6 +27,7 @@ class DinnerPlugin:
 
     def __init__(self):
         self.changes = []
+        self.refusal = ""  # a test sets it: registration_changed then refuses the change
 
     @hookimpl
     def registration_fields(self, event):
@@ -58,6 +59,10 @@ class DinnerPlugin:
 
     @hookimpl
     def registration_changed(self, registration, old, new):
+        if self.refusal:
+            from portal.registration.errors import RegistrationError
+
+            raise RegistrationError(self.refusal)
         self.changes.append((registration.event_id, old, new))
 
 
@@ -236,3 +241,44 @@ def test_disabling_the_plugin_stops_its_hooks(app, two_events, plugin):
         assert services.registration_fields(event) == []
         services.register(s, event, f.person(s), mode="onsite", privacy_accepted=True)
         assert plugin.changes == []
+
+
+def test_a_hook_refusing_the_change_leaves_no_row_behind(app, client, two_events, plugin):
+    """The registration, its audit entry, ticket and mail are written with plain INSERTs
+    before the ``registration_changed`` hooks run: a hook that refuses the change rolls all
+    of them back, the form is shown again with the message, and a second try works."""
+    from portal.audit import AuditEntry
+    from portal.mail.models import OutboxEmail
+    from portal.tickets.models import Ticket
+
+    plugin.refusal = "The dinner list is closed (test)."
+    with_id, _without_id, user = two_events
+    with app.app_context():
+        slug = db.session.get(Event, with_id).slug
+    login(client, user)
+    form = {"attendance_mode": "onsite", "privacy": "y", "step": "confirm"}
+
+    def rows():
+        with app.app_context():
+            s = db.session
+            return [
+                s.scalar(sa.select(sa.func.count()).select_from(model))
+                for model in (Registration, Ticket, OutboxEmail)
+            ] + [
+                s.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(AuditEntry)
+                    .where(AuditEntry.subject_type == "registration")
+                )
+            ]
+
+    r = client.post(f"/en/events/{slug}/register", data=form)
+    assert r.status_code == 400
+    assert "The dinner list is closed (test)." in r.text
+    assert rows() == [0, 0, 0, 0]
+
+    plugin.refusal = ""
+    r = client.post(f"/en/events/{slug}/register", data=form)
+    assert r.status_code == 302 and "/my/registrations/" in r.headers["Location"]
+    assert rows() == [1, 1, 1, 1]
+    assert plugin.changes == [(with_id, None, S.confirmed)]
