@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g, has_request_context, request
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -52,6 +52,40 @@ def _give_indexes_their_dialect_options(table, connection, **_kw) -> None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_INSERTS: dict[sa.Table, sa.Insert] = {}
+
+
+def insert_now(session: Session, obj, **execution_options) -> None:
+    """Write a new ORM object with one plain ``INSERT`` at once, then put it into the session
+    as the persistent row it is (a registration and its ticket, under the event's lock: the
+    ORM's flush of them cost more than the rest of their writing; docs/performance.md).
+
+    Columns left None take their Python default; every column is then set on the object, so
+    nothing is read back. The caller sets the foreign keys (the ORM would copy them from the
+    relationships at its flush). ``execution_options`` go with the statement
+    (``pagecache.SCOPE_OPTION``).
+    """
+    table = type(obj).__table__
+    statement = _INSERTS.get(table)
+    if statement is None:
+        [key] = table.primary_key.columns
+        statement = _INSERTS[table] = sa.insert(table).returning(key)
+    values = {}
+    for column in table.columns:
+        if column.primary_key:
+            continue
+        value = getattr(obj, column.key)
+        default = column.default
+        if value is None and default is not None and (default.is_scalar or default.is_callable):
+            value = default.arg(None) if default.is_callable else default.arg
+        setattr(obj, column.key, value)
+        values[column.key] = value
+    pk = session.execute(statement, values, execution_options=execution_options).scalar_one()
+    setattr(obj, table.primary_key.columns[0].key, pk)
+    make_transient_to_detached(obj)
+    session.add(obj)
 
 
 class UTCDateTime(sa.TypeDecorator):

@@ -3,6 +3,7 @@ server (aiosmtpd), a live server for the browser tests, and small factories."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -265,19 +266,29 @@ def app(app_config, database_url):
     _empty_all_tables(database_url)
 
 
-def get_with_statements(app, client, path: str):
-    """GET ``path`` with ``client``: the response and the SQL statements the app ran for it."""
+@contextlib.contextmanager
+def recorded_statements(app, transactions: bool = True):
+    """The SQL statements the app runs inside the block, in a list filled as they run
+    (``transactions=False``: without BEGIN, COMMIT and ROLLBACK)."""
     engine = app.extensions["portal_db"]["engine"]
     statements: list[str] = []
+    control = () if transactions else ("BEGIN", "COMMIT", "ROLLBACK")
 
     def listener(conn, cursor, statement, *args):
-        statements.append(statement)
+        if not (control and statement.startswith(control)):
+            statements.append(statement)
 
     sa.event.listen(engine, "before_cursor_execute", listener)
     try:
-        response = client.get(path)
+        yield statements
     finally:
         sa.event.remove(engine, "before_cursor_execute", listener)
+
+
+def get_with_statements(app, client, path: str):
+    """GET ``path`` with ``client``: the response and the SQL statements the app ran for it."""
+    with recorded_statements(app) as statements:
+        response = client.get(path)
     return response, statements
 
 

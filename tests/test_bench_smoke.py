@@ -9,28 +9,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import sqlalchemy as sa
-
 from portal.db import db, utcnow
 from portal.events.models import EventStatus
 from portal.i18n import BilingualText
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from tests import factories as f
+from tests.conftest import recorded_statements
 
 
 def _count_queries(app, client, path: str) -> int:
-    engine = app.extensions["portal_db"]["engine"]
-    statements: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
-            statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with recorded_statements(app, transactions=False) as statements:
         response = client.get(path)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
     assert response.status_code == 200, path
     return len(statements)
 

@@ -14,6 +14,7 @@ from portal.i18n import BilingualText
 from portal.registration import services
 from portal.registration.models import FeeCategory, Registration, RegistrationState
 from tests import factories as f
+from tests.conftest import recorded_statements
 
 S = RegistrationState
 
@@ -389,18 +390,8 @@ def _fill(app, setup, n: int) -> None:
 
 
 def _count_queries(app, fn) -> int:
-    statements = []
-    engine = app.extensions["portal_db"]["engine"]
-
-    def listener(conn, cursor, statement, *args):
-        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
-            statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with recorded_statements(app, transactions=False) as statements:
         fn()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
     return len(statements)
 
 

@@ -111,11 +111,6 @@ def event_with_programme(session: Session, slug: str) -> Event | None:
     )
 
 
-def event_for_page(session: Session, slug: str) -> Event | None:
-    """The event of the event page (its programme is a kept part, loaded when rendered)."""
-    return event_by_slug(session, slug)
-
-
 def event_summary(session: Session, slug: str):
     """The event's id and status by its address: one light query (no ORM objects)."""
     return session.execute(sa.select(Event.id, Event.status).where(Event.slug == slug)).first()

@@ -77,7 +77,7 @@ def event_page(slug: str):
 
 
 def _event_content(slug: str) -> tuple[int, str, str]:
-    event = services.event_for_page(db.session, slug)
+    event = services.event_by_slug(db.session, slug)  # the programme: a kept part
     if event is None or not services.can_view(event, current_user):
         abort(404)
     fresh_until(event.starts_at)

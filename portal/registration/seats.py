@@ -61,41 +61,34 @@ def taken_seats(
     return session.scalar(stmt) or 0
 
 
-def _seat_counts_statement() -> sa.Select:
+def _total(condition):
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+def _counts_in_mode(first) -> sa.Select:
+    """``first``, seats taken and people waiting in one event's mode (bound parameters
+    ``event_id``, ``mode``, ``now``), in one statement."""
     R = Registration
-    holds = _holds_seat(sa.bindparam("now"))
-
-    def total(condition):
-        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
-
     return sa.select(
-        total(holds),
-        total(sa.and_(holds, R.id == sa.bindparam("registration_id"))),
-        total(R.state == S.waitlisted),
+        first, _total(_holds_seat(sa.bindparam("now"))), _total(R.state == S.waitlisted)
     ).where(R.event_id == sa.bindparam("event_id"), R.attendance_mode == sa.bindparam("mode"))
 
 
-_SEAT_COUNTS = _seat_counts_statement()  # built once: it runs in every registration
-
-
-def _signup_counts_statement() -> sa.Select:
-    R = Registration
-    holds = _holds_seat(sa.bindparam("now"))
-
-    def total(condition):
-        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
-
-    person_row = (
-        sa.select(R.id)
-        .where(R.event_id == sa.bindparam("event_id"), R.person_id == sa.bindparam("person_id"))
-        .scalar_subquery()
+_SEAT_COUNTS = _counts_in_mode(
+    _total(
+        sa.and_(
+            _holds_seat(sa.bindparam("now")), Registration.id == sa.bindparam("registration_id")
+        )
     )
-    return sa.select(person_row, total(holds), total(R.state == S.waitlisted)).where(
-        R.event_id == sa.bindparam("event_id"), R.attendance_mode == sa.bindparam("mode")
+)  # built once: it runs in every registration (own seat, taken, waiting)
+_SIGNUP_COUNTS = _counts_in_mode(
+    sa.select(Registration.id)
+    .where(
+        Registration.event_id == sa.bindparam("event_id"),
+        Registration.person_id == sa.bindparam("person_id"),
     )
-
-
-_SIGNUP_COUNTS = _signup_counts_statement()
+    .scalar_subquery()
+)  # the person's row for the event, taken, waiting
 
 
 def signup_counts(
@@ -120,11 +113,11 @@ def seat_counts(
 ) -> tuple[int, int, int]:
     """In one statement: seats taken in ``mode``, how many of them ``registration_id`` holds
     (0 or 1), and people waiting in ``mode`` (the registration's own path: docs/performance.md)."""
-    row = session.execute(
+    own, taken, waiting = session.execute(
         _SEAT_COUNTS,
         {"now": now, "registration_id": registration_id, "event_id": event.id, "mode": mode},
     ).one()
-    return int(row[0]), int(row[1]), int(row[2])
+    return int(taken), int(own), int(waiting)
 
 
 def seats_left(session: Session, event: Event, now: datetime | None = None) -> dict:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from portal import audit, plugins
-from portal.db import utcnow
+from portal.db import insert_now, utcnow
 from portal.events.models import Event
 from portal.i18n import LANGUAGES
 from portal.links import external_url
@@ -130,32 +129,17 @@ def _notify(
     )
 
 
-_INSERT = sa.insert(Registration.__table__).returning(Registration.__table__.c.id)
-
-
 def _insert(session: Session, registration: Registration, now: datetime) -> None:
-    """Write a new registration with one plain INSERT, then put it into the session as the
-    persistent row it is: the ORM's flush of it cost about a tenth of a registration's time,
-    under the event's lock (docs/performance.md). The event's pages are told (``SCOPE_OPTION``)."""
+    """Write a new registration with one plain INSERT that names its event
+    (``db.insert_now``, ``SCOPE_OPTION``: only the event's pages are rendered again)."""
     for relation, column in _RELATED:  # the foreign keys the ORM would copy at its flush
         related = getattr(registration, relation)
         if related is not None:
             setattr(registration, column, related.id)
     registration.created_at = registration.updated_at = now
-    for name, empty in (("answers", {}), ("price_lines", []), ("total_minor", 0)):
-        if getattr(registration, name) is None:
-            setattr(registration, name, empty)
-    values = {c.key: getattr(registration, c.key) for c in _INSERTED}
-    for key, value in values.items():  # every column loaded: nothing is read back later
-        setattr(registration, key, value)
-    registration.id = session.execute(
-        _INSERT, values, execution_options={SCOPE_OPTION: f"event:{registration.event_id}"}
-    ).scalar_one()
-    make_transient_to_detached(registration)
-    session.add(registration)
+    insert_now(session, registration, **{SCOPE_OPTION: f"event:{registration.event_id}"})
 
 
-_INSERTED = [c for c in Registration.__table__.columns if not c.primary_key]
 _RELATED = (
     ("event", "event_id"),
     ("person", "person_id"),

@@ -19,11 +19,11 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
+from sqlalchemy.orm import Session, joinedload
 
 from portal import audit, plugins
 from portal.accounts.models import Person, User
-from portal.db import utcnow
+from portal.db import insert_now, utcnow
 from portal.events.models import AttendanceMode, Event
 from portal.i18n import format_person_name, format_time
 from portal.mail.services import attachment_generator
@@ -59,27 +59,11 @@ def current_ticket(session: Session, registration: Registration) -> Ticket | Non
     )
 
 
-_INSERT = sa.insert(Ticket.__table__).returning(Ticket.__table__.c.id)
-
-
 def issue_ticket(session: Session, registration: Registration, *, actor=None) -> Ticket:
-    """A new valid ticket for the registration (does not revoke an existing one).
-
-    Written with a plain INSERT (it happens under the event's lock when a registration is
-    confirmed: docs/performance.md), then put into the session as the persistent row it is."""
-    ticket = Ticket(
-        registration_id=registration.id, token=new_token(), created_at=utcnow(), revoked_at=None
-    )
-    ticket.id = session.execute(
-        _INSERT,
-        {
-            "registration_id": ticket.registration_id,
-            "token": ticket.token,
-            "created_at": ticket.created_at,
-        },
-    ).scalar_one()
-    make_transient_to_detached(ticket)
-    session.add(ticket)
+    """A new valid ticket for the registration (does not revoke an existing one); written at
+    once with a plain INSERT (``db.insert_now``: it happens under the event's lock)."""
+    ticket = Ticket(registration_id=registration.id, token=new_token())
+    insert_now(session, ticket)
     return ticket
 
 
