@@ -3,7 +3,8 @@
 For SQLite (a file in a temporary folder) and for PostgreSQL 15 (a private server started
 here), this script creates the schema from the models, opens one on-site event with 280 seats
 and a free fee category, makes 400 verified accounts, and starts the portal with gunicorn
-(``portal.app:create_app()``, 4 sync workers, as docs/operations.md runs it in production) on
+(``portal.app:create_app()``, one sync worker per core, as docs/operations.md runs it in
+production; ``--workers`` to try others) on
 127.0.0.1, with a private ``redis-server`` as the shared cache, as in production (``--cache
 file``, or no ``redis-server`` installed: ``make run``'s file cache; the figures say which).
 Then 400 clients act as 400 browsers:
@@ -25,6 +26,7 @@ exit status is 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -260,14 +262,20 @@ def run_one(
     return result
 
 
+def default_workers() -> int:
+    """Production's web workers: one sync worker per core (docs/operations.md, "Web workers")."""
+    return os.cpu_count() or 2
+
+
 def run(
     databases=("sqlite", "postgresql"),
     people: int = 400,
     seats: int = 280,
-    workers: int = 4,
+    workers: int | None = None,
     threads: int = 1,
     cache: str = "redis",
 ) -> list[RushResult]:
+    workers = workers or default_workers()
     results = []
     for database in databases:
         tmp = Path(tempfile.mkdtemp(prefix=f"portal-rush-{database}-"))
@@ -369,7 +377,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=400)
     parser.add_argument("--seats", type=int, default=280)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="gunicorn workers (default: one per core, as in production)",
+    )
     parser.add_argument(
         "--threads", type=int, default=1, help="threads per gunicorn worker (1: sync workers)"
     )
