@@ -48,6 +48,7 @@ TARGETS = {
     ("home page", "cached"): 0.60,
     ("series page", "cached"): 0.60,
     ("speaker directory", "cached"): 0.60,
+    ("timetable", "cached"): 0.60,
     ("event, logged in", "cached"): 0.25,
 }
 # Targets in milliseconds of CPU per request.
@@ -76,6 +77,7 @@ def cpu_pages(event_slug: str, series_slug: str) -> list[CpuPage]:
         CpuPage("home page", "/ja/"),
         CpuPage("series page", f"/ja/series/{series_slug}/"),
         CpuPage("speaker directory", "/ja/speakers/"),
+        CpuPage("timetable", f"/ja/events/{event_slug}/programme/"),
         CpuPage("registration form", f"/ja/events/{event_slug}/register", "member"),
         CpuPage("registration list", f"{org}/registrations/", "organiser"),
         CpuPage("organiser dashboard", f"{org}/", "organiser"),

@@ -47,6 +47,7 @@ TARGETS = {
     "home page": 0.60,
     "series page": 0.60,
     "speaker directory": 0.60,
+    "timetable": 0.60,
     "event, logged in": 0.25,
 }
 MAX_WORKER_RSS_MB = 80  # issue 14: resident memory of one gunicorn worker
@@ -111,6 +112,7 @@ def pages_for(data: PagesData) -> list[Page]:
         Page("home page", "/ja/"),
         Page("series page", f"/ja/series/{data.series_slug}/"),
         Page("speaker directory", "/ja/speakers/"),
+        Page("timetable", f"/ja/events/{data.event_slug}/programme/"),
         Page("registration form", f"/ja/events/{data.event_slug}/register", logged_in=True),
         Page("ceiling", "/bench/ceiling"),
     ]

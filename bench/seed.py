@@ -234,6 +234,46 @@ def seed_pages(
         app.extensions["portal_db"]["engine"].dispose()
 
 
+def _programme(session: Session, event: Event) -> None:
+    """A study-group meeting's timetable (the timetable page): opening, the talks in one
+    session, a break, the discussion and the exchange meeting."""
+    from portal.programme.models import ItemKind, ProgrammeItem, TalkPlacement
+
+    if session.scalar(sa.select(sa.func.count()).where(ProgrammeItem.event_id == event.id)):
+        return
+    talks = list(
+        session.scalars(
+            sa.select(Talk).where(Talk.event_id == event.id).order_by(Talk.position, Talk.id)
+        )
+    )
+    start = event.starts_at
+    talks_end = start + timedelta(minutes=10 + 50 * len(talks))
+
+    def item(kind, ja, en, begins, ends):
+        row = ProgrammeItem(
+            event_id=event.id,
+            kind=kind,
+            title=BilingualText(ja=ja, en=en),
+            room="A",
+            starts_at=begins,
+            ends_at=ends,
+        )
+        session.add(row)
+        return row
+
+    item(ItemKind.other, "開会挨拶", "Opening", start, start + timedelta(minutes=10))
+    lectures = item(ItemKind.session, "講演", "Lectures", start + timedelta(minutes=10), talks_end)
+    item(ItemKind.break_, "休憩", "Break", talks_end, talks_end + timedelta(minutes=15))
+    discussion = talks_end + timedelta(minutes=15)
+    item(ItemKind.other, "総合討論", "Discussion", discussion, discussion + timedelta(minutes=30))
+    reception = discussion + timedelta(minutes=40)
+    item(
+        ItemKind.reception, "交流会", "Exchange meeting", reception, reception + timedelta(hours=2)
+    )
+    session.flush()
+    session.add_all(TalkPlacement(talk_id=t.id, item_id=lectures.id) for t in talks)
+
+
 def _seed_pages(engine, registrations, talks, past_events, plugins) -> PagesData:
     now = utcnow()
     with Session(engine) as session:
@@ -267,6 +307,8 @@ def _seed_pages(engine, registrations, talks, past_events, plugins) -> PagesData
                     ends_at=event.starts_at + timedelta(minutes=55 + 50 * (i - 1)),
                 )
             )
+        session.flush()
+        _programme(session, event)
         categories = list(
             session.scalars(
                 sa.select(FeeCategory)

@@ -1,8 +1,8 @@
 """The pages `make bench` measures issue the same number of SQL queries as data grows.
 
-Event page (visitor and logged in), home page, series page and registration form, with 10 and
-with 200 registrations and past meetings (bench/pages.py shows 10 against 1,000 on the
-benchmark's data).
+Event page (visitor and logged in), home page, series page, timetable and registration form,
+with 10 and with 200 registrations and past meetings (bench/pages.py shows 10 against 1,000 on
+the benchmark's data).
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def test_query_counts_stay_flat_on_the_benchmarked_pages(app, client):
         "event page, logged in": (member_client, f"/ja/events/{slug}/"),
         "home page": (client, "/ja/"),
         "series page": (client, f"/ja/series/{series_slug}/"),
+        "timetable": (client, f"/ja/events/{slug}/programme/"),
         "registration form": (member_client, f"/ja/events/{slug}/register"),
     }
 
