@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from inspect import iscoroutinefunction
+from types import FunctionType
+
 from flask import Flask, abort, g, redirect, request, url_for
 from flask_wtf.csrf import CSRFError
 
@@ -14,8 +17,26 @@ from portal.params import int_or_none
 __all__ = ["babel", "create_app", "csrf", "login_manager"]  # old import path of the extensions
 
 
+class Portal(Flask):
+    """Flask, asking once per function whether it is ``async def``: Flask asks for the view
+    and every request hook, context processor and teardown on each request (about 25 times,
+    ~150 Python calls a page); a function's kind does not change."""
+
+    def ensure_sync(self, func):
+        if type(func) is FunctionType:
+            plain = _PLAIN.get(func)
+            if plain is None:
+                plain = _PLAIN[func] = not iscoroutinefunction(func)
+            if plain:
+                return func
+        return super().ensure_sync(func)
+
+
+_PLAIN: dict = {}  # function -> True when it is a plain ``def`` (Portal.ensure_sync)
+
+
 def create_app(overrides: dict | None = None) -> Flask:
-    app = Flask(__name__, instance_path=str(portal_config.INSTANCE))
+    app = Portal(__name__, instance_path=str(portal_config.INSTANCE))
     app.config.update(portal_config.load(overrides))
     from portal import params, security
 
