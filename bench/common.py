@@ -80,13 +80,14 @@ class Client:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         return headers, body
 
-    def encoded(self, method: str, path: str, fields: list | dict | None = None) -> bytes:
-        """The bytes of the request ``request`` would send (for ``send_at_once``)."""
+    def encoded(self, method: str, path: str, fields: list | dict | None = None) -> Outgoing:
+        """The request ``request`` would send, as bytes for its port (for ``send_at_once``)."""
         headers, body = self._headers_and_body(fields)
         if body is not None:
             headers["Content-Length"] = str(len(body))
         head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        return f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + (body or b"")
+        data = f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + (body or b"")
+        return Outgoing(self.port, data)
 
     def request(self, method: str, path: str, fields: list | dict | None = None) -> Response:
         headers, body = self._headers_and_body(fields)
@@ -121,6 +122,14 @@ class Client:
 
     def post(self, path: str, fields) -> Response:
         return self.request("POST", path, fields)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One request's bytes and the port on 127.0.0.1 they go to (``Client.encoded``)."""
+
+    port: int
+    data: bytes
 
 
 @dataclass
@@ -177,7 +186,7 @@ class _Exchange:
         return Answer(status=status, location=location, seconds=seconds)
 
 
-def send_at_once(port: int, requests: dict, timeout: float) -> dict:
+def send_at_once(requests: dict, timeout: float) -> dict:
     """Send every request (``{key: Client.encoded(...)}``) at the same moment, each on its own
     connection, from one thread with non-blocking sockets, and return ``{key: Answer}``.
 
@@ -191,9 +200,9 @@ def send_at_once(port: int, requests: dict, timeout: float) -> dict:
     for key, request in requests.items():
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
-        exchange = _Exchange(request)
+        exchange = _Exchange(request.data)
         exchange.started = time.perf_counter()
-        sock.connect_ex((HOST, port))
+        sock.connect_ex((HOST, request.port))
         selector.register(sock, selectors.EVENT_WRITE)
         exchanges[sock] = (key, exchange)
 

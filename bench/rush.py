@@ -204,7 +204,7 @@ def run_one(
             requests = {pid: c.encoded("POST", path, f) for pid, (c, f) in prepared.items()}
             cpu_before = (server.worker_cpu_seconds(), database_cpu(), time.process_time())
             started = time.monotonic()
-            answers = send_at_once(server.port, requests, FIRE_TIMEOUT)
+            answers = send_at_once(requests, FIRE_TIMEOUT)
             result.fire_s = time.monotonic() - started
             cpu_after = (server.worker_cpu_seconds(), database_cpu(), time.process_time())
             per_post = [

@@ -63,7 +63,7 @@ def test_every_request_gets_its_own_answer(server):
     requests = {n: c.encoded("POST", "/redirect", [("who", str(n))]) for n, c in clients.items()}
     requests["page"] = clients[7].encoded("POST", "/page", [("x", "1")])
 
-    answers = send_at_once(server, requests, timeout=30)
+    answers = send_at_once(requests, timeout=30)
 
     assert set(answers) == set(requests)
     for n in clients:
@@ -79,11 +79,11 @@ def test_a_closed_connection_and_a_closed_port_are_errors(server):
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         closed_port = unused.getsockname()[1]
-    answers = send_at_once(server, {"drop": client.encoded("POST", "/drop", [("a", "b")])}, 10)
+    answers = send_at_once({"drop": client.encoded("POST", "/drop", [("a", "b")])}, 10)
     assert answers["drop"].status is None
     assert answers["drop"].error.startswith("incomplete answer")
 
-    refused = send_at_once(closed_port, {"x": Client(closed_port).encoded("GET", "/")}, 10)
+    refused = send_at_once({"x": Client(closed_port).encoded("GET", "/")}, 10)
     assert refused["x"].status is None and "Connection refused" in refused["x"].error
 
 
@@ -92,5 +92,5 @@ def test_a_server_that_never_answers_runs_out_of_time():
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # accepts connections, reads nothing, answers nothing
         port = silent.getsockname()[1]
-        answers = send_at_once(port, {"x": Client(port).encoded("POST", "/", [("a", "b")])}, 1.5)
+        answers = send_at_once({"x": Client(port).encoded("POST", "/", [("a", "b")])}, 1.5)
     assert answers["x"].status is None and answers["x"].error == "no answer in time"
