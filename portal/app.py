@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inspect import iscoroutinefunction
+from inspect import CO_COROUTINE
 from types import FunctionType
 
 from flask import Flask, abort, g, redirect, request, url_for
@@ -18,21 +18,18 @@ __all__ = ["babel", "create_app", "csrf", "login_manager"]  # old import path of
 
 
 class Portal(Flask):
-    """Flask, asking once per function whether it is ``async def``: Flask asks for the view
-    and every request hook, context processor and teardown on each request (about 25 times,
-    ~150 Python calls a page); a function's kind does not change."""
+    """Flask that sees at once that a plain function is not ``async def``: Flask asks for the
+    view and every request hook, context processor and teardown on each request (about 25
+    times, ~150 Python calls a page); a plain function's code flags say it in one look."""
 
     def ensure_sync(self, func):
-        if type(func) is FunctionType:
-            plain = _PLAIN.get(func)
-            if plain is None:
-                plain = _PLAIN[func] = not iscoroutinefunction(func)
-            if plain:
-                return func
+        if (
+            type(func) is FunctionType
+            and not func.__code__.co_flags & CO_COROUTINE
+            and not hasattr(func, "_is_coroutine_marker")  # inspect.markcoroutinefunction
+        ):
+            return func
         return super().ensure_sync(func)
-
-
-_PLAIN: dict = {}  # function -> True when it is a plain ``def`` (Portal.ensure_sync)
 
 
 def create_app(overrides: dict | None = None) -> Flask:

@@ -1,4 +1,4 @@
-"""Portal asks once per function whether a view or hook is ``async def`` (Portal.ensure_sync)
+"""Portal sees at once that a plain view or hook is not ``async def`` (Portal.ensure_sync)
 and otherwise answers as Flask does."""
 
 from __future__ import annotations
@@ -8,17 +8,15 @@ import functools
 import pytest
 from flask import Flask
 
-from portal.app import _PLAIN, Portal
+from portal.app import Portal
 
 
-def test_a_plain_function_is_returned_as_it_is_and_asked_about_once(app):
+def test_a_plain_function_is_returned_as_it_is(app):
     assert isinstance(app, Portal)
 
     def view():
         return "ok"
 
-    assert app.ensure_sync(view) is view
-    assert _PLAIN[view] is True
     assert app.ensure_sync(view) is view
 
 
@@ -34,7 +32,6 @@ def test_async_functions_and_other_callables_get_flasks_answer(app):
     else:
         assert app.ensure_sync(coroutine_view) is not coroutine_view
         assert callable(expected)
-    assert _PLAIN[coroutine_view] is False
 
     partial = functools.partial(lambda x: x, 1)
     assert app.ensure_sync(partial) is partial  # not a function: Flask's own check
