@@ -132,16 +132,6 @@ class Outgoing:
     data: bytes
 
 
-@dataclass
-class Answer:
-    """What ``send_at_once`` saw of one request: status, Location, seconds, or the error."""
-
-    status: int | None = None
-    location: str = ""
-    seconds: float | None = None
-    error: str = ""
-
-
 class _Exchange:
     def __init__(self, request: bytes):
         self.out = memoryview(request)
@@ -170,25 +160,20 @@ class _Exchange:
             and len(self.data) - self.body_at >= self.length
         )
 
-    def answer(self, seconds: float) -> Answer:
+    def response(self, seconds: float) -> Response | str:
+        """The answer as a ``Response``, or what went wrong (a str)."""
         if not self.head_done():
-            return Answer(error=f"incomplete answer: {bytes(self.data[:80])!r}")
-        head = bytes(self.data[: self.body_at]).decode("latin-1").split("\r\n")
-        status = int(head[0].split()[1])
-        location = next(
-            (
-                v.strip()
-                for k, _, v in (h.partition(":") for h in head[1:])
-                if k.strip().lower() == "location"
-            ),
-            "",
-        )
-        return Answer(status=status, location=location, seconds=seconds)
+            return f"incomplete answer: {bytes(self.data[:80])!r}"
+        lines = bytes(self.data[: self.body_at - 4]).decode("latin-1").split("\r\n")
+        headers = [(k.strip(), v.strip()) for k, _, v in (h.partition(":") for h in lines[1:])]
+        body = bytes(self.data[self.body_at :]).decode("utf-8", "replace")
+        return Response(int(lines[0].split()[1]), headers, body, seconds)
 
 
 def send_at_once(requests: dict, timeout: float) -> dict:
     """Send every request (``{key: Client.encoded(...)}``) at the same moment, each on its own
-    connection, from one thread with non-blocking sockets, and return ``{key: Answer}``.
+    connection, from one thread with non-blocking sockets, and return ``{key: answer}``: its
+    ``Response``, or what went wrong as a str (no answer in time, a refused connection…).
 
     The seconds of an answer run from the connection's start to the last byte of the answer.
     One thread costs the machine far less CPU than a thread per browser would: the server the
@@ -206,7 +191,7 @@ def send_at_once(requests: dict, timeout: float) -> dict:
         selector.register(sock, selectors.EVENT_WRITE)
         exchanges[sock] = (key, exchange)
 
-    def finish(sock: socket.socket, answer: Answer) -> None:
+    def finish(sock: socket.socket, answer: Response | str) -> None:
         key, _ = exchanges.pop(sock)
         selector.unregister(sock)
         sock.close()
@@ -217,7 +202,7 @@ def send_at_once(requests: dict, timeout: float) -> dict:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             for sock in list(exchanges):
-                finish(sock, Answer(error="no answer in time"))
+                finish(sock, "no answer in time")
             break
         for selected, mask in selector.select(timeout=min(remaining, 1.0)):
             sock = selected.fileobj
@@ -233,12 +218,12 @@ def send_at_once(requests: dict, timeout: float) -> dict:
                     continue
                 chunk = sock.recv(65536)
             except OSError as exc:
-                finish(sock, Answer(error=repr(exc)))
+                finish(sock, repr(exc))
                 continue
             if chunk:
                 exchange.data += chunk
             if not chunk or exchange.complete():
-                finish(sock, exchange.answer(time.perf_counter() - exchange.started))
+                finish(sock, exchange.response(time.perf_counter() - exchange.started))
     selector.close()
     return answers
 

@@ -214,9 +214,11 @@ def run_one(
             result.worker_cpu_ms, result.database_cpu_ms, result.client_cpu_ms = per_post
             for pid, answer in answers.items():
                 outcome = outcomes[pid]
-                outcome.status, outcome.location = answer.status, answer.location
-                outcome.seconds = answer.seconds
-                outcome.error = f"post: {answer.error}"[:200] if answer.error else ""
+                if isinstance(answer, str):
+                    outcome.error = f"post: {answer}"[:200]
+                else:
+                    outcome.status, outcome.seconds = answer.status, answer.seconds
+                    outcome.location = answer.header("Location") or ""
             if any(o.error or (o.status or 0) >= 500 for o in outcomes.values()):
                 result.error_samples.append(server.log_tail(10))
 
